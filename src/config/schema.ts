@@ -1,0 +1,167 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { DATATYPES } from '../tensor/datatypes.js';
+
+/**
+ * The one configuration schema. Gateway, node and model-repository files are
+ * JSON validated here; paths are resolved against the file's own directory.
+ */
+const port = z.number().int().min(0).max(65535);
+const host = z.string().min(1);
+const listener = (defaultHost: string) => z.strictObject({ host: host.default(defaultHost), port });
+
+function schemas(baseDir: string) {
+  const filePath = z.string().min(1).transform((p) => resolve(baseDir, p));
+
+  const serverTls = z.strictObject({
+    cert: filePath,
+    key: filePath,
+    /** CA bundle that client certificates must chain to. */
+    ca: filePath,
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  });
+  const clientTls = z.strictObject({ cert: filePath, key: filePath, ca: filePath });
+
+  const breaker = z.strictObject({
+    /** A call slower than this counts as a failure (ms); the request's own deadline still applies. */
+    timeoutMs: z.number().int().positive().default(10_000),
+    errorThresholdPercentage: z.number().min(1).max(100).default(50),
+    volumeThreshold: z.number().int().min(0).default(5),
+    resetTimeoutMs: z.number().int().positive().default(5_000),
+    rollingCountTimeoutMs: z.number().int().positive().default(10_000),
+  });
+
+  const healthCheck = z.strictObject({
+    intervalMs: z.number().int().positive().default(1_000),
+    timeoutMs: z.number().int().positive().default(500),
+  });
+
+  const jwks = z.union([
+    z.strictObject({ file: filePath }),
+    z.strictObject({
+      url: z.url({ protocol: /^https$/ }),
+      /** CA bundle for the JWKS server when it is not publicly trusted. */
+      ca: filePath.optional(),
+      cacheMaxAgeMs: z.number().int().positive().default(600_000),
+      /** Minimum time between refetches triggered by an unknown kid. */
+      cooldownMs: z.number().int().positive().default(30_000),
+    }),
+  ]);
+
+  const asymmetricAlg = z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']);
+
+  const issuer = z.strictObject({
+    issuer: z.string().min(1),
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    jwks,
+    algorithms: z.array(asymmetricAlg).min(1).default(['RS256', 'RS384', 'PS256', 'ES256', 'ES384', 'EdDSA']),
+    /** Dot path of the roles claim, e.g. "roles" or "realm_access.roles". */
+    rolesClaim: z.string().min(1).default('roles'),
+    clockSkewSeconds: z.number().int().min(0).max(300).default(60),
+    /** Tokens older than this (by iat) are refused. */
+    maxTokenAgeSeconds: z.number().int().positive().default(3_600),
+    /** When true every token must carry cnf.x5t#S256 matching the client certificate (RFC 8705). */
+    requireCertificateBinding: z.boolean().default(false),
+  });
+
+  const modelRoute = z.strictObject({
+    pool: z.string().min(1),
+    /** Deny by default: only principals holding one of these roles may call the model. */
+    allowRoles: z.array(z.string().min(1)).default([]),
+  });
+
+  const gateway = z.strictObject({
+    gateway: z.strictObject({
+      name: z.string().min(1).default('cdsgate'),
+      rest: listener('127.0.0.1').extend({ bodyLimitBytes: z.number().int().positive().default(8 * 1024 * 1024) }),
+      grpc: listener('127.0.0.1').extend({ maxMessageBytes: z.number().int().positive().default(8 * 1024 * 1024) }),
+      admin: listener('127.0.0.1'),
+      tls: serverTls,
+      /** The gateway's own client identity toward nodes. */
+      nodeClientTls: clientTls,
+      defaultTimeoutMs: z.number().int().positive().default(10_000),
+    }),
+    auth: z.strictObject({ issuers: z.array(issuer).min(1) }),
+    nodes: z.array(z.strictObject({
+      id: z.string().min(1),
+      address: z.string().regex(/^[^:]+:\d+$/, 'expected host:port'),
+      /** Name the node's certificate must carry (SAN), checked on every connection. */
+      serverName: z.string().min(1),
+    })).min(1),
+    pools: z.record(z.string().min(1), z.strictObject({
+      nodes: z.array(z.string().min(1)).min(1),
+      breaker: breaker.default(breaker.parse({})),
+      healthCheck: healthCheck.default(healthCheck.parse({})),
+    })),
+    models: z.record(z.string().min(1), modelRoute),
+    logging: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  }).superRefine((cfg, ctx) => {
+    const nodeIds = new Set(cfg.nodes.map((n) => n.id));
+    for (const [poolName, pool] of Object.entries(cfg.pools)) {
+      pool.nodes.forEach((id, i) => {
+        if (!nodeIds.has(id)) ctx.addIssue({ code: 'custom', path: ['pools', poolName, 'nodes', i], message: `unknown node "${id}"` });
+      });
+    }
+    for (const [modelName, route] of Object.entries(cfg.models)) {
+      if (!(route.pool in cfg.pools)) ctx.addIssue({ code: 'custom', path: ['models', modelName, 'pool'], message: `unknown pool "${route.pool}"` });
+    }
+  });
+
+  const node = z.strictObject({
+    node: z.strictObject({
+      id: z.string().min(1),
+      grpc: listener('127.0.0.1'),
+      rest: listener('127.0.0.1'),
+      admin: listener('127.0.0.1'),
+      tls: serverTls,
+      /**
+       * Certificate identities (SAN URI or DNS, or subject CN) allowed to call
+       * this node. The CA alone is not enough: applications share the CA.
+       */
+      allowedClients: z.array(z.string().min(1)).min(1),
+      modelRepository: filePath,
+      /** Models to load; all in the repository when omitted. */
+      models: z.array(z.string().min(1)).optional(),
+      executionProvider: z.enum(['auto', 'cuda', 'cpu']).default('auto'),
+      deviceId: z.number().int().min(0).default(0),
+      /** Worker threads, each with its own sessions; workers × intraOpThreads should not exceed cores. */
+      workers: z.number().int().min(1).max(64).default(1),
+      intraOpThreads: z.number().int().min(1).max(64).default(1),
+      /** Tasks waiting for a worker beyond this are refused (RESOURCE_EXHAUSTED). */
+      maxQueue: z.number().int().min(1).default(256),
+      maxMessageBytes: z.number().int().positive().default(64 * 1024 * 1024),
+    }),
+    logging: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  });
+
+  return { gateway, node };
+}
+
+const tensorSpec = z.strictObject({
+  name: z.string().min(1),
+  datatype: z.enum(DATATYPES),
+  /** -1 marks a variable dimension (the batch dimension first). */
+  shape: z.array(z.number().int().min(-1)).min(1),
+  labels: z.array(z.string()).optional(),
+});
+
+export const modelConfigSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'lowercase letters, digits, "_", "." and "-"'),
+  platform: z.literal('onnx_onnxv1'),
+  description: z.string().optional(),
+  maxBatchSize: z.number().int().min(1),
+  inputs: z.array(tensorSpec).min(1),
+  outputs: z.array(tensorSpec).min(1),
+  /** version → SHA-256 (hex) of <version>/model.onnx; a file that differs is refused. */
+  versions: z.record(z.string().regex(/^[1-9]\d*$/), z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+});
+
+export type GatewayConfig = z.output<ReturnType<typeof schemas>['gateway']>;
+export type NodeConfig = z.output<ReturnType<typeof schemas>['node']>;
+export type ModelConfig = z.output<typeof modelConfigSchema>;
+export type TensorSpec = z.output<typeof tensorSpec>;
+export type IssuerConfig = GatewayConfig['auth']['issuers'][number];
+export type PoolConfig = GatewayConfig['pools'][string];
+
+export const gatewaySchema = (baseDir: string) => schemas(baseDir).gateway;
+export const nodeSchema = (baseDir: string) => schemas(baseDir).node;

@@ -1,0 +1,87 @@
+import { status as GrpcStatus } from '@grpc/grpc-js';
+
+/**
+ * Every stage rejects with a CdsError of one of these kinds; each door maps
+ * the kind to its own wire form here, so the mapping lives in one place.
+ */
+export type ErrorKind =
+  | 'invalid_argument'
+  | 'unauthenticated'
+  | 'permission_denied'
+  | 'not_found'
+  | 'payload_too_large'
+  | 'resource_exhausted'
+  | 'unavailable'
+  | 'deadline_exceeded'
+  | 'internal';
+
+export class CdsError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    /** Extra HTTP headers the REST door should send, e.g. WWW-Authenticate. */
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'CdsError';
+  }
+}
+
+export const invalid = (message: string): CdsError => new CdsError('invalid_argument', message);
+
+const HTTP_STATUS: Record<ErrorKind, number> = {
+  invalid_argument: 400,
+  unauthenticated: 401,
+  permission_denied: 403,
+  not_found: 404,
+  payload_too_large: 413,
+  resource_exhausted: 503,
+  unavailable: 503,
+  deadline_exceeded: 504,
+  internal: 500,
+};
+
+const GRPC_STATUS: Record<ErrorKind, GrpcStatus> = {
+  invalid_argument: GrpcStatus.INVALID_ARGUMENT,
+  unauthenticated: GrpcStatus.UNAUTHENTICATED,
+  permission_denied: GrpcStatus.PERMISSION_DENIED,
+  not_found: GrpcStatus.NOT_FOUND,
+  payload_too_large: GrpcStatus.RESOURCE_EXHAUSTED,
+  resource_exhausted: GrpcStatus.RESOURCE_EXHAUSTED,
+  unavailable: GrpcStatus.UNAVAILABLE,
+  deadline_exceeded: GrpcStatus.DEADLINE_EXCEEDED,
+  internal: GrpcStatus.INTERNAL,
+};
+
+export const httpStatusOf = (kind: ErrorKind): number => HTTP_STATUS[kind];
+export const grpcStatusOf = (kind: ErrorKind): GrpcStatus => GRPC_STATUS[kind];
+
+/** The reverse mapping, for errors a node (ours, Triton or KServe) sends back. */
+export function kindFromGrpcStatus(code: number): ErrorKind {
+  switch (code) {
+    case GrpcStatus.INVALID_ARGUMENT:
+    case GrpcStatus.OUT_OF_RANGE:
+    case GrpcStatus.FAILED_PRECONDITION:
+      return 'invalid_argument';
+    case GrpcStatus.NOT_FOUND:
+      return 'not_found';
+    case GrpcStatus.UNAUTHENTICATED:
+      return 'unauthenticated';
+    case GrpcStatus.PERMISSION_DENIED:
+      return 'permission_denied';
+    case GrpcStatus.RESOURCE_EXHAUSTED:
+      return 'resource_exhausted';
+    case GrpcStatus.DEADLINE_EXCEEDED:
+      return 'deadline_exceeded';
+    case GrpcStatus.UNAVAILABLE:
+    case GrpcStatus.CANCELLED:
+      return 'unavailable';
+    default:
+      return 'internal';
+  }
+}
+
+export function asCdsError(err: unknown): CdsError {
+  if (err instanceof CdsError) return err;
+  return new CdsError('internal', 'internal error');
+}
