@@ -81,7 +81,16 @@ export function kindFromGrpcStatus(code: number): ErrorKind {
   }
 }
 
+/** Anything unexpected becomes an opaque internal error for the client; the cause stays for our log. */
 export function asCdsError(err: unknown): CdsError {
   if (err instanceof CdsError) return err;
-  return new CdsError('internal', 'internal error');
+  const wrapped = new CdsError('internal', 'internal error');
+  wrapped.cause = err;
+  return wrapped;
+}
+
+/** What our own log may say about an internal error: its type and message, never request data. */
+export function internalCause(error: CdsError): { cause: string } | undefined {
+  if (error.kind !== 'internal' || !(error.cause instanceof Error)) return undefined;
+  return { cause: `${error.cause.name}: ${error.cause.message}` };
 }

@@ -71,9 +71,11 @@ export interface ModelMetadataResponse {
   platform: string;
   inputs: TensorMetadata[];
   outputs: TensorMetadata[];
+  /** cdsgate extension field 100. */
+  parameters?: Record<string, InferParameter>;
 }
 
-export interface ServerMetadataResponse { name: string; version: string; extensions: string[] }
+export interface ServerMetadataResponse { name: string; version: string; extensions: string[]; parameters?: Record<string, InferParameter> }
 export interface ModelRef { name: string; version?: string }
 export interface ServerLiveResponse { live: boolean }
 export interface ServerReadyResponse { ready: boolean }

@@ -18,8 +18,9 @@ export function tensorFromRaw(name: string, datatype: Datatype, shape: number[],
     throw invalid(`${at}: raw contents hold ${bytes.byteLength} bytes but ${datatype} shape ${JSON.stringify(shape)} needs ${expected}`);
   }
   // View in place when aligned; gRPC buffers are often slices at odd offsets, so copy then.
+  // (new Uint8Array(x) copies; Buffer#slice would only make another view.)
   const aligned = bytes.byteOffset % ctor.BYTES_PER_ELEMENT === 0;
-  const source = aligned ? bytes : bytes.slice();
+  const source = aligned ? bytes : new Uint8Array(bytes);
   const data = new ctor(source.buffer, source.byteOffset, count);
   if (datatype === 'BOOL') {
     for (let i = 0; i < data.length; i++) {

@@ -1,0 +1,122 @@
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { CdsError } from '../errors.js';
+import type { IssuerConfig } from '../config/schema.js';
+import { peerName, thumbprintsEqual, type PeerIdentity } from '../tls/peer.js';
+import { jwksFor } from './jwks.js';
+import type { Principal } from './principal.js';
+
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
+
+function unauthenticated(description: string, error: 'invalid_request' | 'invalid_token' = 'invalid_token'): CdsError {
+  const safe = description.replace(/["\\]/g, "'");
+  return new CdsError('unauthenticated', description, {
+    'www-authenticate': `Bearer realm="cdsgate", error="${error}", error_description="${safe}"`,
+  });
+}
+
+interface TrustedIssuer { config: IssuerConfig; keys: JWTVerifyGetKey }
+
+/**
+ * Verifies the bearer token against the issuer it names (which must be
+ * configured), with that issuer's JWKS, audience, algorithm allow-list and
+ * clock skew; then checks an RFC 8705 certificate binding, and builds the
+ * principal. It never reads the request payload.
+ */
+export class Authenticator {
+  private readonly issuers = new Map<string, TrustedIssuer>();
+
+  constructor(configs: IssuerConfig[]) {
+    for (const config of configs) this.issuers.set(config.issuer, { config, keys: jwksFor(config.jwks) });
+  }
+
+  async authenticate(authorization: string | undefined, peer: PeerIdentity | undefined): Promise<Principal> {
+    if (!peer) throw unauthenticated('a verified client certificate is required', 'invalid_request');
+    if (!authorization) throw unauthenticated('missing Authorization: Bearer token', 'invalid_request');
+    const token = BEARER.exec(authorization)?.[1];
+    if (!token) throw unauthenticated('Authorization must be "Bearer <JWT>"', 'invalid_request');
+
+    let claimedIssuer: unknown;
+    try {
+      decodeProtectedHeader(token);
+      claimedIssuer = decodeJwt(token).iss;
+    } catch {
+      throw unauthenticated('token is not a well-formed JWT');
+    }
+    const trusted = typeof claimedIssuer === 'string' ? this.issuers.get(claimedIssuer) : undefined;
+    if (!trusted) throw unauthenticated('token issuer is not trusted');
+    const { config } = trusted;
+
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, trusted.keys, {
+        issuer: config.issuer,
+        audience: config.audience,
+        algorithms: config.algorithms,
+        clockTolerance: config.clockSkewSeconds,
+        maxTokenAge: config.maxTokenAgeSeconds,
+        requiredClaims: ['exp', 'iat', 'sub'],
+      }));
+    } catch (err) {
+      throw unauthenticated(describeJoseError(err));
+    }
+
+    const bound = boundThumbprint(payload);
+    if (bound !== undefined && !thumbprintsEqual(bound, peer.thumbprint)) {
+      throw unauthenticated('token is bound to a different client certificate');
+    }
+    if (bound === undefined && config.requireCertificateBinding) {
+      throw unauthenticated('token must be bound to the client certificate (cnf.x5t#S256)');
+    }
+
+    return {
+      subject: payload.sub!,
+      issuer: config.issuer,
+      clientId: stringClaim(payload.azp) ?? stringClaim(payload.client_id),
+      roles: stringList(claimAt(payload, config.rolesClaim)),
+      scopes: stringList(payload.scope ?? payload.scp),
+      tokenId: stringClaim(payload.jti),
+      certificate: { name: peerName(peer), thumbprint: peer.thumbprint },
+      certificateBound: bound !== undefined,
+    };
+  }
+}
+
+function describeJoseError(err: unknown): string {
+  if (err instanceof errors.JWTExpired) return 'token has expired';
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf') return 'token is not yet valid';
+    if (err.claim === 'iat') return 'token issue time is in the future';
+    if (err.claim === 'aud') return 'token audience is not this gateway';
+    if (err.claim === 'iss') return 'token issuer is not trusted';
+    return `token claim "${err.claim}" is missing or invalid`;
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed) return 'token signing algorithm is not allowed';
+  if (err instanceof errors.JWKSNoMatchingKey) return 'token key id is not in the issuer key set';
+  if (err instanceof errors.JWSSignatureVerificationFailed) return 'token signature is invalid';
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JOSEError && err.code === 'ERR_JWKS_INVALID') return 'issuer key set is unavailable';
+  return 'token is invalid';
+}
+
+function boundThumbprint(payload: JWTPayload): string | undefined {
+  const cnf = payload.cnf as Record<string, unknown> | undefined;
+  const value = cnf?.['x5t#S256'];
+  return typeof value === 'string' ? value : undefined;
+}
+
+const stringClaim = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
+
+function claimAt(payload: JWTPayload, path: string): unknown {
+  let value: unknown = payload;
+  for (const part of path.split('.')) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+/** A claim that is an array of strings or a space-delimited string. */
+function stringList(value: unknown): string[] {
+  if (typeof value === 'string') return value.split(' ').filter(Boolean);
+  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
+  return [];
+}

@@ -1,0 +1,57 @@
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+
+/**
+ * A development token issuer: an ES256 key pair on disk and the JWKS the dev
+ * gateway config trusts. Production deployments point the gateway at their
+ * real identity provider's JWKS instead.
+ */
+export const DEV_ISSUER = 'https://issuer.dev.cdsgate.local';
+export const DEV_AUDIENCE = 'cdsgate';
+export const DEV_ALG = 'ES256';
+
+export interface DevIssuerFiles { privateJwk: string; jwks: string }
+
+export const devIssuerFiles = (dir: string): DevIssuerFiles => ({ privateJwk: join(dir, 'issuer-private.jwk.json'), jwks: join(dir, 'issuer-jwks.json') });
+
+export async function generateDevIssuer(dir: string): Promise<DevIssuerFiles> {
+  const files = devIssuerFiles(dir);
+  const { publicKey, privateKey } = await generateKeyPair(DEV_ALG, { extractable: true });
+  const publicJwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk);
+  const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: DEV_ALG, use: 'sig' };
+  writeFileSync(files.privateJwk, JSON.stringify(privateJwk), { mode: 0o600 });
+  chmodSync(files.privateJwk, 0o600);
+  writeFileSync(files.jwks, JSON.stringify({ keys: [{ ...publicJwk, kid, alg: DEV_ALG, use: 'sig' }] }, null, 2));
+  return files;
+}
+
+export interface MintOptions {
+  subject: string;
+  roles: string[];
+  ttlSeconds: number;
+  audience?: string;
+  issuer?: string;
+  /** Bind the token to a client certificate (RFC 8705 cnf.x5t#S256). */
+  certificateThumbprint?: string;
+  claims?: Record<string, unknown>;
+}
+
+export async function mintDevToken(privateJwkFile: string, options: MintOptions): Promise<string> {
+  const jwk = JSON.parse(readFileSync(privateJwkFile, 'utf8')) as JWK;
+  const key = await importJWK(jwk, DEV_ALG);
+  const jwt = new SignJWT({
+    ...options.claims,
+    roles: options.roles,
+    ...(options.certificateThumbprint ? { cnf: { 'x5t#S256': options.certificateThumbprint } } : {}),
+  })
+    .setProtectedHeader({ alg: DEV_ALG, kid: jwk.kid!, typ: 'JWT' })
+    .setSubject(options.subject)
+    .setIssuer(options.issuer ?? DEV_ISSUER)
+    .setAudience(options.audience ?? DEV_AUDIENCE)
+    .setIssuedAt()
+    .setJti(crypto.randomUUID())
+    .setExpirationTime(`${options.ttlSeconds}s`);
+  return jwt.sign(key);
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, loadGatewayConfig, loadNodeConfig } from '../config/load.js';
+import { createLogger, type Logger } from '../phi/logger.js';
+import { ProviderError } from '../node/provider.js';
+
+const HELP: Record<string, string> = {
+  main: `cdsgate — mTLS inference gateway for clinical decision support
+
+Usage: cdsgate <command> [options]
+
+Commands:
+  start     development mode: PKI, gateway and two nodes on loopback
+  gateway   run the gateway            (cdsgate gateway --config FILE)
+  node      run an inference node      (cdsgate node --config FILE)
+  certs     generate the development PKI and token issuer key
+  token     mint a development JWT
+
+Run "cdsgate <command> --help" for a command's options.`,
+  gateway: `Usage: cdsgate gateway --config FILE
+
+Runs the gateway: the REST and gRPC doors (mTLS only), authentication,
+authorization and routing to the nodes in FILE. Metrics on the admin port.`,
+  node: `Usage: cdsgate node --config FILE
+
+Runs one inference node (one per GPU): KServe v2 over gRPC and REST (mTLS,
+gateway identity only), sessions in worker threads.`,
+  certs: `Usage: cdsgate certs [--out DIR] [--nodes N] [--force]
+
+Generates a development PKI and a development token issuer into DIR
+(default certs/dev, git-ignored): root CA, gateway server and client
+certificates, N node certificates (default 3), two application client
+certificates, an untrusted CA with a client certificate, and an ES256 issuer
+key with its JWKS. Existing files are kept unless --force is given.`,
+  token: `Usage: cdsgate token --sub SUBJECT --roles R1,R2 [--ttl SECONDS] [--aud AUDIENCE]
+                     [--key FILE] [--bind-cert PEM]
+
+Mints a development JWT signed by the development issuer key
+(default certs/dev/issuer-private.jwk.json). --bind-cert binds the token to a
+client certificate (RFC 8705 cnf.x5t#S256). Prints the token.`,
+  start: `Usage: cdsgate start
+
+Development mode: creates the development PKI and keys if missing, starts two
+nodes and the gateway on loopback, waits until they are ready and prints a
+working curl command (and its gRPC equivalent) for the NEWS2 model.
+Ctrl-C stops everything.`,
+};
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`cdsgate: ${message}\n`);
+  process.exit(code);
+}
+
+function configFlag(args: string[], command: string): string {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, help: { type: 'boolean' } } });
+  if (values.help) {
+    process.stdout.write(`${HELP[command]}\n`);
+    process.exit(0);
+  }
+  if (!values.config) fail(`${command}: --config FILE is required\n\n${HELP[command]}`, 2);
+  return values.config;
+}
+
+/** SIGTERM/SIGINT → close gracefully, then exit; a second signal exits at once. */
+function onShutdown(log: Logger, close: () => Promise<void>): void {
+  let closing = false;
+  const handler = (signal: string) => {
+    if (closing) process.exit(1);
+    closing = true;
+    log.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => process.exit(1), 10_000);
+    close().then(() => { clearTimeout(timer); log.flush(); process.exit(0); }, () => process.exit(1));
+  };
+  process.on('SIGTERM', () => handler('SIGTERM'));
+  process.on('SIGINT', () => handler('SIGINT'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${HELP.main}\n`);
+    return;
+  }
+  switch (command) {
+    case 'gateway': {
+      const config = loadGatewayConfig(configFlag(args, 'gateway'));
+      const log = createLogger('cdsgate-gateway', config.logging.level);
+      const { startGateway } = await import('../gateway/server.js');
+      const gateway = await startGateway(config, log);
+      log.info({ ports: gateway.ports }, 'gateway ready');
+      onShutdown(log, () => gateway.close());
+      return;
+    }
+    case 'node': {
+      const config = loadNodeConfig(configFlag(args, 'node'));
+      const log = createLogger('cdsgate-node', config.logging.level, { node: config.node.id });
+      const { startNode } = await import('../node/server.js');
+      const node = await startNode(config, log);
+      log.info({ ports: node.ports, executionProvider: node.provider }, 'node ready');
+      onShutdown(log, () => node.close());
+      return;
+    }
+    case 'certs': {
+      const { values } = parseArgs({ args, options: { out: { type: 'string', default: 'certs/dev' }, nodes: { type: 'string', default: '3' }, force: { type: 'boolean' }, help: { type: 'boolean' } } });
+      if (values.help) return void process.stdout.write(`${HELP.certs}\n`);
+      const { ensureDevMaterial } = await import('./dev-material.js');
+      const dir = await ensureDevMaterial(values.out!, Number(values.nodes), Boolean(values.force));
+      process.stdout.write(`development PKI and issuer key in ${dir}\n`);
+      return;
+    }
+    case 'token': {
+      const { values } = parseArgs({
+        args,
+        options: {
+          sub: { type: 'string' }, roles: { type: 'string', default: '' }, ttl: { type: 'string', default: '900' },
+          aud: { type: 'string' }, key: { type: 'string', default: 'certs/dev/issuer-private.jwk.json' },
+          'bind-cert': { type: 'string' }, help: { type: 'boolean' },
+        },
+      });
+      if (values.help) return void process.stdout.write(`${HELP.token}\n`);
+      if (!values.sub) fail(`token: --sub is required\n\n${HELP.token}`, 2);
+      const ttl = Number(values.ttl);
+      if (!Number.isInteger(ttl) || ttl <= 0) fail('token: --ttl must be a positive number of seconds', 2);
+      const { mintDevToken } = await import('../auth/dev-issuer.js');
+      let thumbprint: string | undefined;
+      if (values['bind-cert']) {
+        const { X509Certificate } = await import('node:crypto');
+        const { readFileSync } = await import('node:fs');
+        const { certificateThumbprint } = await import('../tls/peer.js');
+        thumbprint = certificateThumbprint(new X509Certificate(readFileSync(values['bind-cert'])).raw);
+      }
+      const token = await mintDevToken(values.key!, {
+        subject: values.sub, roles: values.roles!.split(',').filter(Boolean), ttlSeconds: ttl,
+        ...(values.aud ? { audience: values.aud } : {}), ...(thumbprint ? { certificateThumbprint: thumbprint } : {}),
+      });
+      process.stdout.write(`${token}\n`);
+      return;
+    }
+    case 'start': {
+      if (args.includes('--help')) return void process.stdout.write(`${HELP.start}\n`);
+      const { startDev } = await import('./start.js');
+      await startDev();
+      return;
+    }
+    default:
+      fail(`unknown command "${command}"\n\n${HELP.main}`, 2);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) fail(err.message, 2);
+  if (err instanceof ProviderError) fail(err.message, 3);
+  fail(err instanceof Error ? err.message : String(err));
+});

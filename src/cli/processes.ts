@@ -1,0 +1,33 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const CLI_ENTRY = fileURLToPath(new URL('./main.js', import.meta.url));
+
+export interface Spawned {
+  child: ChildProcess;
+  /** Resolves with the `ports` of the first "ready" log line. */
+  ready: Promise<Record<string, number>>;
+}
+
+/**
+ * Starts `cdsgate <command> --config FILE` as a child process, forwards its
+ * log lines, and resolves when it logs that it is ready.
+ */
+export function spawnCdsgate(command: 'gateway' | 'node', configFile: string, onLine: (line: string) => void): Spawned {
+  const child = spawn(process.execPath, [CLI_ENTRY, command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const ready = new Promise<Record<string, number>>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      onLine(line);
+      try {
+        const entry = JSON.parse(line) as { msg?: string; ports?: Record<string, number> };
+        if (entry.ports && /ready$/.test(entry.msg ?? '')) resolve(entry.ports);
+      } catch { /* not JSON: just forward */ }
+    });
+    createInterface({ input: child.stderr! }).on('line', onLine);
+    child.once('exit', (code) => reject(new Error(`cdsgate ${command} exited with code ${code} before it was ready`)));
+  });
+  ready.catch(() => undefined);
+  return { child, ready };
+}

@@ -1,0 +1,85 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { devIssuerFiles, mintDevToken } from '../auth/dev-issuer.js';
+import { devPkiPaths } from '../tls/dev-pki.js';
+import { ensureDevMaterial } from './dev-material.js';
+import { devGatewayConfig, devNodeConfig } from './dev-config.js';
+import { spawnCdsgate } from './processes.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DEV_DIR = join(ROOT, 'certs', 'dev');
+
+/** Fixed loopback ports for development; CDSGATE_DEV_PORT_BASE moves them all. */
+function devPorts() {
+  const base = Number(process.env.CDSGATE_DEV_PORT_BASE ?? 8443);
+  return {
+    gateway: { rest: base, grpc: base + 1, admin: base + 2 },
+    nodes: [0, 1].map((i) => ({ grpc: base + 10 + i * 3, rest: base + 11 + i * 3, admin: base + 12 + i * 3 })),
+  };
+}
+
+export async function startDev(): Promise<void> {
+  await ensureDevMaterial(DEV_DIR);
+  const pki = devPkiPaths(DEV_DIR);
+  const issuer = devIssuerFiles(DEV_DIR);
+  const ports = devPorts();
+  const configDir = join(DEV_DIR, 'config');
+  mkdirSync(configDir, { recursive: true });
+  const children: ChildProcess[] = [];
+  const stopAll = () => { for (const c of children) if (c.exitCode === null) c.kill('SIGTERM'); };
+  process.on('SIGINT', () => { stopAll(); setTimeout(() => process.exit(0), 500); });
+  process.on('SIGTERM', () => { stopAll(); setTimeout(() => process.exit(0), 500); });
+
+  const prefix = (name: string) => (line: string) => process.stdout.write(`[${name}] ${line}\n`);
+  try {
+    const nodes = ports.nodes.map((p, index) => {
+      const file = join(configDir, `node-${index}.json`);
+      writeFileSync(file, JSON.stringify(devNodeConfig({ pki, index, ports: p, modelRepository: join(ROOT, 'models') }), null, 2));
+      const spawned = spawnCdsgate('node', file, prefix(`node-${index}`));
+      children.push(spawned.child);
+      return spawned;
+    });
+    await Promise.all(nodes.map((n) => n.ready));
+    const gatewayFile = join(configDir, 'gateway.json');
+    writeFileSync(gatewayFile, JSON.stringify(devGatewayConfig({
+      pki, jwksFile: issuer.jwks, ports: ports.gateway,
+      nodes: ports.nodes.map((p, index) => ({ index, grpcPort: p.grpc })),
+    }), null, 2));
+    const gateway = spawnCdsgate('gateway', gatewayFile, prefix('gateway'));
+    children.push(gateway.child);
+    await gateway.ready;
+  } catch (err) {
+    stopAll();
+    throw err;
+  }
+  for (const c of children) c.once('exit', (code) => { if (code !== 0) { process.stderr.write(`a cdsgate process exited (${code}); stopping\n`); stopAll(); process.exit(1); } });
+
+  const token = await mintDevToken(issuer.privateJwk, { subject: 'dr-dev', roles: ['clinician'], ttlSeconds: 3600 });
+  const rel = (p: string) => relative(process.cwd(), p) || '.';
+  const body = JSON.stringify({ inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [[24, 93, 1, 105, 115, 0, 38.5]] }] });
+  const grpcBody = JSON.stringify({ model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: ['1', '7'], contents: { fp32_contents: [24, 93, 1, 105, 115, 0, 38.5] } }] });
+  process.stdout.write(`
+cdsgate is ready: gateway REST https://localhost:${ports.gateway.rest}, gRPC localhost:${ports.gateway.grpc}, metrics http://127.0.0.1:${ports.gateway.admin}/metrics
+
+Run the NEWS2 model over REST (token valid 1 hour, subject dr-dev, role clinician):
+
+TOKEN=${token}
+
+curl --cacert ${rel(pki.ca)} --cert ${rel(pki.apps.ehr.cert)} --key ${rel(pki.apps.ehr.key)} \\
+  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+  https://localhost:${ports.gateway.rest}/v2/models/news2/infer \\
+  -d '${body}'
+
+The same over gRPC (grpcurl, https://github.com/fullstorydev/grpcurl):
+
+grpcurl -cacert ${rel(pki.ca)} -cert ${rel(pki.apps.ehr.cert)} -key ${rel(pki.apps.ehr.key)} \\
+  -import-path ${rel(resolve(ROOT, 'proto'))} -proto grpc_predict_v2.proto \\
+  -H "authorization: Bearer $TOKEN" \\
+  -d '${grpcBody}' \\
+  localhost:${ports.gateway.grpc} inference.GRPCInferenceService/ModelInfer
+
+Expected NEWS2 for those vitals: 10 (risk 3 = high). Ctrl-C stops everything.
+`);
+}

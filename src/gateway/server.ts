@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import Fastify from 'fastify';
+import * as grpc from '@grpc/grpc-js';
+import type { GatewayConfig } from '../config/schema.js';
+import { Authenticator } from '../auth/authenticate.js';
+import { requestIdFrom, type CallContext } from '../kserve/context.js';
+import { kserveGrpcImplementation } from '../kserve/grpc-service.js';
+import { registerKServeRoutes } from '../kserve/rest-routes.js';
+import { inferenceServiceDefinition } from '../kserve/service.js';
+import { startAdminServer } from '../metrics/admin-server.js';
+import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
+import type { Logger } from '../phi/logger.js';
+import { Router } from '../routing/router.js';
+import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
+import { grpcServerCredentials, httpsOptions, readServerTls, watchGrpcHandshakes, watchHandshakes } from '../tls/server-tls.js';
+import { requestObserver } from './observe.js';
+import { Pipeline } from './pipeline.js';
+
+export interface RunningGateway {
+  ports: { rest: number; grpc: number; admin: number };
+  close(): Promise<void>;
+}
+
+function deadlineFrom(grpcDeadline: grpc.Deadline, defaultMs: number): number {
+  const fallback = Date.now() + defaultMs;
+  if (grpcDeadline instanceof Date) return Math.min(grpcDeadline.getTime(), fallback);
+  return Number.isFinite(grpcDeadline) ? Math.min(grpcDeadline, fallback) : fallback;
+}
+
+export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
+  const gw = config.gateway;
+  const metrics = createGatewayMetrics();
+  const router = new Router(
+    config,
+    { ca: readFileSync(gw.nodeClientTls.ca), cert: readFileSync(gw.nodeClientTls.cert), key: readFileSync(gw.nodeClientTls.key) },
+    {
+      breakerChanged: (node, state) => metrics.setBreaker(node, state),
+      nodeReadiness: (node, ready) => metrics.nodeReady.set({ node }, ready ? 1 : 0),
+      retried: (pool) => metrics.retries.inc({ pool }),
+    },
+    log,
+  );
+  for (const node of config.nodes) {
+    metrics.setBreaker(node.id, 'closed');
+    metrics.nodeReady.set({ node: node.id }, 0);
+  }
+  await router.start();
+  const pipeline = new Pipeline(config, new Authenticator(config.auth.issuers), router);
+  const observe = requestObserver(log, metrics);
+  const tls = readServerTls(gw.tls);
+  const onHandshakeFailure = (door: string) => (reason: string, remoteAddress: string | undefined) => {
+    metrics.handshakeFailures.inc({ door, reason });
+    log.warn({ door, reason, remoteAddress }, 'TLS handshake failed');
+  };
+
+  // REST door
+  const rest = Fastify({ https: httpsOptions(tls), logger: false, bodyLimit: gw.rest.bodyLimitBytes });
+  registerKServeRoutes(rest, pipeline, {
+    context: (req): CallContext => ({
+      door: 'rest',
+      requestId: requestIdFrom(req.headers['x-request-id']),
+      peer: peerFromSocket(req.raw.socket as TLSSocket),
+      authorization: req.headers.authorization,
+      deadline: Date.now() + gw.defaultTimeoutMs,
+      remoteAddress: req.raw.socket.remoteAddress,
+      startedAt: Date.now(),
+      trace: {},
+    }),
+    finished: (ctx, route, status, model, error) => observe(ctx, route, String(status), model, error),
+  });
+  watchHandshakes(rest.server, onHandshakeFailure('rest'));
+  await rest.listen({ host: gw.rest.host, port: gw.rest.port });
+
+  // gRPC door
+  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': gw.grpc.maxMessageBytes, 'grpc.max_send_message_length': gw.grpc.maxMessageBytes });
+  grpcServer.addService(inferenceServiceDefinition, kserveGrpcImplementation(pipeline, {
+    context: (call): CallContext => ({
+      door: 'grpc',
+      requestId: requestIdFrom(call.metadata.get('x-request-id')[0]),
+      peer: peerFromCertificate(call.getAuthContext().sslPeerCertificate),
+      authorization: String(call.metadata.get('authorization')[0] ?? '') || undefined,
+      deadline: deadlineFrom(call.getDeadline(), gw.defaultTimeoutMs),
+      remoteAddress: call.getPeer(),
+      startedAt: Date.now(),
+      trace: {},
+    }),
+    finished: (ctx, rpc, code, model, error) => observe(ctx, rpc, grpc.status[code] ?? String(code), model, error),
+  }));
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync(`${gw.grpc.host}:${gw.grpc.port}`, grpcServerCredentials(tls), (err, port) => (err ? reject(err) : resolve(port))));
+  if (!watchGrpcHandshakes(grpcServer, onHandshakeFailure('grpc'))) log.warn('cannot observe gRPC TLS handshakes with this grpc-js version');
+
+  const admin = await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, () => ({ ready: router.ready(), nodes: router.status() }));
+  const ports = { rest: (rest.server.address() as AddressInfo).port, grpc: grpcPort, admin: admin.port };
+
+  return {
+    ports,
+    async close() {
+      await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      await rest.close();
+      admin.server.close();
+      router.close();
+    },
+  };
+}

@@ -1,0 +1,110 @@
+import { invalid } from '../errors.js';
+import type { Tensor } from '../tensor/datatypes.js';
+import { parseDatatype, parseShape } from '../tensor/datatypes.js';
+import { tensorFromContents } from '../tensor/contents.js';
+import { tensorFromRaw, tensorToRaw } from '../tensor/raw.js';
+import type { InferParameter, ModelInferRequest, ModelInferResponse, ModelMetadataResponse, ServerMetadataResponse } from './messages.js';
+import type { InferRequest, InferResult, ModelMetadata, ParameterValue, ServerMetadata } from './types.js';
+
+export function parametersFromGrpc(params: Record<string, InferParameter> | undefined): Record<string, ParameterValue> {
+  const out: Record<string, ParameterValue> = {};
+  for (const [key, p] of Object.entries(params ?? {})) {
+    if (p.parameter_choice === 'bool_param' || typeof p.bool_param === 'boolean' && p.parameter_choice === undefined) out[key] = Boolean(p.bool_param);
+    else if (p.parameter_choice === 'int64_param') out[key] = Number(p.int64_param);
+    else if (p.parameter_choice === 'string_param') out[key] = p.string_param ?? '';
+  }
+  return out;
+}
+
+export function parametersToGrpc(params: Record<string, ParameterValue>): Record<string, InferParameter> {
+  const out: Record<string, InferParameter> = {};
+  for (const [key, v] of Object.entries(params)) {
+    if (typeof v === 'boolean') out[key] = { bool_param: v };
+    else if (typeof v === 'number' && Number.isSafeInteger(v)) out[key] = { int64_param: v };
+    else out[key] = { string_param: String(v) };
+  }
+  return out;
+}
+
+interface WireTensorHeader { name: string; datatype: string; shape: Array<string | number> }
+
+function decodeTensors(
+  headers: Array<WireTensorHeader & { contents?: ModelInferRequest['inputs'][number]['contents'] }>,
+  raw: Uint8Array[] | undefined, where: 'input' | 'output',
+): Tensor[] {
+  const rawList = raw ?? [];
+  if (rawList.length > 0 && rawList.length !== headers.length) {
+    throw invalid(`raw_${where}_contents has ${rawList.length} entries for ${headers.length} ${where}s; it needs one per ${where}, in order`);
+  }
+  return headers.map((h, i) => {
+    if (!h.name) throw invalid(`${where} ${i} has no name`);
+    const at = `${where} '${h.name}'`;
+    const datatype = parseDatatype(h.datatype, at);
+    const shape = parseShape(h.shape, at);
+    if (rawList.length > 0) {
+      if (hasContents(h.contents)) throw invalid(`${at}: sets contents while raw_${where}_contents is used; use one or the other`);
+      return tensorFromRaw(h.name, datatype, shape, rawList[i]!, where);
+    }
+    return tensorFromContents(h.name, datatype, shape, h.contents, where);
+  });
+}
+
+function hasContents(c: ModelInferRequest['inputs'][number]['contents']): boolean {
+  return !!c && Object.values(c).some((v) => Array.isArray(v) && v.length > 0);
+}
+
+export function inferRequestFromGrpc(msg: ModelInferRequest): InferRequest {
+  if (!msg.model_name) throw invalid('model_name is required');
+  if (!msg.inputs || msg.inputs.length === 0) throw invalid('a ModelInferRequest needs at least one input');
+  return {
+    model: msg.model_name,
+    version: msg.model_version || undefined,
+    id: msg.id || undefined,
+    parameters: parametersFromGrpc(msg.parameters),
+    inputs: decodeTensors(msg.inputs, msg.raw_input_contents, 'input'),
+    outputs: (msg.outputs ?? []).map((o) => o.name),
+  };
+}
+
+/** Internal request → wire, always with raw contents (smallest and exact). */
+export function inferRequestToGrpc(req: InferRequest): ModelInferRequest {
+  return {
+    model_name: req.model,
+    model_version: req.version ?? '',
+    id: req.id ?? '',
+    parameters: parametersToGrpc(req.parameters),
+    inputs: req.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
+    outputs: req.outputs.map((name) => ({ name })),
+    raw_input_contents: req.inputs.map(tensorToRaw),
+  };
+}
+
+export function inferResultToGrpc(res: InferResult): ModelInferResponse {
+  return {
+    model_name: res.model,
+    model_version: res.version,
+    id: res.id ?? '',
+    parameters: parametersToGrpc(res.parameters),
+    outputs: res.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
+    raw_output_contents: res.outputs.map(tensorToRaw),
+  };
+}
+
+export function inferResultFromGrpc(msg: ModelInferResponse): InferResult {
+  return {
+    model: msg.model_name,
+    version: msg.model_version,
+    id: msg.id || undefined,
+    parameters: parametersFromGrpc(msg.parameters),
+    outputs: decodeTensors(msg.outputs, msg.raw_output_contents, 'output'),
+  };
+}
+
+export const modelMetadataToGrpc = (m: ModelMetadata): ModelMetadataResponse => ({ ...m, parameters: parametersToGrpc(m.parameters) });
+export const modelMetadataFromGrpc = (m: ModelMetadataResponse): ModelMetadata => ({
+  name: m.name, versions: m.versions, platform: m.platform,
+  inputs: m.inputs.map((t) => ({ ...t, shape: t.shape.map(Number) })),
+  outputs: m.outputs.map((t) => ({ ...t, shape: t.shape.map(Number) })),
+  parameters: parametersFromGrpc(m.parameters),
+});
+export const serverMetadataToGrpc = (m: ServerMetadata): ServerMetadataResponse => ({ ...m, parameters: parametersToGrpc(m.parameters) });

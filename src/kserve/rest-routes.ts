@@ -1,0 +1,104 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify';
+import { CdsError, asCdsError, httpStatusOf } from '../errors.js';
+import type { CallContext } from './context.js';
+import type { KServeHandlers } from './handlers.js';
+import { inferRequestFromJson, inferResultToJson } from './rest-codec.js';
+
+type ModelParams = { model: string; version?: string };
+
+export interface RestBinding {
+  context(request: FastifyRequest): CallContext;
+  /** Called once per answered request (logging, metrics); never sees the body. */
+  finished?(ctx: CallContext, route: string, status: number, model: string | undefined, error: CdsError | undefined): void;
+}
+
+/** Registers the KServe v2 REST routes on `app`, answering errors as {"error": "..."}. */
+export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandlers, binding: RestBinding): void {
+  const contexts = new WeakMap<FastifyRequest, CallContext>();
+  const ctxOf = (req: FastifyRequest): CallContext => {
+    let ctx = contexts.get(req);
+    if (!ctx) contexts.set(req, (ctx = binding.context(req)));
+    return ctx;
+  };
+
+  const send = (reply: FastifyReply, req: FastifyRequest, route: string, model: string | undefined, status: number, body?: unknown): FastifyReply => {
+    const ctx = ctxOf(req);
+    reply.header('x-request-id', ctx.requestId);
+    binding.finished?.(ctx, route, status, model, undefined);
+    return body === undefined ? reply.code(status).send() : reply.code(status).send(body);
+  };
+
+  const fail = (reply: FastifyReply, req: FastifyRequest, route: string, model: string | undefined, err: unknown): FastifyReply => {
+    const error = asCdsError(err);
+    const status = httpStatusOf(error.kind);
+    const ctx = ctxOf(req);
+    binding.finished?.(ctx, route, status, model, error);
+    return reply.code(status).headers({ ...error.headers, 'x-request-id': ctx.requestId }).send({ error: error.message });
+  };
+
+  const probe = (route: string, check: (ctx: CallContext) => Promise<boolean>, what: string) =>
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      try {
+        return (await check(ctxOf(req)))
+          ? send(reply, req, route, undefined, 200)
+          : fail(reply, req, route, undefined, new CdsError('unavailable', `${what} is not ready`));
+      } catch (err) {
+        return fail(reply, req, route, undefined, err);
+      }
+    };
+
+  app.get('/v2/health/live', probe('live', (ctx) => handlers.live(ctx), 'server'));
+  app.get('/v2/health/ready', probe('ready', (ctx) => handlers.ready(ctx), 'server'));
+
+  app.get('/v2', async (req, reply) => {
+    try {
+      return send(reply, req, 'server_metadata', undefined, 200, await handlers.serverMetadata(ctxOf(req)));
+    } catch (err) {
+      return fail(reply, req, 'server_metadata', undefined, err);
+    }
+  });
+
+  for (const prefix of ['/v2/models/:model', '/v2/models/:model/versions/:version']) {
+    app.get<{ Params: ModelParams }>(prefix, async (req, reply) => {
+      const { model, version } = req.params;
+      try {
+        return send(reply, req, 'model_metadata', model, 200, await handlers.modelMetadata(ctxOf(req), model, version));
+      } catch (err) {
+        return fail(reply, req, 'model_metadata', model, err);
+      }
+    });
+    app.get<{ Params: ModelParams }>(`${prefix}/ready`, async (req, reply) => {
+      const { model, version } = req.params;
+      try {
+        return (await handlers.modelReady(ctxOf(req), model, version))
+          ? send(reply, req, 'model_ready', model, 200)
+          : fail(reply, req, 'model_ready', model, new CdsError('unavailable', `model '${model}' is not ready`));
+      } catch (err) {
+        return fail(reply, req, 'model_ready', model, err);
+      }
+    });
+    app.post<{ Params: ModelParams }>(`${prefix}/infer`, async (req, reply) => {
+      const { model, version } = req.params;
+      try {
+        const result = await handlers.infer(ctxOf(req), model, version, () => inferRequestFromJson(req.body, model, version));
+        return send(reply, req, 'infer', model, 200, inferResultToJson(result));
+      } catch (err) {
+        return fail(reply, req, 'infer', model, err);
+      }
+    });
+  }
+
+  app.setNotFoundHandler((req, reply) => fail(reply, req, 'unknown', undefined, new CdsError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
+
+  // Framework-level rejections (body too large, malformed JSON, wrong content
+  // type). Their own messages can quote the body, so answer with our words.
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const status = err.statusCode ?? 500;
+    let error: CdsError;
+    if (status === 413) error = new CdsError('payload_too_large', 'request body is larger than this server accepts');
+    else if (status === 415) error = new CdsError('invalid_argument', 'content type must be application/json');
+    else if (status >= 400 && status < 500) error = new CdsError('invalid_argument', 'request body is not valid JSON');
+    else error = new CdsError('internal', 'internal error');
+    return fail(reply, req, 'infer', undefined, error);
+  });
+}

@@ -1,0 +1,23 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BreakerState } from '../routing/node-handle.js';
+
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+
+export function createGatewayMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'cdsgate_process_' });
+  const breakerState = new Gauge({ name: 'cdsgate_node_breaker_state', help: 'Circuit breaker per node: 0 closed, 1 half-open, 2 open', labelNames: ['node'], registers: [registry] });
+  return {
+    registry,
+    requests: new Counter({ name: 'cdsgate_requests_total', help: 'Requests by route, model, door and status', labelNames: ['route', 'model', 'door', 'status'], registers: [registry] }),
+    latency: new Histogram({
+      name: 'cdsgate_request_duration_seconds', help: 'Request latency by route, model, door and status', labelNames: ['route', 'model', 'door', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry],
+    }),
+    handshakeFailures: new Counter({ name: 'cdsgate_tls_handshake_failures_total', help: 'Failed TLS handshakes by door and reason', labelNames: ['door', 'reason'], registers: [registry] }),
+    nodeReady: new Gauge({ name: 'cdsgate_node_ready', help: 'Node passes health checks (1) or not (0)', labelNames: ['node'], registers: [registry] }),
+    retries: new Counter({ name: 'cdsgate_retries_total', help: 'Requests retried on another node', labelNames: ['pool'], registers: [registry] }),
+    setBreaker: (node: string, state: BreakerState) => breakerState.set({ node }, BREAKER_VALUE[state]),
+  };
+}
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

@@ -1,0 +1,71 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+
+export type ProviderRequest = 'auto' | 'cuda' | 'cpu';
+
+export interface ResolvedProvider {
+  /** What sessions actually run on. */
+  name: 'cuda' | 'cpu';
+  deviceId?: number;
+  /** Why `auto` fell back to CPU, when it did. */
+  fallbackReason?: string;
+}
+
+export class ProviderError extends Error {
+  override name = 'ProviderError';
+}
+
+/** The ORT session options for a resolved provider; one place, used by the probe and by every worker. */
+export function sessionOptions(provider: ResolvedProvider, intraOpThreads: number): ort.InferenceSession.SessionOptions {
+  const executionProviders: ort.InferenceSession.ExecutionProviderConfig[] =
+    provider.name === 'cuda' ? [{ name: 'cuda', deviceId: provider.deviceId ?? 0 }] : ['cpu'];
+  return { executionProviders, intraOpNumThreads: intraOpThreads, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
+}
+
+/**
+ * onnxruntime-node has no silent fallback and no API that says which provider
+ * a session landed on: creating a CUDA session without the provider library
+ * rejects. So we probe once with a real model and record the outcome:
+ * `cuda` must work or startup fails naming the library; `auto` tries CUDA on
+ * the configured device and falls back to CPU, saying why.
+ */
+export async function resolveProvider(
+  requested: ProviderRequest, deviceId: number, probeModel: Uint8Array,
+  createSession: (bytes: Uint8Array, options: ort.InferenceSession.SessionOptions) => Promise<{ release(): Promise<void> }> =
+    (bytes, options) => ort.InferenceSession.create(bytes, options),
+): Promise<ResolvedProvider> {
+  if (requested === 'cpu') return { name: 'cpu' };
+  const cuda: ResolvedProvider = { name: 'cuda', deviceId };
+  try {
+    const session = await createSession(probeModel, sessionOptions(cuda, 1));
+    await session.release();
+    return cuda;
+  } catch (err) {
+    const reason = describeCudaFailure(err);
+    if (requested === 'cuda') throw new ProviderError(`executionProvider "cuda" (device ${deviceId}) cannot be used: ${reason}`);
+    return { name: 'cpu', fallbackReason: reason };
+  }
+}
+
+/** The libraries the CUDA provider needs beside onnxruntime-node's binding (Linux names; .dll on Windows). */
+export const CUDA_PROVIDER_LIBRARIES = process.platform === 'win32'
+  ? ['onnxruntime_providers_shared.dll', 'onnxruntime_providers_cuda.dll']
+  : ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'];
+
+export function ortBinaryDir(): string {
+  const require = createRequire(import.meta.url);
+  const pkg = dirname(require.resolve('onnxruntime-node/package.json'));
+  return join(pkg, 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+/** ORT's own message only says "Failed to load shared library": name the missing file ourselves. */
+function describeCudaFailure(err: unknown): string {
+  const message = (err instanceof Error ? err.message : String(err)).trim();
+  const dir = ortBinaryDir();
+  const missing = CUDA_PROVIDER_LIBRARIES.filter((lib) => !existsSync(join(dir, lib)));
+  const hint = 'on a GPU host run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` with the CUDA 12 runtime and cuDNN 9 installed (README, "GPU hosts")';
+  if (missing.length) return `missing ${missing.join(' and ')} in ${dir} (onnxruntime: ${message}); ${hint}`;
+  return `onnxruntime: ${message} (the provider libraries are present: check the CUDA runtime, cuDNN and the device id); ${hint}`;
+}

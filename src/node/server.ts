@@ -1,0 +1,124 @@
+import Fastify from 'fastify';
+import * as grpc from '@grpc/grpc-js';
+import type { TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import type { NodeConfig } from '../config/schema.js';
+import { inferenceServiceDefinition } from '../kserve/service.js';
+import { kserveGrpcImplementation } from '../kserve/grpc-service.js';
+import { registerKServeRoutes } from '../kserve/rest-routes.js';
+import { requestIdFrom, type CallContext } from '../kserve/context.js';
+import { createNodeMetrics } from '../metrics/node-metrics.js';
+import { startAdminServer } from '../metrics/admin-server.js';
+import type { Logger } from '../phi/logger.js';
+import { internalCause, type CdsError } from '../errors.js';
+import { grpcServerCredentials, httpsOptions, readServerTls, watchGrpcHandshakes, watchHandshakes } from '../tls/server-tls.js';
+import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
+import { loadRepository, type LoadedModel } from './repository.js';
+import { resolveProvider } from './provider.js';
+import { ortSupports } from './ort-tensor.js';
+import { NodeService } from './service.js';
+import { SessionPool } from './session-pool.js';
+
+export interface RunningNode {
+  ports: { grpc: number; rest: number; admin: number };
+  provider: string;
+  /** Stop accepting, finish in-flight work, release sessions. */
+  close(): Promise<void>;
+}
+
+const NODE_DEFAULT_TIMEOUT_MS = 30_000;
+
+export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
+  const cfg = config.node;
+  const metrics = createNodeMetrics(cfg.id);
+  const entries = loadRepository(cfg.modelRepository, cfg.models).map((e) => {
+    const unsupported = e.config && [...e.config.inputs, ...e.config.outputs].find((t) => !ortSupports(t.datatype));
+    return unsupported && e.status === 'loaded'
+      ? { status: 'failed' as const, name: e.name, version: e.version, config: e.config, reason: `${unsupported.datatype} tensors are not supported by onnxruntime-node` }
+      : e;
+  });
+  for (const e of entries) {
+    metrics.modelReady.set({ model: e.name, version: e.version ?? '' }, e.status === 'loaded' ? 1 : 0);
+    if (e.status === 'failed') log.error({ model: e.name, reason: e.reason }, 'model refused');
+  }
+  const loaded = entries.filter((e): e is LoadedModel => e.status === 'loaded');
+  if (loaded.length === 0) throw new Error(`no model could be loaded from ${cfg.modelRepository}`);
+
+  const provider = await resolveProvider(cfg.executionProvider, cfg.deviceId, new Uint8Array(loaded[0]!.bytes).slice());
+  metrics.executionProvider.set({ provider: provider.name, device: String(provider.deviceId ?? ''), requested: cfg.executionProvider }, 1);
+  if (provider.fallbackReason) log.warn({ requested: cfg.executionProvider, reason: provider.fallbackReason }, 'CUDA unavailable, running on CPU');
+  log.info({ executionProvider: provider.name, deviceId: provider.deviceId, workers: cfg.workers, intraOpThreads: cfg.intraOpThreads }, 'execution provider selected');
+
+  const logFailure = (ctx: CallContext, route: string, model: string | undefined, error: CdsError | undefined) => {
+    if (error?.kind === 'internal') log.error({ requestId: ctx.requestId, door: ctx.door, route, model, ...internalCause(error) }, 'request failed');
+  };
+  const pool = new SessionPool({ models: loaded, provider, workers: cfg.workers, intraOpThreads: cfg.intraOpThreads, maxQueue: cfg.maxQueue });
+  await pool.warmUp();
+  const service = new NodeService(cfg.id, entries, provider, pool, cfg.allowedClients, metrics);
+  const tls = readServerTls(cfg.tls);
+  const onHandshakeFailure = (listener: string) => (reason: string, remoteAddress: string | undefined) => {
+    metrics.handshakeFailures.inc({ listener, reason });
+    log.warn({ listener, reason, remoteAddress }, 'TLS handshake failed');
+  };
+
+  // gRPC (the gateway's path)
+  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxMessageBytes, 'grpc.max_send_message_length': cfg.maxMessageBytes });
+  grpcServer.addService(inferenceServiceDefinition, kserveGrpcImplementation(service, {
+    context: (call): CallContext => {
+      const deadline = call.getDeadline();
+      const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : Date.now() + NODE_DEFAULT_TIMEOUT_MS;
+      return {
+        door: 'grpc',
+        requestId: requestIdFrom(call.metadata.get('x-request-id')[0]),
+        peer: peerFromCertificate(call.getAuthContext().sslPeerCertificate),
+        authorization: undefined,
+        deadline: deadlineMs,
+        remoteAddress: call.getPeer(),
+        startedAt: Date.now(),
+        trace: {},
+      };
+    },
+    finished: (ctx, rpc, _code, model, error) => logFailure(ctx, rpc, model, error),
+  }));
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync(`${cfg.grpc.host}:${cfg.grpc.port}`, grpcServerCredentials(tls), (err, port) => (err ? reject(err) : resolve(port))));
+  watchGrpcHandshakes(grpcServer, onHandshakeFailure('grpc'));
+
+  // REST (direct checks and benchmarks), same identity rule
+  const rest = Fastify({ https: httpsOptions(tls), logger: false, bodyLimit: cfg.maxMessageBytes });
+  registerKServeRoutes(rest, service, {
+    context: (req): CallContext => ({
+      door: 'rest',
+      requestId: requestIdFrom(req.headers['x-request-id']),
+      peer: peerFromSocket(req.raw.socket as TLSSocket),
+      authorization: undefined,
+      deadline: Date.now() + NODE_DEFAULT_TIMEOUT_MS,
+      remoteAddress: req.raw.socket.remoteAddress,
+      startedAt: Date.now(),
+      trace: {},
+    }),
+    finished: (ctx, route, _status, model, error) => logFailure(ctx, route, model, error),
+  });
+  watchHandshakes(rest.server, onHandshakeFailure('rest'));
+  await rest.listen({ host: cfg.rest.host, port: cfg.rest.port });
+  const restPort = (rest.server.address() as AddressInfo).port;
+
+  const admin = await startAdminServer(cfg.admin.host, cfg.admin.port, metrics.registry, () => ({
+    node: cfg.id,
+    executionProvider: provider,
+    models: entries.map((e) => ({ name: e.name, version: e.version, status: e.status, ...(e.status === 'failed' ? { reason: e.reason } : {}) })),
+    queued: pool.queued,
+  }));
+
+  return {
+    ports: { grpc: grpcPort, rest: restPort, admin: admin.port },
+    provider: provider.name,
+    async close() {
+      service.startDraining();
+      await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      await rest.close();
+      admin.server.close();
+      await pool.close();
+    },
+  };
+}

@@ -1,0 +1,126 @@
+import { CdsError } from '../errors.js';
+import type { CallContext } from '../kserve/context.js';
+import type { KServeHandlers } from '../kserve/handlers.js';
+import type { InferRequest, InferResult, ModelMetadata, ServerMetadata } from '../kserve/types.js';
+import { matchInputs, matchOutputs } from '../tensor/signature.js';
+import { identityAllowed, peerName } from '../tls/peer.js';
+import type { NodeMetrics } from '../metrics/node-metrics.js';
+import type { ResolvedProvider } from './provider.js';
+import type { LoadedModel, RepositoryEntry } from './repository.js';
+import { modelKey, type SessionPool } from './session-pool.js';
+
+export const SERVER_VERSION = '0.1.0';
+
+/**
+ * The node's KServe operations over its verified model repository. Only the
+ * gateway's certificate identity may call it: the CA alone is not enough,
+ * because application certificates chain to the same CA.
+ */
+export class NodeService implements KServeHandlers {
+  private draining = false;
+
+  constructor(
+    private readonly nodeId: string,
+    private readonly entries: RepositoryEntry[],
+    private readonly provider: ResolvedProvider,
+    private readonly pool: SessionPool,
+    private readonly allowedClients: readonly string[],
+    private readonly metrics: NodeMetrics,
+  ) {}
+
+  /** Every handler starts here. */
+  private admit(ctx: CallContext): void {
+    if (identityAllowed(ctx.peer, this.allowedClients)) return;
+    this.metrics.deniedCallers.inc({ listener: ctx.door });
+    const who = ctx.peer ? peerName(ctx.peer) : 'no client certificate';
+    throw new CdsError('permission_denied', `client certificate ${who} is not allowed to call this node`);
+  }
+
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  async live(ctx: CallContext): Promise<boolean> {
+    this.admit(ctx);
+    return true;
+  }
+
+  async ready(ctx: CallContext): Promise<boolean> {
+    this.admit(ctx);
+    return !this.draining && this.entries.every((e) => e.status === 'loaded');
+  }
+
+  async serverMetadata(ctx: CallContext): Promise<ServerMetadata> {
+    this.admit(ctx);
+    return { name: `cdsgate-node/${this.nodeId}`, version: SERVER_VERSION, extensions: [], parameters: this.providerParameters() };
+  }
+
+  async modelReady(ctx: CallContext, name: string, version: string | undefined): Promise<boolean> {
+    this.admit(ctx);
+    const entry = this.find(name, version);
+    return !this.draining && entry.status === 'loaded';
+  }
+
+  async modelMetadata(ctx: CallContext, name: string, version: string | undefined): Promise<ModelMetadata> {
+    this.admit(ctx);
+    const entry = this.find(name, version);
+    if (!entry.config) throw new CdsError('unavailable', `model '${name}' failed to load: ${(entry as { reason: string }).reason}`);
+    const { config } = entry;
+    const parameters: ModelMetadata['parameters'] = { ...this.providerParameters(), loaded: entry.status === 'loaded' };
+    if (entry.status === 'loaded') parameters.sha256 = entry.sha256;
+    else parameters.load_error = entry.reason;
+    return {
+      name: config.name,
+      versions: Object.keys(config.versions),
+      platform: config.platform,
+      inputs: config.inputs.map(({ name: n, datatype, shape }) => ({ name: n, datatype, shape })),
+      outputs: config.outputs.map(({ name: n, datatype, shape }) => ({ name: n, datatype, shape })),
+      parameters,
+    };
+  }
+
+  async infer(ctx: CallContext, modelName: string, _version: string | undefined, decode: () => InferRequest): Promise<InferResult> {
+    this.admit(ctx);
+    const started = performance.now();
+    let outcome = 'error';
+    try {
+      const request = decode();
+      const model = this.loaded(request.model, request.version);
+      const inputs = matchInputs(model.config, request.inputs);
+      const outputs = matchOutputs(model.config, request.outputs);
+      const tensors = await this.pool.run(modelKey(model.name, model.version), inputs, outputs, ctx.deadline);
+      outcome = 'ok';
+      return { model: model.name, version: model.version, id: request.id, parameters: {}, outputs: tensors };
+    } catch (err) {
+      if (err instanceof CdsError) outcome = err.kind;
+      throw err;
+    } finally {
+      this.metrics.inferences.inc({ model: modelName, outcome });
+      this.metrics.inferenceSeconds.observe({ model: modelName }, (performance.now() - started) / 1000);
+      this.metrics.queueDepth.set(this.pool.queued);
+    }
+  }
+
+  private find(name: string, version: string | undefined): RepositoryEntry {
+    const entry = this.entries.find((e) => e.name === name);
+    if (!entry) throw new CdsError('not_found', `model '${name}' is not served by this node`);
+    if (version !== undefined && entry.version !== undefined && version !== entry.version) {
+      throw new CdsError('not_found', `model '${name}' version ${version} is not served by this node (it serves version ${entry.version})`);
+    }
+    return entry;
+  }
+
+  private loaded(name: string, version: string | undefined): LoadedModel {
+    if (this.draining) throw new CdsError('unavailable', `node ${this.nodeId} is draining`);
+    const entry = this.find(name, version);
+    if (entry.status !== 'loaded') throw new CdsError('unavailable', `model '${name}' is not ready on node ${this.nodeId}: ${entry.reason}`);
+    return entry;
+  }
+
+  private providerParameters(): ServerMetadata['parameters'] {
+    const p: ServerMetadata['parameters'] = { execution_provider: this.provider.name };
+    if (this.provider.deviceId !== undefined) p.device_id = this.provider.deviceId;
+    if (this.provider.fallbackReason) p.execution_provider_fallback = this.provider.fallbackReason;
+    return p;
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * A piscina worker thread that owns one onnxruntime session per model.
+ * session.run blocks the thread it runs on, so it runs here and never on the
+ * node's main thread, which stays free for gRPC, REST and health checks.
+ */
+import { workerData } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { sessionOptions, type ResolvedProvider } from './provider.js';
+import { fromOrt, toOrt, type WireTensor } from './ort-tensor.js';
+
+export interface WorkerInit {
+  models: Array<{ key: string; bytes: SharedArrayBuffer }>;
+  provider: ResolvedProvider;
+  intraOpThreads: number;
+}
+
+export type WorkerTask =
+  | { kind: 'ping' }
+  | { kind: 'infer'; model: string; inputs: WireTensor[]; outputs: string[]; deadline: number };
+
+export type WorkerReply =
+  | { ok: true; outputs: WireTensor[] }
+  | { ok: false; kind: 'deadline_exceeded' | 'internal'; message: string };
+
+const init = workerData as WorkerInit;
+const sessions = new Map<string, ort.InferenceSession>();
+for (const model of init.models) {
+  sessions.set(model.key, // ORT accepts only ArrayBuffer-backed arrays: slice() copies out of the shared buffer.
+  await ort.InferenceSession.create(new Uint8Array(model.bytes).slice(), sessionOptions(init.provider, init.intraOpThreads)));
+}
+
+export default async function run(task: WorkerTask): Promise<WorkerReply> {
+  if (task.kind === 'ping') return { ok: true, outputs: [] };
+  // Work whose deadline passed while it queued is dropped, not run.
+  if (Date.now() > task.deadline) return { ok: false, kind: 'deadline_exceeded', message: 'deadline passed while the request waited in the node queue' };
+  const session = sessions.get(task.model);
+  if (!session) return { ok: false, kind: 'internal', message: `no session for ${task.model}` };
+  try {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const input of task.inputs) feeds[input.name] = toOrt(input);
+    const results = await session.run(feeds, task.outputs);
+    return { ok: true, outputs: task.outputs.map((name) => fromOrt(name, results[name]!)) };
+  } catch (err) {
+    return { ok: false, kind: 'internal', message: `onnxruntime failed: ${(err as Error).message}` };
+  }
+}

@@ -1,0 +1,95 @@
+import * as grpc from '@grpc/grpc-js';
+import { CdsError, kindFromGrpcStatus } from '../errors.js';
+import { InferenceServiceClient } from '../kserve/service.js';
+import { inferRequestToGrpc, inferResultFromGrpc, modelMetadataFromGrpc } from '../kserve/grpc-codec.js';
+import type { ModelInferResponse, ModelMetadataResponse, ModelReadyResponse, ServerReadyResponse } from '../kserve/messages.js';
+import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
+
+export interface NodeAddress { id: string; address: string; serverName: string }
+export interface ClientTlsMaterial { ca: Buffer; cert: Buffer; key: Buffer }
+
+/** A failure on one node that another node might not have: worth one retry elsewhere. */
+export class NodeFailure extends CdsError {
+  constructor(message: string, readonly retryable: boolean, kind: CdsError['kind'] = 'unavailable') {
+    super(kind, message);
+  }
+}
+
+type Unary<Req, Res> = (req: Req, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
+
+/**
+ * One mTLS gRPC channel to one node (ours, Triton or KServe), presenting the
+ * gateway's client certificate and checking the node's certificate carries
+ * the configured server name.
+ */
+export class NodeClient {
+  private readonly client: grpc.Client & Record<string, Unary<unknown, unknown>>;
+
+  constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, maxMessageBytes: number) {
+    this.client = new InferenceServiceClient(node.address, grpc.credentials.createSsl(tls.ca, tls.key, tls.cert), {
+      'grpc.ssl_target_name_override': node.serverName,
+      'grpc.default_authority': node.serverName,
+      'grpc.max_receive_message_length': maxMessageBytes,
+      'grpc.max_send_message_length': maxMessageBytes,
+      // A node that restarts should be reachable again within a couple of seconds.
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+      'grpc.keepalive_time_ms': 30_000,
+    }) as unknown as grpc.Client & Record<string, Unary<unknown, unknown>>;
+  }
+
+  private call<Res>(method: string, request: unknown, deadline: number, requestId?: string): Promise<Res> {
+    const metadata = new grpc.Metadata();
+    if (requestId) metadata.set('x-request-id', requestId);
+    return new Promise<Res>((resolve, reject) => {
+      this.client[method]!.call(this.client, request, metadata, { deadline }, (err, res) => (err ? reject(err) : resolve(res as Res)));
+    });
+  }
+
+  async infer(request: InferRequest, deadline: number, requestId: string): Promise<InferResult> {
+    try {
+      return inferResultFromGrpc(await this.call<ModelInferResponse>('ModelInfer', inferRequestToGrpc(request), deadline, requestId));
+    } catch (err) {
+      throw this.translate(err as grpc.ServiceError);
+    }
+  }
+
+  async serverReady(timeoutMs: number): Promise<boolean> {
+    return (await this.call<ServerReadyResponse>('ServerReady', {}, Date.now() + timeoutMs)).ready;
+  }
+
+  async modelReady(model: string, timeoutMs: number): Promise<boolean> {
+    return (await this.call<ModelReadyResponse>('ModelReady', { name: model, version: '' }, Date.now() + timeoutMs)).ready;
+  }
+
+  async modelMetadata(model: string, version: string | undefined, timeoutMs: number): Promise<ModelMetadata> {
+    try {
+      return modelMetadataFromGrpc(await this.call<ModelMetadataResponse>('ModelMetadata', { name: model, version: version ?? '' }, Date.now() + timeoutMs));
+    } catch (err) {
+      throw this.translate(err as grpc.ServiceError);
+    }
+  }
+
+  /** Node errors in the gateway's terms: client errors pass through, node trouble becomes retryable. */
+  private translate(err: grpc.ServiceError): CdsError {
+    const kind = kindFromGrpcStatus(err.code);
+    const detail = err.details || err.message;
+    switch (kind) {
+      case 'invalid_argument':
+      case 'not_found':
+        return new CdsError(kind, detail);
+      case 'deadline_exceeded':
+        return new NodeFailure(`node ${this.node.id} did not answer before the deadline`, false, 'deadline_exceeded');
+      case 'unavailable':
+      case 'resource_exhausted':
+        return new NodeFailure(`node ${this.node.id} is unavailable: ${detail}`, true);
+      default:
+        // Includes PERMISSION_DENIED from a node that does not accept our certificate: a configuration fault, not the caller's.
+        return new NodeFailure(`node ${this.node.id} failed: ${detail}`, true);
+    }
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,88 @@
+import CircuitBreaker from 'opossum';
+import { CdsError } from '../errors.js';
+import type { PoolConfig } from '../config/schema.js';
+import type { InferRequest, InferResult } from '../kserve/types.js';
+import { NodeClient, NodeFailure } from './node-client.js';
+
+export type BreakerState = 'closed' | 'half_open' | 'open';
+
+type Attempt = (request: InferRequest, deadline: number, requestId: string) => Promise<InferResult>;
+
+/**
+ * One node as the router sees it: its client, its circuit breaker, what it is
+ * doing now and whether health checks say it may serve each model.
+ */
+export class NodeHandle {
+  inFlight = 0;
+  serverReady = false;
+  private readonly readyModels = new Set<string>();
+  private readonly breaker: CircuitBreaker<Parameters<Attempt>, InferResult>;
+
+  constructor(readonly client: NodeClient, private readonly breakerConfig: PoolConfig['breaker'], onStateChange: (state: BreakerState) => void) {
+    this.breaker = new CircuitBreaker<Parameters<Attempt>, InferResult>(
+      (request, deadline, requestId) => this.attempt(request, deadline, requestId),
+      {
+        // The per-try timeout is enforced as a gRPC deadline in attempt(), so the call is cancelled, not abandoned.
+        timeout: false,
+        errorThresholdPercentage: breakerConfig.errorThresholdPercentage,
+        volumeThreshold: breakerConfig.volumeThreshold,
+        resetTimeout: breakerConfig.resetTimeoutMs,
+        rollingCountTimeout: breakerConfig.rollingCountTimeoutMs,
+        // Only node trouble opens the breaker; a caller's bad input or short deadline says nothing about the node.
+        errorFilter: (err: unknown) => !(err instanceof NodeFailure && err.kind === 'unavailable'),
+      },
+    );
+    this.breaker.on('open', () => onStateChange('open'));
+    this.breaker.on('halfOpen', () => onStateChange('half_open'));
+    this.breaker.on('close', () => onStateChange('closed'));
+  }
+
+  get id(): string {
+    return this.client.node.id;
+  }
+
+  get breakerState(): BreakerState {
+    return this.breaker.opened ? 'open' : this.breaker.halfOpen ? 'half_open' : 'closed';
+  }
+
+  canServe(model: string): boolean {
+    return this.serverReady && this.readyModels.has(model) && !this.breaker.opened;
+  }
+
+  setModelReady(model: string, ready: boolean): void {
+    if (ready) this.readyModels.add(model);
+    else this.readyModels.delete(model);
+  }
+
+  async infer(request: InferRequest, deadline: number, requestId: string): Promise<InferResult> {
+    this.inFlight++;
+    try {
+      return await this.breaker.fire(request, deadline, requestId);
+    } catch (err) {
+      if (err instanceof CdsError) throw err;
+      const code = (err as { code?: string }).code;
+      if (code === 'EOPENBREAKER') throw new NodeFailure(`node ${this.id} circuit breaker is open`, true);
+      throw new NodeFailure(`node ${this.id} failed: ${(err as Error).message}`, true);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async attempt(request: InferRequest, deadline: number, requestId: string): Promise<InferResult> {
+    const perTryDeadline = Math.min(deadline, Date.now() + this.breakerConfig.timeoutMs);
+    try {
+      return await this.client.infer(request, perTryDeadline, requestId);
+    } catch (err) {
+      // Our per-try timeout (not the caller's deadline) ran out: the node is slow or hung.
+      if (err instanceof NodeFailure && err.kind === 'deadline_exceeded' && perTryDeadline < deadline) {
+        throw new NodeFailure(`node ${this.id} did not answer within ${this.breakerConfig.timeoutMs} ms`, true);
+      }
+      throw err;
+    }
+  }
+
+  shutdown(): void {
+    this.breaker.shutdown();
+    this.client.close();
+  }
+}

@@ -1,0 +1,138 @@
+import { CdsError } from '../errors.js';
+import type { GatewayConfig } from '../config/schema.js';
+import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
+import type { Logger } from '../phi/logger.js';
+import { NodeClient, NodeFailure, type ClientTlsMaterial } from './node-client.js';
+import { NodeHandle, type BreakerState } from './node-handle.js';
+
+export interface RouterEvents {
+  breakerChanged(node: string, state: BreakerState): void;
+  nodeReadiness(node: string, ready: boolean): void;
+  retried(pool: string): void;
+}
+
+interface Pool { name: string; members: NodeHandle[]; models: string[]; config: GatewayConfig['pools'][string] }
+
+/**
+ * Pools of nodes per model. Picks the ready node with the fewest requests in
+ * flight, and retries a node failure once on another node while the deadline
+ * allows. Never parses tensors.
+ */
+export class Router {
+  private readonly nodes = new Map<string, NodeHandle>();
+  private readonly pools = new Map<string, Pool>();
+  private readonly modelPool = new Map<string, Pool>();
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(config: GatewayConfig, tls: ClientTlsMaterial, private readonly events: RouterEvents, private readonly log: Logger) {
+    const breakerOf = (nodeId: string) =>
+      Object.values(config.pools).find((p) => p.nodes.includes(nodeId))?.breaker ?? Object.values(config.pools)[0]!.breaker;
+    for (const node of config.nodes) {
+      const client = new NodeClient(node, tls, config.gateway.grpc.maxMessageBytes);
+      const handle = new NodeHandle(client, breakerOf(node.id), (state) => {
+        this.log.warn({ node: node.id, breaker: state }, 'circuit breaker state changed');
+        events.breakerChanged(node.id, state);
+      });
+      this.nodes.set(node.id, handle);
+    }
+    for (const [name, poolConfig] of Object.entries(config.pools)) {
+      const models = Object.entries(config.models).filter(([, r]) => r.pool === name).map(([m]) => m);
+      this.pools.set(name, { name, config: poolConfig, models, members: poolConfig.nodes.map((id) => this.nodes.get(id)!) });
+    }
+    for (const [model, route] of Object.entries(config.models)) this.modelPool.set(model, this.pools.get(route.pool)!);
+  }
+
+  /** Runs the first health round, then keeps checking at each pool's interval. */
+  async start(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((pool) => this.checkPool(pool)));
+    for (const pool of this.pools.values()) {
+      const timer = setInterval(() => void this.checkPool(pool), pool.config.healthCheck.intervalMs);
+      timer.unref();
+      this.timers.push(timer);
+    }
+  }
+
+  private async checkPool(pool: Pool): Promise<void> {
+    const { timeoutMs } = pool.config.healthCheck;
+    await Promise.all(pool.members.map(async (node) => {
+      const wasReady = node.serverReady;
+      try {
+        node.serverReady = await node.client.serverReady(timeoutMs);
+        const ready = await Promise.all(pool.models.map((m) => node.client.modelReady(m, timeoutMs).catch(() => false)));
+        pool.models.forEach((m, i) => node.setModelReady(m, ready[i]!));
+      } catch {
+        node.serverReady = false;
+      }
+      if (node.serverReady !== wasReady) {
+        this.log.info({ node: node.id, ready: node.serverReady }, node.serverReady ? 'node joined rotation' : 'node left rotation');
+        this.events.nodeReadiness(node.id, node.serverReady);
+      }
+    }));
+  }
+
+  knows(model: string): boolean {
+    return this.modelPool.has(model);
+  }
+
+  /** Ready when every routed model has at least one node that can serve it. */
+  ready(): boolean {
+    return [...this.modelPool.entries()].every(([model, pool]) => pool.members.some((n) => n.canServe(model)));
+  }
+
+  modelReady(model: string): boolean {
+    return this.poolOf(model).members.some((n) => n.canServe(model));
+  }
+
+  private poolOf(model: string): Pool {
+    const pool = this.modelPool.get(model);
+    if (!pool) throw new CdsError('not_found', `model '${model}' is not served by this gateway`);
+    return pool;
+  }
+
+  private pick(pool: Pool, model: string, exclude: Set<string>): NodeHandle | undefined {
+    let best: NodeHandle | undefined;
+    for (const node of pool.members) {
+      if (exclude.has(node.id) || !node.canServe(model)) continue;
+      if (!best || node.inFlight < best.inFlight) best = node;
+    }
+    return best;
+  }
+
+  async infer(request: InferRequest, deadline: number, requestId: string): Promise<{ result: InferResult; node: string }> {
+    const pool = this.poolOf(request.model);
+    const tried = new Set<string>();
+    let lastFailure: NodeFailure | undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const node = this.pick(pool, request.model, tried);
+      if (!node) break;
+      if (Date.now() >= deadline) throw new CdsError('deadline_exceeded', 'deadline passed before a node could answer');
+      if (attempt > 0) this.events.retried(pool.name);
+      tried.add(node.id);
+      try {
+        return { result: await node.infer(request, deadline, requestId), node: node.id };
+      } catch (err) {
+        if (!(err instanceof NodeFailure) || !err.retryable) throw err;
+        lastFailure = err;
+        this.log.warn({ requestId, node: node.id, reason: err.message }, 'node failed, trying another');
+      }
+    }
+    const why = lastFailure ? ` (last failure: ${lastFailure.message})` : '';
+    throw new CdsError('unavailable', `no inference node can serve model '${request.model}' right now${why}`);
+  }
+
+  async metadata(model: string, version: string | undefined, timeoutMs: number): Promise<ModelMetadata> {
+    const pool = this.poolOf(model);
+    const node = this.pick(pool, model, new Set());
+    if (!node) throw new CdsError('unavailable', `no inference node can serve model '${model}' right now`);
+    return node.client.modelMetadata(model, version, timeoutMs);
+  }
+
+  status(): Array<{ node: string; ready: boolean; breaker: BreakerState; inFlight: number }> {
+    return [...this.nodes.values()].map((n) => ({ node: n.id, ready: n.serverReady, breaker: n.breakerState, inFlight: n.inFlight }));
+  }
+
+  close(): void {
+    for (const t of this.timers) clearInterval(t);
+    for (const n of this.nodes.values()) n.shutdown();
+  }
+}

@@ -1,0 +1,154 @@
+import 'reflect-metadata';
+import { webcrypto } from 'node:crypto';
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as x509 from '@peculiar/x509';
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+const DAY = 86_400_000;
+
+/** Identities used across the development PKI; tests and dev configs refer to these names. */
+export const DEV_IDENTITIES = {
+  gatewayClient: 'spiffe://cdsgate.local/gateway',
+  appEhr: 'spiffe://cdsgate.local/app/ehr-integration',
+  appSmart: 'spiffe://cdsgate.local/app/smart-app',
+  nodeServerName: (i: number) => `node-${i}.cdsgate.local`,
+  gatewayServerName: 'gateway.cdsgate.local',
+} as const;
+
+export interface DevPkiPaths {
+  dir: string;
+  ca: string;
+  gatewayServer: { cert: string; key: string };
+  gatewayClient: { cert: string; key: string };
+  nodes: Array<{ cert: string; key: string; serverName: string }>;
+  apps: { ehr: { cert: string; key: string }; smart: { cert: string; key: string } };
+  untrustedCa: string;
+  untrustedClient: { cert: string; key: string };
+}
+
+interface Issued { cert: x509.X509Certificate; keys: CryptoKeyPair }
+
+async function newKeys(): Promise<CryptoKeyPair> {
+  return webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as Promise<CryptoKeyPair>;
+}
+
+async function createCa(name: string): Promise<Issued> {
+  const keys = await newKeys();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    name: `CN=${name}, O=cdsgate development`,
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 365 * DAY),
+    keys,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { cert, keys };
+}
+
+type SanEntry = { type: 'dns' | 'ip' | 'url'; value: string };
+
+async function issue(ca: Issued, commonName: string, sans: SanEntry[], usage: 'server' | 'client' | 'both'): Promise<Issued> {
+  const keys = await newKeys();
+  const eku = usage === 'server' ? [x509.ExtendedKeyUsage.serverAuth]
+    : usage === 'client' ? [x509.ExtendedKeyUsage.clientAuth]
+      : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: `CN=${commonName}, O=cdsgate development`,
+    issuer: ca.cert.subject,
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 365 * DAY),
+    signingAlgorithm: ALG,
+    publicKey: keys.publicKey,
+    signingKey: ca.keys.privateKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+      new x509.ExtendedKeyUsageExtension(eku),
+      new x509.SubjectAlternativeNameExtension(sans),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
+    ],
+  });
+  return { cert, keys };
+}
+
+function randomSerial(): string {
+  const bytes = webcrypto.getRandomValues(new Uint8Array(16));
+  bytes[0] = bytes[0]! & 0x7f; // positive
+  return Buffer.from(bytes).toString('hex');
+}
+
+async function keyPem(key: CryptoKey): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
+  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').trim()}\n-----END PRIVATE KEY-----\n`;
+}
+
+async function save(dir: string, name: string, issued: Issued): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, `${name}.pem`), key = join(dir, `${name}.key`);
+  writeFileSync(cert, issued.cert.toString('pem') + '\n');
+  writeFileSync(key, await keyPem(issued.keys.privateKey), { mode: 0o600 });
+  chmodSync(key, 0o600);
+  return { cert, key };
+}
+
+const loopback: SanEntry[] = [{ type: 'dns', value: 'localhost' }, { type: 'ip', value: '127.0.0.1' }];
+
+/**
+ * Writes a development PKI: root CA, gateway server and client certificates,
+ * node server certificates, two application client certificates, and a second,
+ * untrusted CA whose client certificate claims the gateway's identity (so
+ * tests can show that the name alone opens nothing).
+ */
+export async function generateDevPki(dir: string, nodeCount = 3): Promise<DevPkiPaths> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const ca = await createCa('cdsgate development root CA');
+  const untrusted = await createCa('untrusted CA');
+  writeFileSync(join(dir, 'ca.pem'), ca.cert.toString('pem') + '\n');
+  writeFileSync(join(dir, 'untrusted-ca.pem'), untrusted.cert.toString('pem') + '\n');
+  const nodes = [];
+  for (let i = 0; i < nodeCount; i++) {
+    const serverName = DEV_IDENTITIES.nodeServerName(i);
+    const paths = await save(dir, `node-${i}`, await issue(ca, serverName, [{ type: 'dns', value: serverName }, ...loopback], 'server'));
+    nodes.push({ ...paths, serverName });
+  }
+  return {
+    dir,
+    ca: join(dir, 'ca.pem'),
+    gatewayServer: await save(dir, 'gateway-server', await issue(ca, DEV_IDENTITIES.gatewayServerName,
+      [{ type: 'dns', value: DEV_IDENTITIES.gatewayServerName }, ...loopback], 'server')),
+    gatewayClient: await save(dir, 'gateway-client', await issue(ca, 'cdsgate gateway', [{ type: 'url', value: DEV_IDENTITIES.gatewayClient }], 'client')),
+    nodes,
+    apps: {
+      ehr: await save(dir, 'app-ehr', await issue(ca, 'EHR integration', [{ type: 'url', value: DEV_IDENTITIES.appEhr }], 'client')),
+      smart: await save(dir, 'app-smart', await issue(ca, 'SMART app', [{ type: 'url', value: DEV_IDENTITIES.appSmart }], 'client')),
+    },
+    untrustedCa: join(dir, 'untrusted-ca.pem'),
+    untrustedClient: await save(dir, 'untrusted-client', await issue(untrusted, 'cdsgate gateway', [{ type: 'url', value: DEV_IDENTITIES.gatewayClient }], 'client')),
+  };
+}
+
+/** The paths generateDevPki writes, without generating (for a PKI that already exists). */
+export function devPkiPaths(dir: string, nodeCount = 3): DevPkiPaths {
+  const pair = (name: string) => ({ cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) });
+  return {
+    dir,
+    ca: join(dir, 'ca.pem'),
+    gatewayServer: pair('gateway-server'),
+    gatewayClient: pair('gateway-client'),
+    nodes: Array.from({ length: nodeCount }, (_, i) => ({ ...pair(`node-${i}`), serverName: DEV_IDENTITIES.nodeServerName(i) })),
+    apps: { ehr: pair('app-ehr'), smart: pair('app-smart') },
+    untrustedCa: join(dir, 'untrusted-ca.pem'),
+    untrustedClient: pair('untrusted-client'),
+  };
+}
