@@ -14,8 +14,8 @@ export interface Spawned {
  * Starts `cdsgate <command> --config FILE` as a child process, forwards its
  * log lines, and resolves when it logs that it is ready.
  */
-export function spawnCdsgate(command: 'gateway' | 'node', configFile: string, onLine: (line: string) => void): Spawned {
-  const child = spawn(process.execPath, [CLI_ENTRY, command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCdsgate(command: 'gateway' | 'node', configFile: string, onLine: (line: string) => void, entry = CLI_ENTRY): Spawned {
+  const child = spawn(process.execPath, [entry, command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   const ready = new Promise<Record<string, number>>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {

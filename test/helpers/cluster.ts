@@ -1,0 +1,146 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { generateDevPki, type DevPkiPaths } from '../../src/tls/dev-pki.js';
+import { generateDevIssuer, mintDevToken, type DevIssuerFiles, type MintOptions } from '../../src/auth/dev-issuer.js';
+import { devGatewayConfig, devNodeConfig } from '../../src/cli/dev-config.js';
+import { InferenceServiceClient } from '../../src/kserve/service.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+export const MODELS = join(ROOT, 'models');
+
+export interface Proc { child: ChildProcess; logs: string[]; ports: Record<string, number> }
+
+export interface Material { dir: string; pki: DevPkiPaths; issuer: DevIssuerFiles }
+
+export async function makeMaterial(nodeCount = 3): Promise<Material> {
+  const dir = mkdtempSync(join(tmpdir(), 'cdsgate-test-'));
+  return { dir, pki: await generateDevPki(dir, nodeCount), issuer: await generateDevIssuer(dir) };
+}
+
+/** Starts `cdsgate node|gateway --config` from dist/ and waits for its ready line. */
+export async function startProcess(kind: 'node' | 'gateway', config: Record<string, unknown>, dir: string, name: string): Promise<Proc> {
+  const { spawnCdsgate } = await import('../../src/cli/processes.js');
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  const logs: string[] = [];
+  // Tests import src/, but the processes run the built dist/ (npm test builds first).
+  const spawned = spawnCdsgate(kind, file, (line) => logs.push(line), CLI);
+  return { child: spawned.child, logs, ports: await spawned.ready };
+}
+
+export interface Cluster extends Material {
+  nodes: Proc[];
+  gateway: Proc;
+  token(roles: string[], extra?: Partial<MintOptions>): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(options: { nodes?: number; gatewayPatch?: (c: Record<string, unknown>) => void } = {}): Promise<Cluster> {
+  const count = options.nodes ?? 2;
+  const material = await makeMaterial(Math.max(3, count));
+  const nodes = await Promise.all(Array.from({ length: count }, (_, index) =>
+    startProcess('node', devNodeConfig({ pki: material.pki, index, modelRepository: MODELS, executionProvider: 'cpu' }), material.dir, `node-${index}`)));
+  const gatewayConfig = devGatewayConfig({
+    pki: material.pki, jwksFile: material.issuer.jwks, healthIntervalMs: 200,
+    nodes: nodes.map((n, index) => ({ index, grpcPort: n.ports.grpc! })),
+  });
+  options.gatewayPatch?.(gatewayConfig);
+  const gateway = await startProcess('gateway', gatewayConfig, material.dir, 'gateway');
+  const all = [...nodes, gateway];
+  return {
+    ...material,
+    nodes,
+    gateway,
+    token: (roles, extra = {}) => mintDevToken(material.issuer.privateJwk, { subject: 'test-user', roles, ttlSeconds: 600, ...extra }),
+    async stop() {
+      await Promise.all(all.map((p) => stopProcess(p)));
+      rmSync(material.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function stopProcess(p: Proc, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => p.child.once('exit', () => r()));
+  p.child.kill(signal);
+  await exited;
+}
+
+export interface Identity { cert: string; key: string }
+
+export interface HttpResult { status: number; headers: Record<string, string | string[] | undefined>; body: string; json: () => any }
+
+/** One HTTPS request over a fresh connection, presenting `identity` (or no certificate). */
+export function httpsCall(port: number, path: string, o: { ca: string; identity?: Identity; method?: string; token?: string; body?: unknown; rawBody?: string | Buffer }): Promise<HttpResult> {
+  return new Promise((resolvePromise, reject) => {
+    const payload = o.rawBody ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
+    const req = httpsRequest({
+      host: '127.0.0.1', port, path, method: o.method ?? (payload ? 'POST' : 'GET'), agent: false,
+      ca: readFileSync(o.ca), servername: 'localhost',
+      ...(o.identity ? { cert: readFileSync(o.identity.cert), key: readFileSync(o.identity.key) } : {}),
+      headers: {
+        ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+        ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+      },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        resolvePromise({ status: res.statusCode!, headers: res.headers, body, json: () => JSON.parse(body) });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+export type GrpcClient = grpc.Client & Record<string, (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: any) => void) => void>;
+
+export function grpcClient(port: number, ca: string, identity: Identity | undefined, serverName = 'localhost'): GrpcClient {
+  const creds = identity
+    ? grpc.credentials.createSsl(readFileSync(ca), readFileSync(identity.key), readFileSync(identity.cert))
+    : grpc.credentials.createSsl(readFileSync(ca));
+  return new InferenceServiceClient(`127.0.0.1:${port}`, creds, { 'grpc.ssl_target_name_override': serverName }) as unknown as GrpcClient;
+}
+
+export function grpcCall(client: GrpcClient, method: string, request: unknown, token?: string, timeoutMs = 10_000): Promise<any> {
+  const md = new grpc.Metadata();
+  if (token) md.set('authorization', `Bearer ${token}`);
+  return new Promise((resolvePromise, reject) => {
+    client[method]!.call(client, request, md, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolvePromise(res)));
+  });
+}
+
+export async function scrapeMetrics(adminPort: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+  return res.text();
+}
+
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Runs the built CLI synchronously and returns its exit code and output. */
+export function runCli(args: string[]): { code: number; stdout: string; stderr: string } {
+  try {
+    const stdout = execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    return { code: 0, stdout, stderr: '' };
+  } catch (err) {
+    const e = err as { status: number; stdout: string; stderr: string };
+    return { code: e.status, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}

@@ -1,0 +1,161 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHmac } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK } from 'jose';
+import { Authenticator } from '../../src/auth/authenticate.js';
+import { CdsError } from '../../src/errors.js';
+import type { PeerIdentity } from '../../src/tls/peer.js';
+import type { IssuerConfig } from '../../src/config/schema.js';
+
+const ISS = 'https://issuer.test';
+const AUD = 'cdsgate';
+const peer: PeerIdentity = { altNames: ['spiffe://cdsgate.local/app/ehr-integration'], thumbprint: 'AAAAthumbprintOfTheAppCertificateAAAAAAAAAA' };
+
+let auth: Authenticator;
+let key: CryptoKey;
+let kid: string;
+let publicJwk: JWK;
+let otherKey: CryptoKey;
+
+function issuer(overrides: Partial<IssuerConfig> = {}, jwksFile: string): IssuerConfig {
+  return {
+    issuer: ISS, audience: AUD, jwks: { file: jwksFile }, algorithms: ['ES256', 'RS256'], rolesClaim: 'roles',
+    clockSkewSeconds: 30, maxTokenAgeSeconds: 3600, requireCertificateBinding: false, ...overrides,
+  };
+}
+
+let jwksFile: string;
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cdsgate-auth-'));
+  const pair = await generateKeyPair('ES256', { extractable: true });
+  key = pair.privateKey as CryptoKey;
+  publicJwk = await exportJWK(pair.publicKey);
+  kid = await calculateJwkThumbprint(publicJwk);
+  otherKey = (await generateKeyPair('ES256')).privateKey as CryptoKey;
+  jwksFile = join(dir, 'jwks.json');
+  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...publicJwk, kid, alg: 'ES256', use: 'sig' }] }));
+  auth = new Authenticator([issuer({}, jwksFile)]);
+});
+
+const now = () => Math.floor(Date.now() / 1000);
+
+async function token(claims: Record<string, unknown> = {}, o: { signWith?: CryptoKey; kid?: string; iat?: number; exp?: number | null } = {}): Promise<string> {
+  const jwt = new SignJWT({ roles: ['clinician'], ...claims })
+    .setProtectedHeader({ alg: 'ES256', kid: o.kid ?? kid, typ: 'JWT' })
+    .setIssuer((claims.iss as string) ?? ISS)
+    .setAudience((claims.aud as string) ?? AUD)
+    .setSubject('user-1')
+    .setIssuedAt(o.iat ?? now());
+  if (o.exp !== null) jwt.setExpirationTime(o.exp ?? now() + 300);
+  return jwt.sign(o.signWith ?? key);
+}
+
+async function rejects(authorization: string | undefined, pattern: RegExp, who: PeerIdentity | null = peer, a = auth): Promise<CdsError> {
+  try {
+    await a.authenticate(authorization, who ?? undefined);
+  } catch (err) {
+    expect(err).toBeInstanceOf(CdsError);
+    const e = err as CdsError;
+    expect(e.kind).toBe('unauthenticated');
+    expect(e.message).toMatch(pattern);
+    expect(e.headers['www-authenticate']).toMatch(/^Bearer realm="cdsgate", error="invalid_(token|request)"/);
+    return e;
+  }
+  throw new Error('expected the token to be rejected');
+}
+
+const b64url = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+describe('JWT verification', () => {
+  it('accepts a valid token and builds the principal', async () => {
+    const p = await auth.authenticate(`Bearer ${await token({ azp: 'ehr-app', scope: 'patient/Observation.rs launch' })}`, peer);
+    expect(p).toMatchObject({ subject: 'user-1', issuer: ISS, roles: ['clinician'], clientId: 'ehr-app', scopes: ['patient/Observation.rs', 'launch'], certificateBound: false });
+    expect(p.certificate.name).toBe('spiffe://cdsgate.local/app/ehr-integration');
+  });
+
+  it('rejects an expired token', async () => {
+    await rejects(`Bearer ${await token({}, { iat: now() - 600, exp: now() - 120 })}`, /expired/);
+  });
+
+  it('rejects a token that is not yet valid (nbf)', async () => {
+    await rejects(`Bearer ${await token({ nbf: now() + 600 })}`, /not yet valid/);
+  });
+
+  it('rejects a token issued in the future beyond the clock skew', async () => {
+    await rejects(`Bearer ${await token({}, { iat: now() + 600, exp: now() + 900 })}`, /issue time is in the future/);
+  });
+
+  it('accepts issue times within the clock skew', async () => {
+    await expect(auth.authenticate(`Bearer ${await token({}, { iat: now() + 20 })}`, peer)).resolves.toBeDefined();
+  });
+
+  it('rejects a token older than the maximum age', async () => {
+    await rejects(`Bearer ${await token({}, { iat: now() - 7200, exp: now() + 300 })}`, /expired/);
+  });
+
+  it('rejects a token without exp', async () => {
+    await rejects(`Bearer ${await token({}, { exp: null })}`, /"exp"/);
+  });
+
+  it('rejects the wrong audience', async () => {
+    await rejects(`Bearer ${await token({ aud: 'another-service' })}`, /audience/);
+  });
+
+  it('rejects an untrusted issuer', async () => {
+    await rejects(`Bearer ${await token({ iss: 'https://evil.example' })}`, /issuer is not trusted/);
+  });
+
+  it('rejects alg "none"', async () => {
+    const unsigned = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ iss: ISS, aud: AUD, sub: 'x', roles: ['clinician'], iat: now(), exp: now() + 60 })}.`;
+    await rejects(`Bearer ${unsigned}`, /algorithm is not allowed|invalid/);
+  });
+
+  it('rejects HS256 signed with the public key as the HMAC secret (key confusion)', async () => {
+    const header = b64url({ alg: 'HS256', typ: 'JWT', kid });
+    const payload = b64url({ iss: ISS, aud: AUD, sub: 'x', roles: ['admin'], iat: now(), exp: now() + 60 });
+    for (const secret of [JSON.stringify(publicJwk), JSON.stringify({ keys: [publicJwk] }), publicJwk.x!]) {
+      const sig = createHmac('sha256', secret).update(`${header}.${payload}`).digest('base64url');
+      await rejects(`Bearer ${header}.${payload}.${sig}`, /algorithm is not allowed|invalid/);
+    }
+  });
+
+  it('rejects an unknown kid', async () => {
+    await rejects(`Bearer ${await token({}, { kid: 'not-a-known-key' })}`, /key id is not in the issuer key set/);
+  });
+
+  it('rejects a tampered payload', async () => {
+    const [h, , s] = (await token()).split('.');
+    const forged = b64url({ iss: ISS, aud: AUD, sub: 'user-1', roles: ['admin'], iat: now(), exp: now() + 300 });
+    await rejects(`Bearer ${h}.${forged}.${s}`, /signature is invalid/);
+  });
+
+  it('rejects a token signed by the wrong key under a trusted kid', async () => {
+    await rejects(`Bearer ${await token({}, { signWith: otherKey })}`, /signature is invalid/);
+  });
+
+  it('rejects a missing or malformed Authorization header and a missing certificate', async () => {
+    await rejects(undefined, /missing Authorization/);
+    await rejects('Basic dXNlcjpwYXNz', /Bearer <JWT>/);
+    await rejects('Bearer not-a-jwt', /Bearer <JWT>/);
+    await rejects('Bearer a.b.c', /not a well-formed JWT/);
+    await rejects(`Bearer ${await token()}`, /client certificate is required/, null);
+  });
+
+  it('reads roles from a nested claim path', async () => {
+    const nested = new Authenticator([issuer({ rolesClaim: 'realm_access.roles' }, jwksFile)]);
+    const p = await nested.authenticate(`Bearer ${await token({ roles: undefined, realm_access: { roles: ['nurse'] } })}`, peer);
+    expect(p.roles).toEqual(['nurse']);
+  });
+
+  it('enforces RFC 8705 certificate binding', async () => {
+    const bound = await token({ cnf: { 'x5t#S256': peer.thumbprint } });
+    expect((await auth.authenticate(`Bearer ${bound}`, peer)).certificateBound).toBe(true);
+    const stolen: PeerIdentity = { altNames: ['spiffe://cdsgate.local/app/other'], thumbprint: 'BBBBdifferentCertificateThumbprintBBBBBBBBB' };
+    await rejects(`Bearer ${bound}`, /bound to a different client certificate/, stolen);
+    const strict = new Authenticator([issuer({ requireCertificateBinding: true }, jwksFile)]);
+    await rejects(`Bearer ${await token()}`, /must be bound/, peer, strict);
+  });
+});

@@ -1,0 +1,95 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseGatewayConfig, parseNodeConfig } from '../../src/config/load.js';
+import { devGatewayConfig, devNodeConfig } from '../../src/cli/dev-config.js';
+import { devPkiPaths } from '../../src/tls/dev-pki.js';
+import { runCli } from '../helpers/cluster.js';
+
+const pki = devPkiPaths('/pki');
+const gateway = () => devGatewayConfig({ pki, jwksFile: '/pki/jwks.json', nodes: [{ index: 0, grpcPort: 9000 }, { index: 1, grpcPort: 9001 }] }) as any;
+
+const configError = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+};
+
+describe('configuration schema', () => {
+  it('accepts the development configs and fills defaults', () => {
+    const g = parseGatewayConfig(gateway(), '/etc/cdsgate');
+    expect(g.pools.default!.breaker.errorThresholdPercentage).toBe(50);
+    expect(g.auth.issuers[0]!.algorithms).not.toContain('HS256');
+    const n = parseNodeConfig(devNodeConfig({ pki, index: 0, modelRepository: 'models' }), '/srv/cdsgate');
+    expect(n.node.modelRepository).toBe('/srv/cdsgate/models');
+    expect(n.node.executionProvider).toBe('auto');
+  });
+
+  it('names the bad key', () => {
+    const c = gateway();
+    c.gateway.rest.port = 'eighty';
+    expect(configError(() => parseGatewayConfig(c, '/'))).toMatch(/gateway\.rest\.port: .*number/);
+  });
+
+  it('refuses unknown keys (typos must not silently disable a setting)', () => {
+    const c = gateway();
+    c.gateway.tls.requireClientCert = false;
+    expect(configError(() => parseGatewayConfig(c, '/'))).toMatch(/gateway\.tls.*requireClientCert/);
+  });
+
+  it('refuses symmetric or "none" algorithms', () => {
+    const c = gateway();
+    c.auth.issuers[0].algorithms = ['HS256'];
+    expect(configError(() => parseGatewayConfig(c, '/'))).toMatch(/auth\.issuers\.0\.algorithms\.0/);
+    c.auth.issuers[0].algorithms = ['none'];
+    expect(configError(() => parseGatewayConfig(c, '/'))).toMatch(/auth\.issuers\.0\.algorithms\.0/);
+  });
+
+  it('refuses a plain-http JWKS URL', () => {
+    const c = gateway();
+    c.auth.issuers[0].jwks = { url: 'http://idp.example/jwks' };
+    expect(configError(() => parseGatewayConfig(c, '/'))).toMatch(/auth\.issuers\.0\.jwks/);
+  });
+
+  it('checks references between pools, nodes and models', () => {
+    const c = gateway();
+    c.pools.default.nodes.push('node-9');
+    c.models.news2.pool = 'gpu';
+    const message = configError(() => parseGatewayConfig(c, '/'));
+    expect(message).toMatch(/pools\.default\.nodes\.2: unknown node "node-9"/);
+    expect(message).toMatch(/models\.news2\.pool: unknown pool "gpu"/);
+  });
+
+  it('node: requires an allow-list of caller identities', () => {
+    const n = devNodeConfig({ pki, index: 0, modelRepository: 'models' }) as any;
+    n.node.allowedClients = [];
+    expect(configError(() => parseNodeConfig(n, '/'))).toMatch(/node\.allowedClients/);
+  });
+
+  it('the CLI exits non-zero naming the bad key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-cfg-'));
+    const file = join(dir, 'gateway.json');
+    const c = gateway();
+    delete c.gateway.tls;
+    writeFileSync(file, JSON.stringify(c));
+    const run = runCli(['gateway', '--config', file]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/gateway\.tls/);
+    writeFileSync(file, '{ not json');
+    expect(runCli(['gateway', '--config', file]).stderr).toMatch(/not valid JSON/);
+    expect(runCli(['node', '--config', join(dir, 'missing.json')]).stderr).toMatch(/cannot read configuration file/);
+  });
+
+  it('every command has --help', () => {
+    for (const cmd of ['start', 'gateway', 'node', 'certs', 'token']) {
+      const run = runCli([cmd, '--help']);
+      expect(run.code, cmd).toBe(0);
+      expect(run.stdout, cmd).toMatch(/^Usage: cdsgate/);
+    }
+  });
+});
