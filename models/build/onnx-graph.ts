@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import onnxProto from 'onnx-proto';
+import onnxProto, { type onnx as Onnx } from 'onnx-proto';
 
 const { onnx } = onnxProto;
 const DT = onnx.TensorProto.DataType;
@@ -16,10 +16,10 @@ type Dim = number | string;
 type AttrValue = number | number[] | { float: number } | { floats: number[] };
 
 export class GraphBuilder {
-  private readonly nodes: onnx.INodeProto[] = [];
-  private readonly initializers: onnx.ITensorProto[] = [];
-  private readonly inputs: onnx.IValueInfoProto[] = [];
-  private readonly outputs: onnx.IValueInfoProto[] = [];
+  private readonly nodes: Onnx.INodeProto[] = [];
+  private readonly initializers: Onnx.ITensorProto[] = [];
+  private readonly inputs: Onnx.IValueInfoProto[] = [];
+  private readonly outputs: Onnx.IValueInfoProto[] = [];
   private counter = 0;
 
   constructor(private readonly name: string) {}
@@ -77,7 +77,7 @@ export class GraphBuilder {
   }
 }
 
-function valueInfo(name: string, type: ElemType, dims: Dim[]): onnx.IValueInfoProto {
+function valueInfo(name: string, type: ElemType, dims: Dim[]): Onnx.IValueInfoProto {
   return {
     name,
     type: {
@@ -89,7 +89,7 @@ function valueInfo(name: string, type: ElemType, dims: Dim[]): onnx.IValueInfoPr
   };
 }
 
-function attribute(name: string, v: AttrValue): onnx.IAttributeProto {
+function attribute(name: string, v: AttrValue): Onnx.IAttributeProto {
   if (typeof v === 'number') return { name, type: AT.INT, i: v };
   if (Array.isArray(v)) return { name, type: AT.INTS, ints: v };
   if ('float' in v) return { name, type: AT.FLOAT, f: v.float };

@@ -36,12 +36,15 @@ export interface MintOptions {
   /** Bind the token to a client certificate (RFC 8705 cnf.x5t#S256). */
   certificateThumbprint?: string;
   claims?: Record<string, unknown>;
+  /** Issue time (epoch seconds); now when omitted. Tests use it to mint already-expired tokens. */
+  issuedAt?: number;
 }
 
 export async function mintDevToken(privateJwkFile: string, options: MintOptions): Promise<string> {
   const jwk = JSON.parse(readFileSync(privateJwkFile, 'utf8')) as JWK;
   const key = await importJWK(jwk, DEV_ALG);
-  const jwt = new SignJWT({
+  const iat = options.issuedAt ?? Math.floor(Date.now() / 1000);
+  return new SignJWT({
     ...options.claims,
     roles: options.roles,
     ...(options.certificateThumbprint ? { cnf: { 'x5t#S256': options.certificateThumbprint } } : {}),
@@ -50,8 +53,8 @@ export async function mintDevToken(privateJwkFile: string, options: MintOptions)
     .setSubject(options.subject)
     .setIssuer(options.issuer ?? DEV_ISSUER)
     .setAudience(options.audience ?? DEV_AUDIENCE)
-    .setIssuedAt()
+    .setIssuedAt(iat)
     .setJti(crypto.randomUUID())
-    .setExpirationTime(`${options.ttlSeconds}s`);
-  return jwt.sign(key);
+    .setExpirationTime(iat + options.ttlSeconds)
+    .sign(key);
 }

@@ -24,29 +24,50 @@ export function sessionOptions(provider: ResolvedProvider, intraOpThreads: numbe
   return { executionProviders, intraOpNumThreads: intraOpThreads, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
 }
 
+type CreateSession = (bytes: Uint8Array, options: ort.InferenceSession.SessionOptions) => Promise<{ release(): Promise<void> }>;
+
+export interface ProbeDeps {
+  createSession: CreateSession;
+  /** CUDA provider libraries missing beside onnxruntime-node's binding. */
+  missingLibraries: () => string[];
+}
+
+const realDeps: ProbeDeps = {
+  createSession: (bytes, options) => ort.InferenceSession.create(bytes, options),
+  missingLibraries: () => CUDA_PROVIDER_LIBRARIES.filter((lib) => !existsSync(join(ortBinaryDir(), lib))),
+};
+
 /**
  * onnxruntime-node has no silent fallback and no API that says which provider
  * a session landed on: creating a CUDA session without the provider library
- * rejects. So we probe once with a real model and record the outcome:
- * `cuda` must work or startup fails naming the library; `auto` tries CUDA on
- * the configured device and falls back to CPU, saying why.
+ * rejects. So we decide once, with a real model, and record the outcome:
+ * `cuda` must work or startup fails naming what is missing; `auto` tries CUDA
+ * on the configured device and falls back to CPU, saying why.
+ * When the provider libraries are not even installed we skip the native
+ * attempt, which would only print ORT's own multi-line error to stderr.
  */
 export async function resolveProvider(
-  requested: ProviderRequest, deviceId: number, probeModel: Uint8Array,
-  createSession: (bytes: Uint8Array, options: ort.InferenceSession.SessionOptions) => Promise<{ release(): Promise<void> }> =
-    (bytes, options) => ort.InferenceSession.create(bytes, options),
+  requested: ProviderRequest, deviceId: number, probeModel: Uint8Array, deps: ProbeDeps = realDeps,
 ): Promise<ResolvedProvider> {
   if (requested === 'cpu') return { name: 'cpu' };
-  const cuda: ResolvedProvider = { name: 'cuda', deviceId };
-  try {
-    const session = await createSession(probeModel, sessionOptions(cuda, 1));
-    await session.release();
-    return cuda;
-  } catch (err) {
-    const reason = describeCudaFailure(err);
-    if (requested === 'cuda') throw new ProviderError(`executionProvider "cuda" (device ${deviceId}) cannot be used: ${reason}`);
-    return { name: 'cpu', fallbackReason: reason };
+  const hint = 'on a GPU host run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` with the CUDA 12 runtime and cuDNN 9 installed (README, "GPU hosts")';
+  let reason: string;
+  const missing = deps.missingLibraries();
+  if (missing.length > 0) {
+    reason = `missing ${missing.join(' and ')} in ${ortBinaryDir()}; ${hint}`;
+  } else {
+    const cuda: ResolvedProvider = { name: 'cuda', deviceId };
+    try {
+      const session = await deps.createSession(probeModel, sessionOptions(cuda, 1));
+      await session.release();
+      return cuda;
+    } catch (err) {
+      const message = (err instanceof Error ? err.message : String(err)).trim();
+      reason = `onnxruntime could not create a CUDA session: ${message} (the provider libraries are installed: check the CUDA runtime, cuDNN and the device id); ${hint}`;
+    }
   }
+  if (requested === 'cuda') throw new ProviderError(`executionProvider "cuda" (device ${deviceId}) cannot be used: ${reason}`);
+  return { name: 'cpu', fallbackReason: reason };
 }
 
 /** The libraries the CUDA provider needs beside onnxruntime-node's binding (Linux names; .dll on Windows). */
@@ -60,12 +81,3 @@ export function ortBinaryDir(): string {
   return join(pkg, 'bin', 'napi-v6', process.platform, process.arch);
 }
 
-/** ORT's own message only says "Failed to load shared library": name the missing file ourselves. */
-function describeCudaFailure(err: unknown): string {
-  const message = (err instanceof Error ? err.message : String(err)).trim();
-  const dir = ortBinaryDir();
-  const missing = CUDA_PROVIDER_LIBRARIES.filter((lib) => !existsSync(join(dir, lib)));
-  const hint = 'on a GPU host run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` with the CUDA 12 runtime and cuDNN 9 installed (README, "GPU hosts")';
-  if (missing.length) return `missing ${missing.join(' and ')} in ${dir} (onnxruntime: ${message}); ${hint}`;
-  return `onnxruntime: ${message} (the provider libraries are present: check the CUDA runtime, cuDNN and the device id); ${hint}`;
-}

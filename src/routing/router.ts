@@ -11,7 +11,7 @@ export interface RouterEvents {
   retried(pool: string): void;
 }
 
-interface Pool { name: string; members: NodeHandle[]; models: string[]; config: GatewayConfig['pools'][string] }
+interface Pool { name: string; members: NodeHandle[]; models: string[]; config: GatewayConfig['pools'][string]; nextStart: number }
 
 /**
  * Pools of nodes per model. Picks the ready node with the fewest requests in
@@ -37,7 +37,7 @@ export class Router {
     }
     for (const [name, poolConfig] of Object.entries(config.pools)) {
       const models = Object.entries(config.models).filter(([, r]) => r.pool === name).map(([m]) => m);
-      this.pools.set(name, { name, config: poolConfig, models, members: poolConfig.nodes.map((id) => this.nodes.get(id)!) });
+      this.pools.set(name, { name, config: poolConfig, models, members: poolConfig.nodes.map((id) => this.nodes.get(id)!), nextStart: 0 });
     }
     for (const [model, route] of Object.entries(config.models)) this.modelPool.set(model, this.pools.get(route.pool)!);
   }
@@ -89,9 +89,13 @@ export class Router {
     return pool;
   }
 
+  /** Fewest requests in flight; ties (common at low load) rotate, so no node idles while another works. */
   private pick(pool: Pool, model: string, exclude: Set<string>): NodeHandle | undefined {
+    const n = pool.members.length;
+    const start = pool.nextStart++ % n;
     let best: NodeHandle | undefined;
-    for (const node of pool.members) {
+    for (let i = 0; i < n; i++) {
+      const node = pool.members[(start + i) % n]!;
       if (exclude.has(node.id) || !node.canServe(model)) continue;
       if (!best || node.inFlight < best.inFlight) best = node;
     }

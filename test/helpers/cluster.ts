@@ -16,6 +16,17 @@ export const MODELS = join(ROOT, 'models');
 
 export interface Proc { child: ChildProcess; logs: string[]; ports: Record<string, number> }
 
+/** The process's structured (JSON) log lines; anything else on its output is skipped. */
+export function jsonLogs(p: Proc): Array<Record<string, unknown>> {
+  return p.logs.flatMap((line) => {
+    try {
+      return [JSON.parse(line) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+}
+
 export interface Material { dir: string; pki: DevPkiPaths; issuer: DevIssuerFiles }
 
 export async function makeMaterial(nodeCount = 3): Promise<Material> {
@@ -77,8 +88,9 @@ export interface Identity { cert: string; key: string }
 export interface HttpResult { status: number; headers: Record<string, string | string[] | undefined>; body: string; json: () => any }
 
 /** One HTTPS request over a fresh connection, presenting `identity` (or no certificate). */
-export function httpsCall(port: number, path: string, o: { ca: string; identity?: Identity; method?: string; token?: string; body?: unknown; rawBody?: string | Buffer }): Promise<HttpResult> {
+export function httpsCall(port: number, path: string, o: { ca: string; identity?: Identity; method?: string; token?: string; body?: unknown; rawBody?: string | Buffer; headersFirst?: boolean }): Promise<HttpResult> {
   return new Promise((resolvePromise, reject) => {
+    let answered = false;
     const payload = o.rawBody ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
     const req = httpsRequest({
       host: '127.0.0.1', port, path, method: o.method ?? (payload ? 'POST' : 'GET'), agent: false,
@@ -89,6 +101,7 @@ export function httpsCall(port: number, path: string, o: { ca: string; identity?
         ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
       },
     }, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -97,9 +110,15 @@ export function httpsCall(port: number, path: string, o: { ca: string; identity?
       });
       res.on('error', reject);
     });
-    req.on('error', reject);
-    if (payload) req.write(payload);
-    req.end();
+    // A server that refuses a body by its Content-Length answers and closes while we may still be writing.
+    req.on('error', (err) => { if (!answered) reject(err); });
+    if (payload && o.headersFirst) {
+      req.flushHeaders();
+      setTimeout(() => { if (!answered) req.end(payload); }, 200);
+    } else {
+      if (payload) req.write(payload);
+      req.end();
+    }
   });
 }
 

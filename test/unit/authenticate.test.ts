@@ -1,13 +1,15 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHmac } from 'node:crypto';
+import { createHmac, type webcrypto } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK } from 'jose';
 import { Authenticator } from '../../src/auth/authenticate.js';
 import { CdsError } from '../../src/errors.js';
 import type { PeerIdentity } from '../../src/tls/peer.js';
 import type { IssuerConfig } from '../../src/config/schema.js';
+
+type CryptoKey = webcrypto.CryptoKey;
 
 const ISS = 'https://issuer.test';
 const AUD = 'cdsgate';

@@ -33,7 +33,7 @@ describe('model repository', () => {
     cpSync(join(MODELS, 'news2'), join(repo, 'news2'), { recursive: true });
     const file = join(repo, 'news2', '1', 'model.onnx');
     const bytes = readFileSync(file);
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
     writeFileSync(file, bytes);
     const [entry] = loadRepository(repo);
     expect(entry!.status).toBe('failed');

@@ -25,11 +25,20 @@ describe('execution provider resolution', () => {
     await expect(resolveProvider('cuda', 0, model)).rejects.toThrow(/device 0.*libonnxruntime_providers_(shared|cuda)\.so/);
   });
 
+  it('installed libraries but a failing CUDA session: auto falls back with onnxruntime\'s reason, cuda refuses', async () => {
+    const deps = { missingLibraries: () => [], createSession: async () => { throw new Error('CUDA failure 100: no CUDA-capable device is detected'); } };
+    expect((await resolveProvider('auto', 0, model, deps)).fallbackReason).toMatch(/no CUDA-capable device/);
+    await expect(resolveProvider('cuda', 0, model, deps)).rejects.toThrow(/cannot be used: onnxruntime could not create a CUDA session: CUDA failure 100/);
+  });
+
   it('auto selects CUDA on the configured device when a session can be created there', async () => {
     const seen: unknown[] = [];
-    const resolved = await resolveProvider('auto', 3, model, async (_bytes, options) => {
-      seen.push(options.executionProviders);
-      return { release: async () => undefined };
+    const resolved = await resolveProvider('auto', 3, model, {
+      missingLibraries: () => [],
+      createSession: async (_bytes, options) => {
+        seen.push(options.executionProviders);
+        return { release: async () => undefined };
+      },
     });
     expect(resolved).toEqual({ name: 'cuda', deviceId: 3 });
     expect(seen).toEqual([[{ name: 'cuda', deviceId: 3 }]]);

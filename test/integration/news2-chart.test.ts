@@ -1,0 +1,36 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGGREGATE_CASES, CHART_EDGES, edgeRows } from '../helpers/news2-chart.js';
+import { grpcCall, grpcClient, httpsCall, startCluster, type Cluster } from '../helpers/cluster.js';
+
+let cluster: Cluster;
+beforeAll(async () => { cluster = await startCluster({ nodes: 1 }); });
+afterAll(async () => { await cluster?.stop(); });
+
+describe('NEWS2 chart cases end to end through the gateway', () => {
+  it('every band edge over REST', async () => {
+    const rows = edgeRows();
+    const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', {
+      ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: await cluster.token(['nurse']),
+      body: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [rows.length, 7], data: rows }] },
+    });
+    expect(res.status, res.body).toBe(200);
+    const sub = res.json().outputs.find((o: { name: string }) => o.name === 'subscores').data as number[];
+    CHART_EDGES.forEach(({ param, label, value, score }, i) => expect(sub[i * 7 + param], `${label} ${value}`).toBe(score));
+  });
+
+  it('aggregate bands over gRPC', async () => {
+    const client = grpcClient(cluster.gateway.ports.grpc!, cluster.pki.ca, cluster.pki.apps.smart);
+    const reply = await grpcCall(client, 'ModelInfer', {
+      model_name: 'news2',
+      inputs: [{ name: 'vitals', datatype: 'FP32', shape: [AGGREGATE_CASES.length, 7], contents: { fp32_contents: AGGREGATE_CASES.flatMap((c) => c.vitals) } }],
+    }, await cluster.token(['clinician']));
+    client.close();
+    const byName = (n: string) => reply.raw_output_contents[reply.outputs.findIndex((o: { name: string }) => o.name === n)];
+    const totals = new Float32Array(new Uint8Array(byName('news2_score')).buffer);
+    const risks = new BigInt64Array(new Uint8Array(byName('risk')).buffer);
+    AGGREGATE_CASES.forEach((c, i) => {
+      expect(totals[i], c.why).toBe(c.total);
+      expect(Number(risks[i]), c.why).toBe(c.risk);
+    });
+  });
+});
