@@ -3,6 +3,7 @@ import { CdsError } from '../errors.js';
 import type { IssuerConfig } from '../config/schema.js';
 import { peerName, thumbprintsEqual, type PeerIdentity } from '../tls/peer.js';
 import { jwksFor } from './jwks.js';
+import { TokenCache } from './token-cache.js';
 import type { Principal } from './principal.js';
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
@@ -24,6 +25,7 @@ interface TrustedIssuer { config: IssuerConfig; keys: JWTVerifyGetKey }
  */
 export class Authenticator {
   private readonly issuers = new Map<string, TrustedIssuer>();
+  private readonly cache = new TokenCache();
 
   constructor(configs: IssuerConfig[]) {
     for (const config of configs) this.issuers.set(config.issuer, { config, keys: jwksFor(config.jwks) });
@@ -35,30 +37,7 @@ export class Authenticator {
     const token = BEARER.exec(authorization)?.[1];
     if (!token) throw unauthenticated('Authorization must be "Bearer <JWT>"', 'invalid_request');
 
-    let claimedIssuer: unknown;
-    try {
-      decodeProtectedHeader(token);
-      claimedIssuer = decodeJwt(token).iss;
-    } catch {
-      throw unauthenticated('token is not a well-formed JWT');
-    }
-    const trusted = typeof claimedIssuer === 'string' ? this.issuers.get(claimedIssuer) : undefined;
-    if (!trusted) throw unauthenticated('token issuer is not trusted');
-    const { config } = trusted;
-
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(token, trusted.keys, {
-        issuer: config.issuer,
-        audience: config.audience,
-        algorithms: config.algorithms,
-        clockTolerance: config.clockSkewSeconds,
-        maxTokenAge: config.maxTokenAgeSeconds,
-        requiredClaims: ['exp', 'iat', 'sub'],
-      }));
-    } catch (err) {
-      throw unauthenticated(describeJoseError(err));
-    }
+    const { config, payload } = this.cachedClaims(token) ?? await this.verify(token);
 
     const bound = boundThumbprint(payload);
     if (bound !== undefined && !thumbprintsEqual(bound, peer.thumbprint)) {
@@ -78,6 +57,47 @@ export class Authenticator {
       certificate: { name: peerName(peer), thumbprint: peer.thumbprint },
       certificateBound: bound !== undefined,
     };
+  }
+
+  /** Full verification: issuer pinning, signature against the issuer's JWKS, audience, algorithms, time claims. */
+  private async verify(token: string): Promise<{ config: IssuerConfig; payload: JWTPayload }> {
+    let claimedIssuer: unknown;
+    try {
+      decodeProtectedHeader(token);
+      claimedIssuer = decodeJwt(token).iss;
+    } catch {
+      throw unauthenticated('token is not a well-formed JWT');
+    }
+    const trusted = typeof claimedIssuer === 'string' ? this.issuers.get(claimedIssuer) : undefined;
+    if (!trusted) throw unauthenticated('token issuer is not trusted');
+    const { config } = trusted;
+    try {
+      const { payload } = await jwtVerify(token, trusted.keys, {
+        issuer: config.issuer,
+        audience: config.audience,
+        algorithms: config.algorithms,
+        clockTolerance: config.clockSkewSeconds,
+        maxTokenAge: config.maxTokenAgeSeconds,
+        requiredClaims: ['exp', 'iat', 'sub'],
+      });
+      this.cache.set(token, config.issuer, payload);
+      return { config, payload };
+    } catch (err) {
+      throw unauthenticated(describeJoseError(err));
+    }
+  }
+
+  /** A token verified before, still within its time claims; undefined sends it to full verification. */
+  private cachedClaims(token: string): { config: IssuerConfig; payload: JWTPayload } | undefined {
+    const hit = this.cache.get(token);
+    const trusted = hit && this.issuers.get(hit.issuer);
+    if (!hit || !trusted) return undefined;
+    const now = Date.now() / 1000, skew = trusted.config.clockSkewSeconds;
+    const { exp, nbf, iat } = hit.payload;
+    if (typeof exp !== 'number' || exp + skew <= now) return undefined;
+    if (typeof nbf === 'number' && nbf - skew > now) return undefined;
+    if (typeof iat === 'number' && now - iat > trusted.config.maxTokenAgeSeconds + skew) return undefined;
+    return { config: trusted.config, payload: hit.payload };
   }
 }
 

@@ -25,10 +25,18 @@ export function peerFromCertificate(cert: PeerCertificate | null | undefined): P
   };
 }
 
+const socketPeers = new WeakMap<TLSSocket, PeerIdentity>();
+
+/** The verified peer of a TLS socket, parsed once per connection (keep-alive connections carry many requests). */
 export function peerFromSocket(socket: TLSSocket): PeerIdentity | undefined {
   // Only an authorized socket has a verified chain; the servers refuse others, this is belt and braces.
   if (!socket.authorized) return undefined;
-  return peerFromCertificate(socket.getPeerCertificate());
+  let peer = socketPeers.get(socket);
+  if (!peer) {
+    peer = peerFromCertificate(socket.getPeerCertificate());
+    if (peer) socketPeers.set(socket, peer);
+  }
+  return peer;
 }
 
 export const certificateThumbprint = (der: Buffer): string => createHash('sha256').update(der).digest('base64url');

@@ -152,6 +152,22 @@ describe('JWT verification', () => {
     expect(p.roles).toEqual(['nurse']);
   });
 
+  it('a cached token still has its certificate binding checked on every call', async () => {
+    const fresh = new Authenticator([issuer({}, jwksFile)]);
+    const bound = await token({ cnf: { 'x5t#S256': peer.thumbprint } });
+    await fresh.authenticate(`Bearer ${bound}`, peer); // now cached
+    const stolen: PeerIdentity = { altNames: ['spiffe://cdsgate.local/app/other'], thumbprint: 'CCCCyetAnotherCertificateThumbprintCCCCCCCCC' };
+    await rejects(`Bearer ${bound}`, /bound to a different client certificate/, stolen, fresh);
+  });
+
+  it('a cached token stops working when it expires', async () => {
+    const fresh = new Authenticator([issuer({ clockSkewSeconds: 0 }, jwksFile)]);
+    const shortLived = await token({}, { exp: now() + 1 });
+    await fresh.authenticate(`Bearer ${shortLived}`, peer);
+    await new Promise((r) => setTimeout(r, 2100));
+    await rejects(`Bearer ${shortLived}`, /expired/, peer, fresh);
+  });
+
   it('enforces RFC 8705 certificate binding', async () => {
     const bound = await token({ cnf: { 'x5t#S256': peer.thumbprint } });
     expect((await auth.authenticate(`Bearer ${bound}`, peer)).certificateBound).toBe(true);
