@@ -93,3 +93,12 @@ describe('configuration schema', () => {
     }
   });
 });
+
+describe('example configurations in config/examples', () => {
+  it('validate against the schema (the README documents them)', async () => {
+    const { loadGatewayConfig, loadNodeConfig } = await import('../../src/config/load.js');
+    const { ROOT } = await import('../helpers/cluster.js');
+    expect(loadGatewayConfig(join(ROOT, 'config/examples/gateway.json')).models.news2!.allowRoles).toEqual(['clinician', 'nurse']);
+    expect(loadNodeConfig(join(ROOT, 'config/examples/node.json')).node.executionProvider).toBe('cuda');
+  });
+});
