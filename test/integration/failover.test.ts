@@ -15,15 +15,15 @@ const infer = () => httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/inf
   body: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] },
 });
 
-function nodesUsed(): Set<string> {
-  return new Set(jsonLogs(cluster.gateway).filter((l) => l.msg === 'request' && l.status === '200' && l.node).map((l) => String(l.node)));
-}
+const servedLines = () => jsonLogs(cluster.gateway).filter((l) => l.msg === 'request' && l.status === '200' && l.node);
 
 describe('failover between nodes', () => {
   it('spreads load over both nodes while both are up', async () => {
     const results = await Promise.all(Array.from({ length: 20 }, infer));
     expect(results.map((r) => r.status)).toEqual(new Array(20).fill(200));
-    expect(nodesUsed()).toEqual(new Set(['node-0', 'node-1']));
+    // Log lines cross a pipe from the gateway process: wait until all 20 have arrived.
+    await waitFor(() => servedLines().length >= 20, 5000, 'the request log lines');
+    expect(new Set(servedLines().map((l) => String(l.node)))).toEqual(new Set(['node-0', 'node-1']));
   });
 
   it('one node killed (SIGKILL) → every request still succeeds through the other', async () => {

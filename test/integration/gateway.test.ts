@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as ort from 'onnxruntime-node';
 import { loadWdbc } from '../../models/build/wdbc.js';
 import { WDBC_CSV } from '../../models/build/build-all.js';
-import { MODELS, jsonLogs, grpcCall, grpcClient, httpsCall, scrapeMetrics, startCluster, type Cluster, type GrpcClient } from '../helpers/cluster.js';
+import { MODELS, jsonLogs, grpcCall, grpcClient, httpsCall, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let clinician: string;
@@ -221,16 +221,20 @@ describe('health, metadata, observability', () => {
   it('logs one line per request with subject and node, and never a token or payload', async () => {
     const marker = 'PAYLOAD-MARKER-7f3a';
     const token = await cluster.token(['clinician']);
-    await rest('/v2/models/news2/infer', { token, body: { id: marker, inputs: [{ name: marker, datatype: 'BYTES', shape: [1], data: [marker] }] } });
-    await rest('/v2/models/news2/infer', { token, body: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [16, 97, 0, 120, 70, 0, 37.123] }] } });
-    await new Promise((r) => setTimeout(r, 200));
+    const bad = await rest('/v2/models/news2/infer', { token, body: { id: marker, inputs: [{ name: marker, datatype: 'BYTES', shape: [1], data: [marker] }] } });
+    const good = await rest('/v2/models/news2/infer', { token, body: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [16, 97, 0, 120, 70, 0, 37.123] }] } });
+    expect([bad.status, good.status]).toEqual([400, 200]);
+    // Lines cross a pipe: wait for both requests' own lines before asserting anything about the log.
+    const lineFor = (res: { headers: Record<string, unknown> }) => jsonLogs(cluster.gateway).find((l) => l.msg === 'request' && l.requestId === res.headers['x-request-id']);
+    await waitFor(() => lineFor(bad) !== undefined && lineFor(good) !== undefined, 5000, 'both request log lines');
     const logs = [...cluster.gateway.logs, ...cluster.nodes.flatMap((n) => n.logs)].join('\n');
     const signature = token.split('.')[2]!;
     expect(logs).not.toContain(signature);
     expect(logs).not.toContain(clinician.split('.')[2]!);
     expect(logs).not.toContain(marker);
     expect(logs).not.toContain('37.123');
-    const lines = jsonLogs(cluster.gateway).filter((l) => l.msg === 'request' && l.route === 'infer' && l.status === '200');
-    expect(lines.at(-1)).toMatchObject({ door: 'rest', model: 'news2', subject: 'test-user', node: expect.stringMatching(/^node-[01]$/), requestId: expect.any(String), latencyMs: expect.any(Number) });
+    expect(lineFor(bad)).toMatchObject({ status: '400', error: 'invalid_argument' });
+    expect(lineFor(bad)).not.toHaveProperty('reason');
+    expect(lineFor(good)).toMatchObject({ door: 'rest', model: 'news2', subject: 'test-user', node: expect.stringMatching(/^node-[01]$/), requestId: expect.any(String), latencyMs: expect.any(Number) });
   });
 });
