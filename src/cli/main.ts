@@ -15,6 +15,7 @@ Commands:
   node      run an inference node      (cdsgate node --config FILE)
   certs     generate the development PKI and token issuer key
   token     mint a development JWT
+  infer     call a model over the gRPC door with a KServe JSON body
 
 Run "cdsgate <command> --help" for a command's options.`,
   gateway: `Usage: cdsgate gateway --config FILE
@@ -38,6 +39,13 @@ key with its JWKS. Existing files are kept unless --force is given.`,
 Mints a development JWT signed by the development issuer key
 (default certs/dev/issuer-private.jwk.json). --bind-cert binds the token to a
 client certificate (RFC 8705 cnf.x5t#S256). Prints the token.`,
+  infer: `Usage: cdsgate infer --address HOST:PORT --model NAME --body JSON
+                     --ca PEM --cert PEM --key PEM --token JWT
+                     [--server-name NAME] [--timeout-ms MS]
+
+Sends a KServe v2 JSON inference request (the REST door's body) over the gRPC
+door with raw tensors, presenting the client certificate and token, and
+prints the result as KServe JSON. Exit code 1 with the gRPC status on failure.`,
   start: `Usage: cdsgate start
 
 Development mode: creates the development PKI and keys if missing, starts two
@@ -134,6 +142,25 @@ async function main(argv: string[]): Promise<void> {
         ...(values.aud ? { audience: values.aud } : {}), ...(thumbprint ? { certificateThumbprint: thumbprint } : {}),
       });
       process.stdout.write(`${token}\n`);
+      return;
+    }
+    case 'infer': {
+      const { values } = parseArgs({
+        args,
+        options: {
+          address: { type: 'string' }, model: { type: 'string' }, body: { type: 'string' }, ca: { type: 'string' },
+          cert: { type: 'string' }, key: { type: 'string' }, token: { type: 'string' },
+          'server-name': { type: 'string', default: 'localhost' }, 'timeout-ms': { type: 'string', default: '10000' }, help: { type: 'boolean' },
+        },
+      });
+      if (values.help) return void process.stdout.write(`${HELP.infer}\n`);
+      const missing = (['address', 'model', 'body', 'ca', 'cert', 'key', 'token'] as const).filter((k) => !values[k]);
+      if (missing.length) fail(`infer: missing ${missing.map((k) => `--${k}`).join(', ')}\n\n${HELP.infer}`, 2);
+      const { inferOverGrpc } = await import('./infer.js');
+      process.stdout.write(`${await inferOverGrpc({
+        address: values.address!, serverName: values['server-name']!, ca: values.ca!, cert: values.cert!, key: values.key!,
+        token: values.token!, model: values.model!, body: values.body!, timeoutMs: Number(values['timeout-ms']),
+      })}\n`);
       return;
     }
     case 'start': {

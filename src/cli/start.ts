@@ -72,7 +72,13 @@ curl --cacert ${rel(pki.ca)} --cert ${rel(pki.apps.ehr.cert)} --key ${rel(pki.ap
   https://localhost:${ports.gateway.rest}/v2/models/news2/infer \\
   -d '${body}'
 
-The same over gRPC (grpcurl, https://github.com/fullstorydev/grpcurl):
+The same over gRPC, with the bundled client (KServe JSON in, raw tensors on the wire):
+
+npx cdsgate infer --address localhost:${ports.gateway.grpc} --model news2 \\
+  --ca ${rel(pki.ca)} --cert ${rel(pki.apps.ehr.cert)} --key ${rel(pki.apps.ehr.key)} --token "$TOKEN" \\
+  --body '${body}'
+
+or with grpcurl (https://github.com/fullstorydev/grpcurl), if you have it:
 
 grpcurl -cacert ${rel(pki.ca)} -cert ${rel(pki.apps.ehr.cert)} -key ${rel(pki.apps.ehr.key)} \\
   -import-path ${rel(resolve(ROOT, 'proto'))} -proto grpc_predict_v2.proto \\

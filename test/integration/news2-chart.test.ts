@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGGREGATE_CASES, CHART_EDGES, edgeRows } from '../helpers/news2-chart.js';
-import { grpcCall, grpcClient, httpsCall, startCluster, type Cluster } from '../helpers/cluster.js';
+import { grpcCall, grpcClient, httpsCall, runCliAsync, startCluster, type Cluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 beforeAll(async () => { cluster = await startCluster({ nodes: 1 }); });
@@ -32,5 +32,21 @@ describe('NEWS2 chart cases end to end through the gateway', () => {
       expect(totals[i], c.why).toBe(c.total);
       expect(Number(risks[i]), c.why).toBe(c.risk);
     });
+  });
+});
+
+describe('cdsgate infer (the gRPC example npm start prints)', () => {
+  it('sends a KServe JSON body over the gRPC door and prints the result', async () => {
+    const body = JSON.stringify({ inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [[24, 93, 1, 105, 115, 0, 38.5]] }] });
+    const args = ['infer', '--address', `localhost:${cluster.gateway.ports.grpc}`, '--model', 'news2', '--ca', cluster.pki.ca,
+      '--cert', cluster.pki.apps.ehr.cert, '--key', cluster.pki.apps.ehr.key, '--body', body];
+    const ok = await runCliAsync([...args, '--token', await cluster.token(['clinician'])]);
+    expect(ok.code, ok.stderr).toBe(0);
+    const result = JSON.parse(ok.stdout);
+    expect(result.outputs.find((o: { name: string }) => o.name === 'news2_score').data).toEqual([10]);
+    expect(result.outputs.find((o: { name: string }) => o.name === 'risk').data).toEqual([3]);
+    const denied = await runCliAsync([...args, '--token', await cluster.token(['billing'])]);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/gRPC PERMISSION_DENIED/);
   });
 });

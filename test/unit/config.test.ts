@@ -86,7 +86,7 @@ describe('configuration schema', () => {
   });
 
   it('every command has --help', () => {
-    for (const cmd of ['start', 'gateway', 'node', 'certs', 'token']) {
+    for (const cmd of ['start', 'gateway', 'node', 'certs', 'token', 'infer']) {
       const run = runCli([cmd, '--help']);
       expect(run.code, cmd).toBe(0);
       expect(run.stdout, cmd).toMatch(/^Usage: cdsgate/);
