@@ -3,8 +3,6 @@ import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type JSONWe
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { IssuerConfig } from '../config/schema.js';
 
-const FILE_RELOAD_COOLDOWN_MS = 30_000;
-
 /**
  * The key source for one issuer. A URL JWKS is cached and refetched when a
  * token names an unknown kid, at most once per cooldown (jose does both). A
@@ -23,12 +21,12 @@ export function jwksFor(jwks: IssuerConfig['jwks']): JWTVerifyGetKey {
   }
   const read = (): JWTVerifyGetKey => createLocalJWKSet(JSON.parse(readFileSync(jwks.file, 'utf8')) as JSONWebKeySet);
   let current = read();
-  let lastReload = Date.now();
+  let lastReload = Number.NEGATIVE_INFINITY; // the first unknown kid may reload at once
   return async (header, token) => {
     try {
       return await current(header, token);
     } catch (err) {
-      if (!(err instanceof errors.JWKSNoMatchingKey) || Date.now() - lastReload < FILE_RELOAD_COOLDOWN_MS) throw err;
+      if (!(err instanceof errors.JWKSNoMatchingKey) || Date.now() - lastReload < jwks.cooldownMs) throw err;
       lastReload = Date.now();
       current = read();
       return current(header, token);

@@ -37,7 +37,11 @@ function schemas(baseDir: string) {
   });
 
   const jwks = z.union([
-    z.strictObject({ file: filePath }),
+    z.strictObject({
+      file: filePath,
+      /** Minimum time between re-reads of the file triggered by an unknown kid. */
+      cooldownMs: z.number().int().positive().default(30_000),
+    }),
     z.strictObject({
       url: z.url({ protocol: /^https$/ }),
       /** CA bundle for the JWKS server when it is not publicly trusted. */

@@ -23,7 +23,7 @@ let otherKey: CryptoKey;
 
 function issuer(overrides: Partial<IssuerConfig> = {}, jwksFile: string): IssuerConfig {
   return {
-    issuer: ISS, audience: AUD, jwks: { file: jwksFile }, algorithms: ['ES256', 'RS256'], rolesClaim: 'roles',
+    issuer: ISS, audience: AUD, jwks: { file: jwksFile, cooldownMs: 30_000 }, algorithms: ['ES256', 'RS256'], rolesClaim: 'roles',
     clockSkewSeconds: 30, maxTokenAgeSeconds: 3600, requireCertificateBinding: false, ...overrides,
   };
 }

@@ -1,0 +1,91 @@
+import { createServer, type Server } from 'node:https';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { Authenticator } from '../../src/auth/authenticate.js';
+import type { IssuerConfig } from '../../src/config/schema.js';
+import type { PeerIdentity } from '../../src/tls/peer.js';
+import { makeMaterial, type Material } from '../helpers/cluster.js';
+
+const ISS = 'https://idp.test';
+const peer: PeerIdentity = { altNames: ['spiffe://cdsgate.local/app/ehr-integration'], thumbprint: 't' };
+
+interface Key { kid: string; jwk: JWK; sign: (roles: string[]) => Promise<string> }
+async function newKey(kid: string): Promise<Key> {
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
+  const sign = (roles: string[]) => new SignJWT({ roles }).setProtectedHeader({ alg: 'ES256', kid }).setIssuer(ISS).setAudience('cdsgate')
+    .setSubject('u').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+  return { kid, jwk, sign };
+}
+
+let material: Material;
+let server: Server;
+let served: JWK[] = [];
+let fetches = 0;
+
+const issuer = (jwks: IssuerConfig['jwks']): IssuerConfig => ({
+  issuer: ISS, audience: 'cdsgate', jwks, algorithms: ['ES256'], rolesClaim: 'roles', clockSkewSeconds: 30, maxTokenAgeSeconds: 3600, requireCertificateBinding: false,
+});
+
+beforeAll(async () => {
+  material = await makeMaterial(1);
+  server = createServer({ cert: readFileSync(material.pki.gatewayServer.cert), key: readFileSync(material.pki.gatewayServer.key) }, (_req, res) => {
+    fetches++;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: served }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+});
+afterAll(() => { server?.close(); });
+
+describe('JWKS from an HTTPS URL', () => {
+  it('fetches over TLS with the configured CA, caches, refetches on an unknown kid at most once per cooldown', async () => {
+    const k1 = await newKey('k1');
+    const k2 = await newKey('k2');
+    const k3 = await newKey('k3');
+    served = [k1.jwk];
+    const port = (server.address() as AddressInfo).port;
+    const auth = new Authenticator([issuer({ url: `https://localhost:${port}/jwks`, ca: material.pki.ca, cacheMaxAgeMs: 600_000, cooldownMs: 1_000 })]);
+
+    await auth.authenticate(`Bearer ${await k1.sign(['a'])}`, peer);
+    await auth.authenticate(`Bearer ${await k1.sign(['b'])}`, peer);
+    expect(fetches).toBe(1); // cached
+
+    served = [k1.jwk, k2.jwk]; // the IdP rotates in k2
+    await new Promise((r) => setTimeout(r, 1_100)); // past the cooldown
+    await auth.authenticate(`Bearer ${await k2.sign(['c'])}`, peer);
+    expect(fetches).toBe(2); // the unknown kid triggered one refetch
+
+    served = [k1.jwk, k2.jwk, k3.jwk];
+    await expect(auth.authenticate(`Bearer ${await k3.sign(['d'])}`, peer)).rejects.toThrow(/key id is not in the issuer key set/);
+    await expect(auth.authenticate(`Bearer ${await k3.sign(['e'])}`, peer)).rejects.toThrow(/key id is not in the issuer key set/);
+    expect(fetches).toBe(2); // within the cooldown: unknown kids do not hammer the IdP
+  });
+
+  it('refuses a JWKS server whose certificate the configured CA does not vouch for', async () => {
+    const k = await newKey('k1');
+    served = [k.jwk];
+    const port = (server.address() as AddressInfo).port;
+    const auth = new Authenticator([issuer({ url: `https://localhost:${port}/jwks`, ca: material.pki.untrustedCa, cacheMaxAgeMs: 600_000, cooldownMs: 1_000 })]);
+    await expect(auth.authenticate(`Bearer ${await k.sign(['a'])}`, peer)).rejects.toThrow(/issuer key set is unavailable|token is invalid/);
+  });
+});
+
+describe('JWKS from a file', () => {
+  it('picks up a key rotated into the file without a restart', async () => {
+    const k1 = await newKey('f1');
+    const k2 = await newKey('f2');
+    const file = join(material.dir, 'rotating-jwks.json');
+    writeFileSync(file, JSON.stringify({ keys: [k1.jwk] }));
+    const k3 = await newKey('f3');
+    const auth = new Authenticator([issuer({ file, cooldownMs: 30_000 })]);
+    await auth.authenticate(`Bearer ${await k1.sign(['a'])}`, peer);
+    writeFileSync(file, JSON.stringify({ keys: [k1.jwk, k2.jwk] }));
+    await expect(auth.authenticate(`Bearer ${await k2.sign(['a'])}`, peer)).resolves.toMatchObject({ roles: ['a'] });
+    // Within the cooldown a further unknown kid does not re-read the file.
+    writeFileSync(file, JSON.stringify({ keys: [k1.jwk, k2.jwk, k3.jwk] }));
+    await expect(auth.authenticate(`Bearer ${await k3.sign(['a'])}`, peer)).rejects.toThrow(/key id is not in the issuer key set/);
+  });
+});
