@@ -1,0 +1,250 @@
+import { mkdirSync, readdirSync, readFileSync, truncateSync, unlinkSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { Logger } from '../phi/logger.js';
+import { GENESIS_PREV, keyIdOf, lineHash, signCheckpoint } from './chain.js';
+import type { AuditEntry, AuditLine, ChainEntry } from './record.js';
+
+export interface AuditLogOptions {
+  dir: string;
+  signingKey: KeyObject;
+  gateway: string;
+  checkpointIntervalMs: number;
+  rotateBytes: number;
+  rotateDaily: boolean;
+  /** fdatasync every batch before answering (durable). Off only for measuring its cost. */
+  fsync: boolean;
+  log: Logger;
+}
+
+type Make = (seq: number, prev: string) => AuditEntry | ChainEntry;
+interface Pending { make: Make; resolve: () => void; reject: (err: Error) => void }
+
+const FILE = /^audit-(\d{6})\.jsonl$/;
+export const HEADS_FILE = 'heads.jsonl';
+export const auditFileName = (index: number): string => `audit-${String(index).padStart(6, '0')}.jsonl`;
+
+/** The audit files of a directory, oldest first. */
+export function auditFiles(dir: string): string[] {
+  return readdirSync(dir).filter((f) => FILE.test(f)).sort().map((f) => join(dir, f));
+}
+
+/**
+ * Append-only, hash-chained, group-committed audit log. `append` resolves only
+ * once the record is on disk; concurrent appends share one write and one
+ * fdatasync. Any write failure breaks the log for good (fail closed): every
+ * later append rejects, so no request is answered without its record.
+ */
+export class AuditLog {
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+  private broken: Error | undefined;
+  private sinceCheckpoint = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly o: AuditLogOptions,
+    private fh: FileHandle,
+    private heads: FileHandle,
+    private file: string,
+    private index: number,
+    private size: number,
+    private seq: number,
+    private prev: string,
+    private day: string,
+  ) {}
+
+  static async open(o: AuditLogOptions): Promise<AuditLog> {
+    mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    const heads = await open(join(o.dir, HEADS_FILE), 'a', 0o600);
+    const state = recoverTail(o.dir, o.log);
+    const today = dayOf(new Date());
+    if (!state) {
+      const file = join(o.dir, auditFileName(1));
+      const fh = await open(file, 'a', 0o600);
+      const log = new AuditLog(o, fh, heads, file, 1, 0, -1, GENESIS_PREV, today);
+      const publicKey = createPublicKey(o.signingKey).export({ type: 'spki', format: 'pem' }).toString();
+      await log.enqueue(() => ({ type: 'genesis', keyId: keyIdOf(o.signingKey), gateway: o.gateway, publicKey }));
+      log.startTimer();
+      return log;
+    }
+    const fh = await open(state.file, 'a', 0o600);
+    const log = new AuditLog(o, fh, heads, state.file, state.index, state.size, state.lastSeq, state.lastHash, today);
+    if (state.discardedBytes > 0 || !state.cleanShutdown) {
+      const reason = state.discardedBytes > 0
+        ? 'the previous run stopped during a write; its incomplete last line was removed (no response had been sent for it)'
+        : 'the previous run ended without a final checkpoint';
+      await log.enqueue(() => ({ type: 'recovered', discardedBytes: state.discardedBytes, reason }));
+    }
+    log.startTimer();
+    return log;
+  }
+
+  get healthy(): boolean {
+    return !this.broken && !this.closed;
+  }
+
+  /** Resolves when the record is durably written; rejects if the log cannot record it. */
+  append(entry: AuditEntry): Promise<void> {
+    return this.enqueue(() => entry);
+  }
+
+  /** Signs the current head into the chain and the heads file. */
+  checkpoint(final = false): Promise<void> {
+    return this.enqueue(this.signedCheckpoint(final));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.timer) clearInterval(this.timer);
+    if (!this.broken) await this.checkpoint(true).catch(() => undefined);
+    this.closed = true;
+    await this.flushing;
+    await this.fh.close();
+    await this.heads.close();
+  }
+
+  private startTimer(): void {
+    this.timer = setInterval(() => {
+      if (this.sinceCheckpoint > 0 && this.healthy) this.checkpoint().catch(() => undefined);
+    }, this.o.checkpointIntervalMs);
+    this.timer.unref();
+  }
+
+  private enqueue(make: Make): Promise<void> {
+    if (this.broken) return Promise.reject(new Error(`audit log unavailable: ${this.broken.message}`));
+    if (this.closed) return Promise.reject(new Error('audit log is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ make, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Starts the flusher unless it runs; when it stops, anything that arrived meanwhile starts it again. */
+  private kick(): void {
+    if (this.flushing) return;
+    this.flushing = this.flush().finally(() => {
+      this.flushing = undefined;
+      if (this.queue.length > 0) this.kick();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    // Let the requests that arrive in this turn of the event loop join the batch.
+    await new Promise((r) => setImmediate(r));
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0);
+      try {
+        await this.writeChained(batch.map((item) => item.make));
+      } catch (err) {
+        this.broken = err as Error;
+        this.o.log.fatal({ err: (err as Error).message, file: this.file }, 'audit log write failed: refusing further requests');
+        for (const item of [...batch, ...this.queue.splice(0)]) item.reject(new Error(`audit log unavailable: ${(err as Error).message}`));
+        return;
+      }
+      for (const item of batch) item.resolve();
+      try {
+        await this.rotateIfDue();
+      } catch (err) {
+        this.broken = err as Error;
+        this.o.log.fatal({ err: (err as Error).message }, 'audit log rotation failed: refusing further requests');
+      }
+    }
+  }
+
+  /** Chains the records onto the current head, writes them with one write (and one fdatasync), records signed heads. */
+  private async writeChained(makes: Make[]): Promise<void> {
+    let text = '';
+    let seq = this.seq, prev = this.prev, sinceCheckpoint = this.sinceCheckpoint;
+    const heads: string[] = [];
+    for (const make of makes) {
+      seq += 1;
+      const entry = make(seq, prev);
+      const line = JSON.stringify({ seq, time: new Date().toISOString(), prev, ...entry });
+      if (entry.type === 'checkpoint') {
+        heads.push(JSON.stringify({ file: basename(this.file), seq, prev, keyId: entry.keyId, signature: entry.signature, final: entry.final }));
+        sinceCheckpoint = 0;
+      } else {
+        sinceCheckpoint += 1;
+      }
+      prev = lineHash(line);
+      text += `${line}\n`;
+    }
+    const bytes = Buffer.from(text);
+    await this.fh.write(bytes);
+    if (this.o.fsync) await this.fh.datasync();
+    // Only once the lines are on disk does the in-memory head move.
+    this.seq = seq;
+    this.prev = prev;
+    this.sinceCheckpoint = sinceCheckpoint;
+    this.size += bytes.length;
+    if (heads.length > 0) {
+      await this.heads.write(`${heads.join('\n')}\n`);
+      if (this.o.fsync) await this.heads.datasync();
+    }
+  }
+
+  private signedCheckpoint(final: boolean): Make {
+    return (seq, prev) => ({ type: 'checkpoint', keyId: keyIdOf(this.o.signingKey), signature: signCheckpoint(this.o.signingKey, seq, prev), final });
+  }
+
+  /** By size or by day: close the file with a signed head, continue the chain in the next one. */
+  private async rotateIfDue(): Promise<void> {
+    const today = dayOf(new Date());
+    if (this.closed || this.broken) return;
+    if (this.size < this.o.rotateBytes && !(this.o.rotateDaily && today !== this.day)) return;
+    const previousFile = basename(this.file);
+    await this.writeChained([this.signedCheckpoint(false)]);
+    await this.fh.close();
+    this.index += 1;
+    this.file = join(this.o.dir, auditFileName(this.index));
+    this.fh = await open(this.file, 'a', 0o600);
+    this.size = 0;
+    this.day = today;
+    await this.writeChained([() => ({ type: 'rotation', previousFile })]);
+  }
+}
+
+const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
+
+interface TailState { file: string; index: number; size: number; lastSeq: number; lastHash: string; discardedBytes: number; cleanShutdown: boolean }
+
+/**
+ * Finds where the chain ends. A crash can leave half a line at the end of the
+ * newest file; that line's request was never answered (answers wait for the
+ * write), so it is cut off and the cut is recorded in the chain.
+ */
+function recoverTail(dir: string, log: Logger): TailState | undefined {
+  const files = auditFiles(dir);
+  let discardedBytes = 0;
+  while (files.length > 0) {
+    const file = files[files.length - 1]!;
+    const text = readFileSync(file, 'utf8');
+    const end = text.lastIndexOf('\n') + 1;
+    if (end < text.length) {
+      discardedBytes += Buffer.byteLength(text.slice(end));
+      truncateSync(file, Buffer.byteLength(text.slice(0, end)));
+      log.warn({ file, discardedBytes }, 'removed an incomplete final audit line');
+    }
+    if (end === 0) {
+      unlinkSync(file);
+      files.pop();
+      continue;
+    }
+    const lastLine = text.slice(text.lastIndexOf('\n', end - 2) + 1, end - 1);
+    let last: AuditLine;
+    try {
+      last = JSON.parse(lastLine) as AuditLine;
+    } catch {
+      throw new Error(`audit log ${file} ends with a line that is not JSON; run "cdsgate audit verify" before starting`);
+    }
+    const index = Number(FILE.exec(basename(file))![1]);
+    return {
+      file, index, size: Buffer.byteLength(text.slice(0, end)), lastSeq: last.seq, lastHash: lineHash(lastLine), discardedBytes,
+      cleanShutdown: last.type === 'checkpoint' && (last as { final?: boolean }).final === true,
+    };
+  }
+  return undefined;
+}

@@ -1,0 +1,36 @@
+/** What one audited request says: who did what, to whose data, for what purpose, with what result. */
+export interface AuditEntry {
+  type: 'request';
+  requestId: string;
+  door: string;
+  route: string;
+  client: { name: string; thumbprint: string } | null;
+  remoteAddress?: string;
+  principal: { sub: string; issuer: string; clientId?: string; roles: string[]; tokenId?: string } | null;
+  purposeOfUse: string[];
+  emergency: boolean;
+  model: { name: string; version?: string; sha256?: string } | null;
+  node?: string;
+  outcome: 'success' | 'failure';
+  /** ok, or the error kind (unauthenticated, permission_denied, …). */
+  status: string;
+  /** The HTTP status equivalent, for both doors. */
+  code: number;
+  latencyMs: number;
+  /** Keyed pseudonyms of the patients the request concerns. */
+  patients: string[];
+  /** HMAC digest of the input tensors, when the request got as far as decoding them. */
+  inputDigest?: string;
+  /** What the request carried, with PHI redacted or pseudonymised. */
+  request?: unknown;
+}
+
+/** Records the log itself writes. */
+export type ChainEntry =
+  | { type: 'genesis'; keyId: string; gateway: string; publicKey: string }
+  | { type: 'rotation'; previousFile: string }
+  | { type: 'recovered'; discardedBytes: number; reason: string }
+  | { type: 'checkpoint'; keyId: string; signature: string; final: boolean };
+
+/** Every line: seq, type, time, prev first, then the entry's own fields. */
+export type AuditLine = { seq: number; time: string; prev: string } & (AuditEntry | ChainEntry);

@@ -1,0 +1,180 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync, readdirSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AuditLog, auditFiles } from '../../src/audit/log.js';
+import { verifyAuditLog } from '../../src/audit/verify.js';
+import { lineHash } from '../../src/audit/chain.js';
+import type { AuditEntry } from '../../src/audit/record.js';
+import { createLogger } from '../../src/phi/logger.js';
+
+const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const silent = createLogger('test', 'silent');
+
+function entry(i: number): AuditEntry {
+  return {
+    type: 'request', requestId: `req-${i}`, door: 'rest', route: 'infer', client: { name: 'spiffe://app', thumbprint: 'tp' },
+    principal: { sub: 'user', issuer: 'iss', roles: ['clinician'] }, purposeOfUse: ['TREAT'], emergency: false,
+    model: { name: 'news2', version: '1' }, node: 'node-0', outcome: 'success', status: 'ok', code: 200, latencyMs: 1.5, patients: [],
+  };
+}
+
+async function openLog(dir: string, overrides: Partial<Parameters<typeof AuditLog.open>[0]> = {}) {
+  return AuditLog.open({ dir, signingKey: privateKey, gateway: 'test', checkpointIntervalMs: 60_000, rotateBytes: 64 << 20, rotateDaily: false, fsync: true, log: silent, ...overrides });
+}
+
+async function writeLog(records: number, checkpointEvery = 5): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+  const log = await openLog(dir);
+  for (let i = 1; i <= records; i++) {
+    await log.append(entry(i));
+    if (i % checkpointEvery === 0) await log.checkpoint();
+  }
+  await log.close();
+  return dir;
+}
+
+const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
+const seqAt = (file: string, seq: number) => lines(file).findIndex((l) => JSON.parse(l).seq === seq);
+const copy = (dir: string) => { const d = mkdtempSync(join(tmpdir(), 'cdsgate-audit-copy-')); cpSync(dir, d, { recursive: true }); return d; };
+const verify = (dir: string) => verifyAuditLog(auditFiles(dir), { publicKey });
+
+describe('audit log', () => {
+  it('writes a chain that verifies, ending in a signed final checkpoint', async () => {
+    const dir = await writeLog(12);
+    const report = verify(dir);
+    expect(report.problem).toBeUndefined();
+    expect(report.ok).toBe(true);
+    expect(report.unsignedTail).toBe(0);
+    const all = lines(auditFiles(dir)[0]!);
+    expect(JSON.parse(all[0]!)).toMatchObject({ seq: 0, type: 'genesis', prev: '0'.repeat(64) });
+    expect(JSON.parse(all.at(-1)!)).toMatchObject({ type: 'checkpoint', final: true });
+    expect(JSON.parse(all[1]!).prev).toBe(lineHash(all[0]!));
+  });
+
+  it('group-commits concurrent appends: all acknowledged, all recorded once, in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => log.append(entry(i))));
+    await log.close();
+    const ids = lines(auditFiles(dir)[0]!).map((l) => JSON.parse(l)).filter((r) => r.type === 'request').map((r) => r.requestId);
+    expect(new Set(ids).size).toBe(200);
+    expect(verify(dir).ok).toBe(true);
+  });
+
+  it('continues the chain across restarts and rotation files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    let log = await openLog(dir, { rotateBytes: 1500 });
+    for (let i = 0; i < 20; i++) await log.append(entry(i));
+    await log.close();
+    log = await openLog(dir, { rotateBytes: 1500 });
+    for (let i = 20; i < 30; i++) await log.append(entry(i));
+    await log.close();
+    expect(auditFiles(dir).length).toBeGreaterThan(3);
+    expect(verify(dir)).toMatchObject({ ok: true, unsignedTail: 0 });
+    const missing = copy(dir);
+    unlinkSync(auditFiles(missing)[1]!);
+    expect(verify(missing).problem).toMatch(/missing|not a rotation record/);
+  });
+
+  it('after a crash mid-write: cuts the incomplete line, records the recovery, and the chain verifies', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir);
+    for (let i = 0; i < 5; i++) await log.append(entry(i));
+    // No close(): the process died. Then a torn write at the end.
+    const torn = '{"seq":6,"time":"2026-';
+    appendFileSync(auditFiles(dir)[0]!, torn);
+    expect(verify(dir)).toMatchObject({ ok: true });
+    expect(verify(dir).warnings.join()).toMatch(/incomplete line/);
+    const reopened = await openLog(dir);
+    await reopened.append(entry(99));
+    await reopened.close();
+    const records = lines(auditFiles(dir)[0]!).map((l) => JSON.parse(l));
+    expect(records.find((r) => r.type === 'recovered')).toMatchObject({ discardedBytes: Buffer.byteLength(torn) });
+    expect(verify(dir)).toMatchObject({ ok: true, unsignedTail: 0 });
+  });
+
+  it('fails closed: after a write error every append is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir);
+    await log.append(entry(1));
+    await (log as unknown as { fh: { close(): Promise<void> } }).fh.close(); // the disk goes away
+    await expect(log.append(entry(2))).rejects.toThrow(/audit log unavailable/);
+    await expect(log.append(entry(3))).rejects.toThrow(/audit log unavailable/);
+    expect(log.healthy).toBe(false);
+  });
+});
+
+describe('audit verify names the first bad record', () => {
+  it('an edited field', async () => {
+    const dir = copy(await writeLog(12));
+    const file = auditFiles(dir)[0]!;
+    const all = lines(file);
+    const i = seqAt(file, 4);
+    all[i] = all[i]!.replace('"status":"ok"', '"status":"permission_denied"');
+    writeFileSync(file, `${all.join('\n')}\n`);
+    expect(verify(dir).problem).toMatch(/^record 4 \(audit-000001\.jsonl:5\) was modified/);
+  });
+
+  it('a deleted record', async () => {
+    const dir = copy(await writeLog(12));
+    const file = auditFiles(dir)[0]!;
+    const all = lines(file);
+    all.splice(seqAt(file, 4), 1);
+    writeFileSync(file, `${all.join('\n')}\n`);
+    expect(verify(dir).problem).toMatch(/^record 4 is missing/);
+  });
+
+  it('reordered records', async () => {
+    const dir = copy(await writeLog(12));
+    const file = auditFiles(dir)[0]!;
+    const all = lines(file);
+    const i = seqAt(file, 4);
+    [all[i], all[i + 1]] = [all[i + 1]!, all[i]!];
+    writeFileSync(file, `${all.join('\n')}\n`);
+    expect(verify(dir).problem).toMatch(/^record 4 is out of order/);
+  });
+
+  it('an inserted record', async () => {
+    const dir = copy(await writeLog(12));
+    const file = auditFiles(dir)[0]!;
+    const all = lines(file);
+    const i = seqAt(file, 4);
+    all.splice(i + 1, 0, all[i]!.replace('req-4', 'req-forged'));
+    writeFileSync(file, `${all.join('\n')}\n`);
+    expect(verify(dir).problem).toMatch(/repeats seq 4 after record 4: a record was inserted/);
+  });
+
+  it('a truncated tail (final checkpoint and records cut off)', async () => {
+    const dir = copy(await writeLog(12));
+    const file = auditFiles(dir)[0]!;
+    const all = lines(file);
+    writeFileSync(file, `${all.slice(0, -4).join('\n')}\n`);
+    expect(verify(dir).problem).toMatch(/^the log was truncated: a signed head covers record \d+ .* but the log ends at record \d+/);
+  });
+
+  it('a rewritten chain (record edited and every later hash recomputed) fails at the next signature', async () => {
+    const dir = copy(await writeLog(12));
+    const file = auditFiles(dir)[0]!;
+    const all = lines(file).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const out: string[] = [];
+    let prev = '0'.repeat(64);
+    for (const r of all) {
+      if (r.seq === 3) r.outcome = 'failure';
+      r.prev = prev;
+      const line = JSON.stringify(r);
+      prev = lineHash(line);
+      out.push(line);
+    }
+    writeFileSync(file, `${out.join('\n')}\n`);
+    expect(verify(dir).problem).toMatch(/^checkpoint record 6 .* has an invalid signature/);
+  });
+
+  it('a log signed by another key is refused when a trusted key is given', async () => {
+    const dir = await writeLog(3);
+    const other = generateKeyPairSync('ed25519').publicKey;
+    expect(verifyAuditLog(auditFiles(dir), { publicKey: other }).problem).toMatch(/not the trusted key/);
+    expect(readdirSync(dir)).toContain('heads.jsonl');
+  });
+});
