@@ -8,7 +8,10 @@ export interface AuditEntry {
   remoteAddress?: string;
   principal: { sub: string; issuer: string; clientId?: string; roles: string[]; tokenId?: string } | null;
   purposeOfUse: string[];
+  /** BTG or ETREAT asserted: emergency access (HIPAA §164.312(a)(2)(ii)). */
   emergency: boolean;
+  /** Allowed only through break-the-glass. */
+  breakTheGlass?: boolean;
   model: { name: string; version?: string; sha256?: string } | null;
   node?: string;
   outcome: 'success' | 'failure';

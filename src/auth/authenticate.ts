@@ -53,6 +53,7 @@ export class Authenticator {
       clientId: stringClaim(payload.azp) ?? stringClaim(payload.client_id),
       roles: stringList(claimAt(payload, config.rolesClaim)),
       scopes: stringList(payload.scope ?? payload.scp),
+      purposeOfUse: purposeCodes(claimAt(payload, 'extensions.ihe_iua.purpose_of_use') ?? claimAt(payload, config.purposeOfUseClaim)),
       tokenId: stringClaim(payload.jti),
       certificate: { name: peerName(peer), thumbprint: peer.thumbprint },
       certificateBound: bound !== undefined,
@@ -132,6 +133,25 @@ function claimAt(payload: JWTPayload, path: string): unknown {
     value = (value as Record<string, unknown>)[part];
   }
   return value;
+}
+
+/**
+ * Purpose of use as codes: IHE IUA sends a FHIR Coding or a list of them
+ * (system v3-ActReason); other issuers send plain codes. Anything that is not
+ * a plausible code is dropped rather than trusted.
+ */
+function purposeCodes(value: unknown): string[] {
+  const items = Array.isArray(value) ? value : value === undefined ? [] : [value];
+  const codes = items.flatMap((item): unknown[] => {
+    if (typeof item === 'string') return item.split(' ');
+    if (item && typeof item === 'object') {
+      const o = item as { code?: unknown; coding?: unknown[] };
+      if (Array.isArray(o.coding)) return o.coding.map((c) => (c as { code?: unknown }).code);
+      return [o.code];
+    }
+    return [];
+  });
+  return [...new Set(codes.filter((c): c is string => typeof c === 'string' && /^[A-Za-z][A-Za-z0-9]{1,15}$/.test(c)).map((c) => c.toUpperCase()))];
 }
 
 /** A claim that is an array of strings or a space-delimited string. */

@@ -6,6 +6,8 @@ export interface Principal {
   clientId?: string;
   roles: string[];
   scopes: string[];
+  /** v3-ActReason codes (TREAT, ETREAT, BTG, HRESCH, …) the token asserts. */
+  purposeOfUse: string[];
   tokenId?: string;
   /** The calling application, from its TLS client certificate. */
   certificate: { name: string; thumbprint: string };

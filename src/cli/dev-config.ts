@@ -1,6 +1,7 @@
 import type { DevPkiPaths } from '../tls/dev-pki.js';
 import { DEV_IDENTITIES } from '../tls/dev-pki.js';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../auth/dev-issuer.js';
+import type { DevSecrets } from './dev-material.js';
 
 /** Raw (unparsed) config objects for development and tests; the schema validates them like any file. */
 
@@ -38,6 +39,7 @@ export function devNodeConfig(o: DevNodeOptions): Record<string, unknown> {
 export interface DevGatewayOptions {
   pki: DevPkiPaths;
   jwksFile: string;
+  secrets: DevSecrets;
   nodes: Array<{ index: number; grpcPort: number }>;
   ports?: { rest: number; grpc: number; admin: number };
   healthIntervalMs?: number;
@@ -70,5 +72,7 @@ export function devGatewayConfig(o: DevGatewayOptions): Record<string, unknown> 
       },
     },
     models: Object.fromEntries(Object.entries(DEV_POLICY).map(([model, allowRoles]) => [model, { pool: 'default', allowRoles }])),
+    audit: { dir: o.secrets.auditDir, signingKey: o.secrets.auditSigningKey },
+    phi: { pseudonymKey: { file: o.secrets.pseudonymKey, keyId: 'dev1' } },
   };
 }

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { devIssuerFiles, mintDevToken } from '../auth/dev-issuer.js';
 import { devPkiPaths } from '../tls/dev-pki.js';
-import { ensureDevMaterial } from './dev-material.js';
+import { devSecrets, ensureDevMaterial } from './dev-material.js';
 import { devGatewayConfig, devNodeConfig } from './dev-config.js';
 import { spawnCdsgate } from './processes.js';
 
@@ -44,7 +44,7 @@ export async function startDev(): Promise<void> {
     await Promise.all(nodes.map((n) => n.ready));
     const gatewayFile = join(configDir, 'gateway.json');
     writeFileSync(gatewayFile, JSON.stringify(devGatewayConfig({
-      pki, jwksFile: issuer.jwks, ports: ports.gateway,
+      pki, jwksFile: issuer.jwks, secrets: devSecrets(DEV_DIR), ports: ports.gateway,
       nodes: ports.nodes.map((p, index) => ({ index, grpcPort: p.grpc })),
     }), null, 2));
     const gateway = spawnCdsgate('gateway', gatewayFile, prefix('gateway'));

@@ -66,12 +66,30 @@ function schemas(baseDir: string) {
     maxTokenAgeSeconds: z.number().int().positive().default(3_600),
     /** When true every token must carry cnf.x5t#S256 matching the client certificate (RFC 8705). */
     requireCertificateBinding: z.boolean().default(false),
+    /**
+     * Where purpose of use is read from, after the IHE IUA claim
+     * extensions.ihe_iua.purpose_of_use: a dot path to a code, a Coding, or a list of them.
+     */
+    purposeOfUseClaim: z.string().min(1).default('purpose_of_use'),
   });
 
+  const phiClass = phiClassSchema;
+
+  const purposeCode = z.string().regex(/^[A-Z][A-Z0-9]{1,15}$/, 'a v3-ActReason code such as TREAT');
   const modelRoute = z.strictObject({
     pool: z.string().min(1),
     /** Deny by default: only principals holding one of these roles may call the model. */
     allowRoles: z.array(z.string().min(1)).default([]),
+    /** When set, a request must carry one of these purposes of use. */
+    purposes: z.array(purposeCode).optional(),
+    /**
+     * Break-the-glass: principals with one of these roles, not otherwise
+     * allowed, may call the model when their purpose of use is BTG or ETREAT.
+     * Every such call raises an alert and is marked in the audit log.
+     */
+    breakTheGlass: z.strictObject({ allowRoles: z.array(z.string().min(1)).min(1) }).optional(),
+    /** Which inputs carry PHI, and how; inputs not listed carry none. */
+    phiInputs: z.record(z.string().min(1), phiClass).default({}),
   });
 
   const gateway = z.strictObject({
@@ -98,6 +116,24 @@ function schemas(baseDir: string) {
       healthCheck: healthCheck.default(healthCheck.parse({})),
     })),
     models: z.record(z.string().min(1), modelRoute),
+    audit: z.strictObject({
+      /** Folder of the hash-chained audit files and heads.jsonl. */
+      dir: filePath,
+      /** The gateway's Ed25519 private key (PEM) that signs checkpoints. */
+      signingKey: filePath,
+      checkpointIntervalMs: z.number().int().positive().default(10_000),
+      rotateBytes: z.number().int().positive().default(64 * 1024 * 1024),
+      rotateDaily: z.boolean().default(true),
+      /** fdatasync each batch before answering. Turn off only to measure its cost. */
+      fsync: z.boolean().default(true),
+    }),
+    phi: z.strictObject({
+      /** The HMAC key for pseudonyms and input digests: base64, at least 32 bytes, from a file or an environment variable. */
+      pseudonymKey: z.union([
+        z.strictObject({ file: filePath, keyId: z.string().regex(/^[a-z0-9]{1,16}$/) }),
+        z.strictObject({ env: z.string().min(1), keyId: z.string().regex(/^[a-z0-9]{1,16}$/) }),
+      ]),
+    }),
     logging: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   }).superRefine((cfg, ctx) => {
     const nodeIds = new Set(cfg.nodes.map((n) => n.id));
@@ -141,6 +177,8 @@ function schemas(baseDir: string) {
   return { gateway, node };
 }
 
+export const phiClassSchema = z.enum(['none', 'identifier', 'text', 'fhir']);
+
 const tensorSpec = z.strictObject({
   name: z.string().min(1),
   datatype: z.enum(DATATYPES),
@@ -166,6 +204,8 @@ export type ModelConfig = z.output<typeof modelConfigSchema>;
 export type TensorSpec = z.output<typeof tensorSpec>;
 export type IssuerConfig = GatewayConfig['auth']['issuers'][number];
 export type PoolConfig = GatewayConfig['pools'][string];
+export type ModelRouteConfig = GatewayConfig['models'][string];
+export type PhiClass = z.output<typeof phiClassSchema>;
 
 export const gatewaySchema = (baseDir: string) => schemas(baseDir).gateway;
 export const nodeSchema = (baseDir: string) => schemas(baseDir).node;

@@ -17,6 +17,9 @@ import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
 import { grpcServerCredentials, httpsOptions, readServerTls, watchGrpcHandshakes, watchHandshakes } from '../tls/server-tls.js';
 import { requestObserver } from './observe.js';
 import { Pipeline } from './pipeline.js';
+import { AuditLog } from '../audit/log.js';
+import { loadSigningKey } from '../audit/chain.js';
+import { Pseudonymizer } from '../phi/pseudonym.js';
 
 export interface RunningGateway {
   ports: { rest: number; grpc: number; admin: number };
@@ -46,8 +49,19 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     metrics.setBreaker(node.id, 'closed');
     metrics.nodeReady.set({ node: node.id }, 0);
   }
+  const pseudonymizer = Pseudonymizer.load(config.phi.pseudonymKey, config.phi.pseudonymKey.keyId);
+  const audit = await AuditLog.open({
+    dir: config.audit.dir,
+    signingKey: loadSigningKey(readFileSync(config.audit.signingKey)),
+    gateway: gw.name,
+    checkpointIntervalMs: config.audit.checkpointIntervalMs,
+    rotateBytes: config.audit.rotateBytes,
+    rotateDaily: config.audit.rotateDaily,
+    fsync: config.audit.fsync,
+    log,
+  });
   await router.start();
-  const pipeline = new Pipeline(config, new Authenticator(config.auth.issuers), router);
+  const pipeline = new Pipeline({ config, authenticator: new Authenticator(config.auth.issuers), router, audit, pseudonymizer, metrics, log });
   const observe = requestObserver(log, metrics);
   const tls = readServerTls(gw.tls);
   const onHandshakeFailure = (door: string) => (reason: string, remoteAddress: string | undefined) => {
@@ -92,7 +106,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     grpcServer.bindAsync(`${gw.grpc.host}:${gw.grpc.port}`, grpcServerCredentials(tls), (err, port) => (err ? reject(err) : resolve(port))));
   if (!watchGrpcHandshakes(grpcServer, onHandshakeFailure('grpc'))) log.warn('cannot observe gRPC TLS handshakes with this grpc-js version');
 
-  const admin = await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, () => ({ ready: router.ready(), nodes: router.status() }));
+  const admin = await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, () => ({ ready: router.ready() && audit.healthy, audit: audit.healthy ? 'ok' : 'failed', nodes: router.status() }));
   const ports = { rest: (rest.server.address() as AddressInfo).port, grpc: grpcPort, admin: admin.port };
 
   return {
@@ -102,6 +116,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       await rest.close();
       admin.server.close();
       router.close();
+      await audit.close(); // signs the final head
     },
   };
 }

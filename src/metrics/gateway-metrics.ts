@@ -16,6 +16,8 @@ export function createGatewayMetrics() {
     }),
     handshakeFailures: new Counter({ name: 'cdsgate_tls_handshake_failures_total', help: 'Failed TLS handshakes by door and reason', labelNames: ['door', 'reason'], registers: [registry] }),
     nodeReady: new Gauge({ name: 'cdsgate_node_ready', help: 'Node passes health checks (1) or not (0)', labelNames: ['node'], registers: [registry] }),
+    emergencyAccess: new Counter({ name: 'cdsgate_emergency_access_total', help: 'Requests with purpose BTG or ETREAT, by model and kind', labelNames: ['model', 'kind'], registers: [registry] }),
+    auditFailures: new Counter({ name: 'cdsgate_audit_write_failures_total', help: 'Requests refused because their audit record could not be written', registers: [registry] }),
     retries: new Counter({ name: 'cdsgate_retries_total', help: 'Requests retried on another node', labelNames: ['pool'], registers: [registry] }),
     setBreaker: (node: string, state: BreakerState) => breakerState.set({ node }, BREAKER_VALUE[state]),
   };

@@ -90,7 +90,8 @@ export class NodeService implements KServeHandlers {
       const outputs = matchOutputs(model.config, request.outputs);
       const tensors = await this.pool.run(modelKey(model.name, model.version), inputs, outputs, ctx.deadline);
       outcome = 'ok';
-      return { model: model.name, version: model.version, id: request.id, parameters: {}, outputs: tensors };
+      // The pinned hash of the file that answered, so the gateway's audit record can name it.
+      return { model: model.name, version: model.version, id: request.id, parameters: { model_sha256: model.sha256 }, outputs: tensors };
     } catch (err) {
       if (err instanceof CdsError) outcome = err.kind;
       throw err;

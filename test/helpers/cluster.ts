@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { generateDevPki, type DevPkiPaths } from '../../src/tls/dev-pki.js';
 import { generateDevIssuer, mintDevToken, type DevIssuerFiles, type MintOptions } from '../../src/auth/dev-issuer.js';
 import { devGatewayConfig, devNodeConfig } from '../../src/cli/dev-config.js';
+import { generateDevSecrets, type DevSecrets } from '../../src/cli/dev-material.js';
 import { InferenceServiceClient } from '../../src/kserve/service.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -27,11 +28,11 @@ export function jsonLogs(p: Proc): Array<Record<string, unknown>> {
   });
 }
 
-export interface Material { dir: string; pki: DevPkiPaths; issuer: DevIssuerFiles }
+export interface Material { dir: string; pki: DevPkiPaths; issuer: DevIssuerFiles; secrets: DevSecrets }
 
 export async function makeMaterial(nodeCount = 3): Promise<Material> {
   const dir = mkdtempSync(join(tmpdir(), 'cdsgate-test-'));
-  return { dir, pki: await generateDevPki(dir, nodeCount), issuer: await generateDevIssuer(dir) };
+  return { dir, pki: await generateDevPki(dir, nodeCount), issuer: await generateDevIssuer(dir), secrets: generateDevSecrets(dir) };
 }
 
 /** Starts `cdsgate node|gateway --config` from dist/ and waits for its ready line. */
@@ -49,16 +50,17 @@ export interface Cluster extends Material {
   nodes: Proc[];
   gateway: Proc;
   token(roles: string[], extra?: Partial<MintOptions>): Promise<string>;
-  stop(): Promise<void>;
+  /** Stops every process; removes the temporary folder unless `keep`. */
+  stop(keep?: boolean): Promise<void>;
 }
 
-export async function startCluster(options: { nodes?: number; gatewayPatch?: (c: Record<string, unknown>) => void } = {}): Promise<Cluster> {
+export async function startCluster(options: { nodes?: number; gatewayPatch?: (c: Record<string, any>) => void; modelRepository?: string } = {}): Promise<Cluster> {
   const count = options.nodes ?? 2;
   const material = await makeMaterial(Math.max(3, count));
   const nodes = await Promise.all(Array.from({ length: count }, (_, index) =>
-    startProcess('node', devNodeConfig({ pki: material.pki, index, modelRepository: MODELS, executionProvider: 'cpu' }), material.dir, `node-${index}`)));
+    startProcess('node', devNodeConfig({ pki: material.pki, index, modelRepository: options.modelRepository ?? MODELS, executionProvider: 'cpu' }), material.dir, `node-${index}`)));
   const gatewayConfig = devGatewayConfig({
-    pki: material.pki, jwksFile: material.issuer.jwks, healthIntervalMs: 200,
+    pki: material.pki, jwksFile: material.issuer.jwks, secrets: material.secrets, healthIntervalMs: 200,
     nodes: nodes.map((n, index) => ({ index, grpcPort: n.ports.grpc! })),
   });
   options.gatewayPatch?.(gatewayConfig);
@@ -69,9 +71,9 @@ export async function startCluster(options: { nodes?: number; gatewayPatch?: (c:
     nodes,
     gateway,
     token: (roles, extra = {}) => mintDevToken(material.issuer.privateJwk, { subject: 'test-user', roles, ttlSeconds: 600, ...extra }),
-    async stop() {
+    async stop(keep = false) {
       await Promise.all(all.map((p) => stopProcess(p)));
-      rmSync(material.dir, { recursive: true, force: true });
+      if (!keep) rmSync(material.dir, { recursive: true, force: true });
     },
   };
 }

@@ -24,7 +24,7 @@ let otherKey: CryptoKey;
 function issuer(overrides: Partial<IssuerConfig> = {}, jwksFile: string): IssuerConfig {
   return {
     issuer: ISS, audience: AUD, jwks: { file: jwksFile, cooldownMs: 30_000 }, algorithms: ['ES256', 'RS256'], rolesClaim: 'roles',
-    clockSkewSeconds: 30, maxTokenAgeSeconds: 3600, requireCertificateBinding: false, ...overrides,
+    clockSkewSeconds: 30, maxTokenAgeSeconds: 3600, requireCertificateBinding: false, purposeOfUseClaim: 'purpose_of_use', ...overrides,
   };
 }
 
@@ -144,6 +144,15 @@ describe('JWT verification', () => {
     await rejects('Bearer not-a-jwt', /Bearer <JWT>/);
     await rejects('Bearer a.b.c', /not a well-formed JWT/);
     await rejects(`Bearer ${await token()}`, /client certificate is required/, null);
+  });
+
+  it('reads purpose of use from the IHE IUA claim (Codings) or a plain claim', async () => {
+    const iua = await token({ extensions: { ihe_iua: { purpose_of_use: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' }, { code: 'etreat' }] } } });
+    expect((await auth.authenticate(`Bearer ${iua}`, peer)).purposeOfUse).toEqual(['TREAT', 'ETREAT']);
+    const plain = await token({ purpose_of_use: 'HRESCH' });
+    expect((await auth.authenticate(`Bearer ${plain}`, peer)).purposeOfUse).toEqual(['HRESCH']);
+    const junk = await token({ purpose_of_use: [{ code: '<script>' }, 42, 'BTG'] });
+    expect((await auth.authenticate(`Bearer ${junk}`, peer)).purposeOfUse).toEqual(['BTG']);
   });
 
   it('reads roles from a nested claim path', async () => {

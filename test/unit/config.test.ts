@@ -5,10 +5,11 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, parseGatewayConfig, parseNodeConfig } from '../../src/config/load.js';
 import { devGatewayConfig, devNodeConfig } from '../../src/cli/dev-config.js';
 import { devPkiPaths } from '../../src/tls/dev-pki.js';
+import { devSecrets } from '../../src/cli/dev-material.js';
 import { runCli } from '../helpers/cluster.js';
 
 const pki = devPkiPaths('/pki');
-const gateway = () => devGatewayConfig({ pki, jwksFile: '/pki/jwks.json', nodes: [{ index: 0, grpcPort: 9000 }, { index: 1, grpcPort: 9001 }] }) as any;
+const gateway = () => devGatewayConfig({ pki, jwksFile: '/pki/jwks.json', secrets: devSecrets('/pki'), nodes: [{ index: 0, grpcPort: 9000 }, { index: 1, grpcPort: 9001 }] }) as any;
 
 const configError = (fn: () => unknown): string => {
   try {
@@ -40,6 +41,15 @@ describe('configuration schema', () => {
     const c = gateway();
     c.gateway.tls.requireClientCert = false;
     expect(configError(() => parseGatewayConfig(c, '/'))).toMatch(/gateway\.tls.*requireClientCert/);
+  });
+
+  it('requires the audit log and the pseudonym key (no way to run unaudited by omission)', () => {
+    const c = gateway();
+    delete c.audit;
+    delete c.phi;
+    const message = configError(() => parseGatewayConfig(c, '/'));
+    expect(message).toMatch(/audit: /);
+    expect(message).toMatch(/phi: /);
   });
 
   it('refuses symmetric or "none" algorithms', () => {

@@ -27,7 +27,7 @@ let served: JWK[] = [];
 let fetches = 0;
 
 const issuer = (jwks: IssuerConfig['jwks']): IssuerConfig => ({
-  issuer: ISS, audience: 'cdsgate', jwks, algorithms: ['ES256'], rolesClaim: 'roles', clockSkewSeconds: 30, maxTokenAgeSeconds: 3600, requireCertificateBinding: false,
+  issuer: ISS, audience: 'cdsgate', jwks, algorithms: ['ES256'], rolesClaim: 'roles', clockSkewSeconds: 30, maxTokenAgeSeconds: 3600, requireCertificateBinding: false, purposeOfUseClaim: 'purpose_of_use',
 });
 
 beforeAll(async () => {

@@ -1,0 +1,95 @@
+import type { PhiClass } from '../config/schema.js';
+import type { InferRequest } from '../kserve/types.js';
+import type { Tensor } from '../tensor/datatypes.js';
+import { tensorToRaw } from '../tensor/raw.js';
+import type { Pseudonymizer } from './pseudonym.js';
+
+export interface RequestDescription {
+  /** What the audit record may say about the request: no PHI in clear. */
+  view: { id?: string; inputs: InputView[]; outputs: string[] };
+  /** Keyed pseudonyms of the patients the request concerns. */
+  patients: string[];
+  /** HMAC over every input tensor (names, types, shapes, bytes). */
+  inputDigest: string;
+}
+
+type InputView =
+  | { name: string; datatype: string; shape: number[]; phi: 'none' }
+  | { name: string; datatype: string; shape: number[]; phi: 'identifier'; pseudonyms: string[] }
+  | { name: string; datatype: string; shape: number[]; phi: 'text' | 'fhir'; withheld: true; elements: number; bytes: number; resourceTypes?: string[] };
+
+const SAFE_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+const utf8 = new TextDecoder();
+
+/**
+ * The audit view of a request, driven by the model's declaration of which
+ * inputs carry PHI. Values of undeclared (`none`) inputs are not recorded at
+ * all (the digest proves them); identifiers become pseudonyms; free text and
+ * FHIR are withheld, with sizes only. Names a client made up are recorded only
+ * if they look like names.
+ */
+export function describeRequest(request: InferRequest, phiInputs: Record<string, PhiClass>, psn: Pseudonymizer): RequestDescription {
+  const patients = new Set<string>();
+  const inputs = request.inputs.map((t): InputView => {
+    const name = SAFE_NAME.test(t.name) ? t.name : '[unrecognised input name]';
+    const base = { name, datatype: t.datatype, shape: t.shape };
+    const phi = phiInputs[t.name] ?? 'none';
+    if (phi === 'identifier') {
+      const pseudonyms = elementsAsText(t).map((v) => psn.pseudonym('patient', v));
+      pseudonyms.forEach((p) => patients.add(p));
+      return { ...base, phi, pseudonyms };
+    }
+    if (phi === 'text' || phi === 'fhir') {
+      const texts = elementsAsText(t);
+      const view: InputView = { ...base, phi, withheld: true, elements: texts.length, bytes: texts.reduce((n, s) => n + Buffer.byteLength(s), 0) };
+      if (phi === 'fhir') {
+        const resources = texts.map(parseJson).filter((r): r is Record<string, unknown> => r !== undefined);
+        view.resourceTypes = [...new Set(resources.map((r) => String(r.resourceType ?? 'unknown')))];
+        for (const id of resources.flatMap(patientIdentifiers)) patients.add(psn.pseudonym('patient', id));
+      }
+      return view;
+    }
+    return { ...base, phi: 'none' };
+  });
+  return {
+    view: { ...(request.id ? { id: psn.pseudonym('request-id', request.id) } : {}), inputs, outputs: request.outputs.filter((o) => SAFE_NAME.test(o)) },
+    patients: [...patients],
+    inputDigest: psn.inputDigest(request.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape, bytes: tensorToRaw(t) }))),
+  };
+}
+
+function elementsAsText(t: Tensor): string[] {
+  if (Array.isArray(t.data)) return t.data.map((b) => utf8.decode(b));
+  return Array.from(t.data as ArrayLike<number | bigint>, String);
+}
+
+function parseJson(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The identifying keys of every Patient in a resource or Bundle: its medical
+ * record number(s) (identifier type MR), so a FHIR input and an MRN input for
+ * the same patient get the same pseudonym; failing that, its logical id.
+ */
+export function patientIdentifiers(resource: Record<string, unknown>): string[] {
+  if (resource.resourceType === 'Bundle' && Array.isArray(resource.entry)) {
+    return resource.entry.flatMap((e) => {
+      const r = (e as { resource?: unknown }).resource;
+      return r && typeof r === 'object' ? patientIdentifiers(r as Record<string, unknown>) : [];
+    });
+  }
+  if (resource.resourceType !== 'Patient') return [];
+  const identifiers = Array.isArray(resource.identifier) ? (resource.identifier as Array<Record<string, unknown>>) : [];
+  const mrns = identifiers
+    .filter((id) => ((id.type as { coding?: Array<{ code?: string }> } | undefined)?.coding ?? []).some((c) => c.code === 'MR'))
+    .map((id) => id.value)
+    .filter((v): v is string => typeof v === 'string');
+  if (mrns.length) return mrns;
+  return typeof resource.id === 'string' ? [`Patient/${resource.id}`] : [];
+}
