@@ -27,7 +27,7 @@ export const auditFileName = (index: number): string => `audit-${String(index).p
 
 /** The audit files of a directory, oldest first. */
 export function auditFiles(dir: string): string[] {
-  return readdirSync(dir).filter((f) => FILE.test(f)).sort().map((f) => join(dir, f));
+  return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile() && FILE.test(e.name)).map((e) => e.name).sort().map((f) => join(dir, f));
 }
 
 /**

@@ -16,6 +16,7 @@ Commands:
   certs     generate the development PKI and token issuer key
   token     mint a development JWT
   infer     call a model over the gRPC door with a KServe JSON body
+  audit     verify the audit log, or export it as FHIR AuditEvents
 
 Run "cdsgate <command> --help" for a command's options.`,
   gateway: `Usage: cdsgate gateway --config FILE
@@ -46,6 +47,18 @@ client certificate (RFC 8705 cnf.x5t#S256). Prints the token.`,
 Sends a KServe v2 JSON inference request (the REST door's body) over the gRPC
 door with raw tensors, presenting the client certificate and token, and
 prints the result as KServe JSON. Exit code 1 with the gRPC status on failure.`,
+  audit: `Usage: cdsgate audit verify [--public-key PEM] [--heads FILE] FILE|DIR...
+       cdsgate audit export --format fhir FILE|DIR...
+
+verify  checks the whole hash chain, every checkpoint signature and the signed
+        heads (heads.jsonl beside the log), and names the first bad record:
+        edited, deleted, reordered, inserted or truncated. Exit 0 when the log
+        verifies (warnings are printed), 1 when it does not.
+        --public-key: the gateway's Ed25519 public key (PEM) to trust; without
+        it, signatures are checked against the key recorded in the log.
+export  writes one FHIR R4 AuditEvent (IHE BALP shape) per request record as
+        NDJSON on standard output.
+A DIR stands for its audit-NNNNNN.jsonl files, in order.`,
   start: `Usage: cdsgate start
 
 Development mode: creates the development PKI and keys if missing, starts two
@@ -161,6 +174,38 @@ async function main(argv: string[]): Promise<void> {
         address: values.address!, serverName: values['server-name']!, ca: values.ca!, cert: values.cert!, key: values.key!,
         token: values.token!, model: values.model!, body: values.body!, timeoutMs: Number(values['timeout-ms']),
       })}\n`);
+      return;
+    }
+    case 'audit': {
+      const [action, ...rest] = args;
+      const { values, positionals } = parseArgs({
+        args: rest, allowPositionals: true,
+        options: { 'public-key': { type: 'string' }, heads: { type: 'string' }, format: { type: 'string', default: 'fhir' }, help: { type: 'boolean' } },
+      });
+      if (values.help || !action || action === '--help') return void process.stdout.write(`${HELP.audit}\n`);
+      const { statSync, readFileSync } = await import('node:fs');
+      const { auditFiles } = await import('../audit/log.js');
+      const files = positionals.flatMap((p) => (statSync(p).isDirectory() ? auditFiles(p) : [p]));
+      if (files.length === 0) fail(`audit ${action}: no audit files given\n\n${HELP.audit}`, 2);
+      if (action === 'verify') {
+        const { verifyAuditLog } = await import('../audit/verify.js');
+        const { loadVerifyKey } = await import('../audit/chain.js');
+        const report = verifyAuditLog(files, {
+          ...(values['public-key'] ? { publicKey: loadVerifyKey(readFileSync(values['public-key'])) } : {}),
+          ...(values.heads ? { headsFile: values.heads } : {}),
+        });
+        for (const w of report.warnings) process.stdout.write(`warning: ${w}\n`);
+        if (!report.ok) fail(`audit log does NOT verify: ${report.problem}`, 1);
+        process.stdout.write(`audit log verifies: ${report.records} records (0–${report.lastSeq}) in ${files.length} file(s), ${report.checkpoints} signed checkpoint(s), ${report.unsignedTail} record(s) after the last one\n`);
+        return;
+      }
+      if (action === 'export') {
+        if (values.format !== 'fhir') fail('audit export: only --format fhir is supported', 2);
+        const { exportAuditEvents } = await import('../audit/fhir-export.js');
+        for (const event of exportAuditEvents(files)) process.stdout.write(`${JSON.stringify(event)}\n`);
+        return;
+      }
+      fail(`audit: unknown action "${action}"\n\n${HELP.audit}`, 2);
       return;
     }
     case 'start': {

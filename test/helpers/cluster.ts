@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -90,7 +90,7 @@ export interface Identity { cert: string; key: string }
 export interface HttpResult { status: number; headers: Record<string, string | string[] | undefined>; body: string; json: () => any }
 
 /** One HTTPS request over a fresh connection, presenting `identity` (or no certificate). */
-export function httpsCall(port: number, path: string, o: { ca: string; identity?: Identity; method?: string; token?: string; body?: unknown; rawBody?: string | Buffer; headersFirst?: boolean }): Promise<HttpResult> {
+export function httpsCall(port: number, path: string, o: { ca: string; identity?: Identity; method?: string; token?: string; body?: unknown; rawBody?: string | Buffer; headersFirst?: boolean; headers?: Record<string, string> }): Promise<HttpResult> {
   return new Promise((resolvePromise, reject) => {
     let answered = false;
     const payload = o.rawBody ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
@@ -101,6 +101,7 @@ export function httpsCall(port: number, path: string, o: { ca: string; identity?
       headers: {
         ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
         ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+        ...o.headers,
       },
     }, (res) => {
       answered = true;
@@ -133,9 +134,10 @@ export function grpcClient(port: number, ca: string, identity: Identity | undefi
   return new InferenceServiceClient(`127.0.0.1:${port}`, creds, { 'grpc.ssl_target_name_override': serverName }) as unknown as GrpcClient;
 }
 
-export function grpcCall(client: GrpcClient, method: string, request: unknown, token?: string, timeoutMs = 10_000): Promise<any> {
+export function grpcCall(client: GrpcClient, method: string, request: unknown, token?: string, timeoutMs = 10_000, requestId?: string): Promise<any> {
   const md = new grpc.Metadata();
   if (token) md.set('authorization', `Bearer ${token}`);
+  if (requestId) md.set('x-request-id', requestId);
   return new Promise((resolvePromise, reject) => {
     client[method]!.call(client, request, md, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolvePromise(res)));
   });
@@ -173,4 +175,21 @@ export function runCli(args: string[]): { code: number; stdout: string; stderr: 
     const e = err as { status: number; stdout: string; stderr: string };
     return { code: e.status, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
+}
+
+/** The records of an audit directory (complete lines only). */
+export function auditRecords(dir: string): Array<Record<string, any>> {
+  return readdirSync(dir).filter((f) => /^audit-\d{6}\.jsonl$/.test(f)).sort()
+    .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n'))
+    .flatMap((line) => {
+      try {
+        return line ? [JSON.parse(line) as Record<string, any>] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+export function auditText(dir: string): string {
+  return readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
 }

@@ -96,7 +96,7 @@ describe('configuration schema', () => {
   });
 
   it('every command has --help', () => {
-    for (const cmd of ['start', 'gateway', 'node', 'certs', 'token', 'infer']) {
+    for (const cmd of ['start', 'gateway', 'node', 'certs', 'token', 'infer', 'audit']) {
       const run = runCli([cmd, '--help']);
       expect(run.code, cmd).toBe(0);
       expect(run.stdout, cmd).toMatch(/^Usage: cdsgate/);
