@@ -1,0 +1,95 @@
+/**
+ * Scores the text redactor on ../shared/data/phi-text/:
+ *   - presidio-synth: 1,500 synthetic sentences with gold spans (generic PII);
+ *   - synthea-notes-silver: 357 Synthea notes, silver spans (names, dates).
+ * A gold span is found when at least 90% of its characters are covered by
+ * redacted spans. A redacted span is correct when at least half of its
+ * characters fall inside gold spans. Writes load-tests/reports/phi-bench.{json,md}.
+ *
+ *   npm run bench:phi
+ */
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findPhi, type PhiSpan } from '../src/phi/text-redactor.js';
+
+const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
+const DATA = resolve(ROOT, '..', 'shared', 'data', 'phi-text');
+
+interface Doc { text: string; gold: Array<{ start: number; end: number; type: string }> }
+
+/** Presidio types that are not Safe Harbor identifiers: scored per type, left out of the headline. */
+const NOT_SAFE_HARBOR = new Set(['ORGANIZATION', 'TITLE', 'NRP', 'AGE', 'YEAR_ONLY']);
+
+function load(): Record<string, Doc[]> {
+  const presidio = (JSON.parse(readFileSync(join(DATA, 'presidio-synth', 'synth_dataset_v2.json'), 'utf8')) as Array<{ full_text: string; spans: Array<{ entity_type: string; start_position: number; end_position: number }> }>)
+    .map((r) => ({ text: r.full_text, gold: r.spans.map((s) => ({ start: s.start_position, end: s.end_position, type: s.entity_type })) }));
+  const synthea = readFileSync(join(DATA, 'synthea-notes-silver.jsonl'), 'utf8').split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as { text: string; spans: Array<{ start: number; end: number; type: string }> })
+    .map((r) => ({ text: r.text, gold: r.spans.map((s) => ({ start: s.start, end: s.end, type: s.type })) }));
+  return { 'presidio-synth': presidio, 'synthea-notes': synthea };
+}
+
+interface Tally { gold: number; found: number }
+interface Score { perType: Record<string, Tally>; predicted: number; correct: number; misses: Array<{ type: string; text: string }>; falsePositives: string[] }
+
+function score(docs: Doc[]): Score {
+  const s: Score = { perType: {}, predicted: 0, correct: 0, misses: [], falsePositives: [] };
+  for (const doc of docs) {
+    const predicted: PhiSpan[] = findPhi(doc.text);
+    const covered = new Uint8Array(doc.text.length);
+    for (const p of predicted) covered.fill(1, p.start, p.end);
+    const inGold = new Uint8Array(doc.text.length);
+    for (const g of doc.gold) inGold.fill(1, g.start, g.end);
+    for (const g of doc.gold) {
+      // Safe Harbor lets the year stay: a gold date that is only a year is scored apart.
+      const type = /DATE/.test(g.type) && /^\s*(?:1[89]|20)\d\d\s*$/.test(doc.text.slice(g.start, g.end)) ? 'YEAR_ONLY' : g.type;
+      const t = (s.perType[type] ??= { gold: 0, found: 0 });
+      t.gold++;
+      let hit = 0;
+      for (let i = g.start; i < g.end; i++) hit += covered[i]!;
+      const len = g.end - g.start;
+      // Whitespace and punctuation inside a gold span need not be covered.
+      const significant = [...doc.text.slice(g.start, g.end)].filter((c) => /[\p{L}\p{N}]/u.test(c)).length || len;
+      let sigHit = 0;
+      for (let i = g.start; i < g.end; i++) if (covered[i] && /[\p{L}\p{N}]/u.test(doc.text[i]!)) sigHit++;
+      if (sigHit >= 0.9 * significant || hit >= 0.9 * len) t.found++;
+      else s.misses.push({ type, text: doc.text.slice(g.start, g.end) });
+    }
+    for (const p of predicted) {
+      s.predicted++;
+      let inside = 0;
+      for (let i = p.start; i < p.end; i++) inside += inGold[i]!;
+      if (inside >= 0.5 * (p.end - p.start)) s.correct++;
+      else s.falsePositives.push(doc.text.slice(p.start, p.end));
+    }
+  }
+  return s;
+}
+
+const ratio = (a: number, b: number) => (b === 0 ? 1 : a / b);
+const fmt = (x: number) => x.toFixed(3);
+
+const results: Record<string, unknown> = {};
+const md: string[] = ['# PHI text redactor benchmark', '', `${new Date().toISOString()}; gold span found = ≥90% of its letters/digits covered; predicted span correct = ≥50% inside gold.`, ''];
+for (const [name, docs] of Object.entries(load())) {
+  const s = score(docs);
+  const headline = Object.entries(s.perType).filter(([t]) => !NOT_SAFE_HARBOR.has(t)).reduce((a, [, t]) => ({ gold: a.gold + t.gold, found: a.found + t.found }), { gold: 0, found: 0 });
+  const all = Object.values(s.perType).reduce((a, t) => ({ gold: a.gold + t.gold, found: a.found + t.found }), { gold: 0, found: 0 });
+  const precision = ratio(s.correct, s.predicted);
+  results[name] = {
+    documents: docs.length, recallSafeHarbor: ratio(headline.found, headline.gold), recallAllTypes: ratio(all.found, all.gold), precision,
+    perType: Object.fromEntries(Object.entries(s.perType).map(([t, v]) => [t, { ...v, recall: ratio(v.found, v.gold) }])),
+    sampleMisses: s.misses.filter((m) => !NOT_SAFE_HARBOR.has(m.type)).slice(0, 60), sampleFalsePositives: s.falsePositives.slice(0, 40),
+  };
+  md.push(`## ${name} (${docs.length} documents)`, '',
+    `Recall, Safe Harbor types: **${fmt(ratio(headline.found, headline.gold))}** (${headline.found}/${headline.gold}); all types: ${fmt(ratio(all.found, all.gold))}. Precision: **${fmt(precision)}** (${s.correct}/${s.predicted}).`, '',
+    '| type | gold | found | recall | in headline |', '| --- | --- | --- | --- | --- |',
+    ...Object.entries(s.perType).sort((a, b) => b[1].gold - a[1].gold).map(([t, v]) => `| ${t} | ${v.gold} | ${v.found} | ${fmt(ratio(v.found, v.gold))} | ${NOT_SAFE_HARBOR.has(t) ? 'no' : 'yes'} |`), '');
+}
+md.push('Types left out of the headline are not Safe Harbor identifiers as such: ORGANIZATION, TITLE (Mr., Dr.), NRP (nationality, religion, politics), AGE (only ages over 89 must go) and YEAR_ONLY (gold dates that are a bare year, which Safe Harbor allows to stay).', '');
+const dir = join(ROOT, 'load-tests', 'reports');
+mkdirSync(dir, { recursive: true });
+writeFileSync(join(dir, 'phi-bench.json'), JSON.stringify(results, null, 2));
+writeFileSync(join(dir, 'phi-bench.md'), md.join('\n'));
+console.log(md.join('\n'));

@@ -1,0 +1,268 @@
+import { CLINICAL_TERMS, FUNCTION_WORDS, US_STATES, countryNames, isCommonWord, isFirstName } from './lexicon.js';
+
+/** Placeholder types, after HIPAA Safe Harbor's identifier list. */
+export type PhiType = 'NAME' | 'DATE' | 'AGE' | 'PHONE' | 'EMAIL' | 'SSN' | 'ID' | 'ACCOUNT' | 'URL' | 'IP' | 'ADDRESS' | 'LOCATION' | 'ZIP';
+
+export interface PhiSpan { start: number; end: number; type: PhiType }
+
+const MONTH = '(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\\.?';
+// Longer alternatives first: with an optional tail, the first alternative that fits wins.
+const DAY = '(?:3[01]|[12]\\d|0?[1-9])(?:st|nd|rd|th)?';
+const YEAR = '(?:1[89]\\d\\d|20\\d\\d)';
+const STREET_WORDS = 'streets?|st|avenues?|ave|roads?|rd|boulevards?|blvd|lanes?|ln|drives?|dr|courts?|ct|ways?|places?|pl|terraces?|ter|circles?|cir|parkways?|pkwy|highways?|hwy|squares?|sq|trails?|trl|loops?|routes?|rte|alley|rows?|crescents?|close|gardens|mews|parks?|plaza|pike|crossing|heights|hills?|ridges?|views?|vista|walk|straße|strasse|str|gasse|weg|platz|allee|rue|via|viale|calle|avenida|rua|utca|tér|katu|tie|gatan|vej|gata';
+const STREET = `(?:${STREET_WORDS})\\.?`;
+const STREET_WORD = new RegExp(`^(?:${STREET_WORDS})$`, 'i');
+
+/** Structured identifiers: each pattern, the type it marks. Order does not matter; overlaps are merged. */
+const PATTERNS: Array<[RegExp, PhiType]> = [
+  [/[\p{L}\d._%+-]+@[\p{L}\d.-]+\.[a-z]{2,}/giu, 'EMAIL'],
+  [/\b(?:https?:\/\/|www\.)[^\s<>"')\]]+/gi, 'URL'],
+  [/\b(?:[a-z\d][a-z\d-]*\.)+(?:com|org|net|edu|gov|mil|int|info|biz|io|co|us|uk|de|fr|it|es|nl|hu|ru|cn|jp|au|ca|br|in|ch|se|no|dk|fi|pl|cz|at|be|ie|pt|gr|tr|il|za|mx|ar|cl|nz|kr|tw|hk|sg|ae|sa|ua|ro|sk|si|hr|bg|rs|lt|lv|ee|is|lu|health|hospital|clinic|app|dev|online|site)\b(?:\/[^\s]*)?/gi, 'URL'],
+  [/\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b/g, 'IP'],
+  [/\b(?:[\da-f]{1,4}:){3,7}[\da-f]{1,4}\b/gi, 'IP'],
+  [/\b\d{3}[- ]\d{2}[- ]\d{4}\b/g, 'SSN'],
+  [/\b[A-Z]{2}\d{2}(?: ?[A-Z\d]{4}){2,7}(?: ?[A-Z\d]{1,4})?\b/g, 'ACCOUNT'], // IBAN
+  [/\b(?:\d[ -]?){12,18}\d\b/g, 'ACCOUNT'], // card and account numbers
+  // Phone and fax numbers: 7–15 digits with the usual separators, optional country code and extension.
+  [/(?<![\w/.:])(?:\+|00)?\(?\d[\d().\s-]{5,22}\d(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w/])/gi, 'PHONE'],
+  [/(?<![\w/.])\(\d{3}\)\s?\d{3}[\s.-]?\d{4}\b/g, 'PHONE'],
+  [/(?<![\w.])\+\d{7,14}\b/g, 'PHONE'],
+  // Dates more specific than a year.
+  [new RegExp(`\\b${YEAR}[-/.](?:1[0-2]|0?[1-9])[-/.](?:3[01]|[12]\\d|0?[1-9])(?![\\d])(?:[T ][0-2]\\d:[0-5]\\d(?::[0-5]\\d(?:\\.\\d+)?)?(?:Z|[+-][0-2]\\d:?[0-5]\\d)?)?`, 'g'), 'DATE'],
+  [/\b(?:3[01]|[12]\d|0?[1-9])[-/.](?:3[01]|[12]\d|0?[1-9])[-/.](?:\d{4}|\d{2})\b/g, 'DATE'],
+  [/(?<![\d/.])(?:0?[1-9]|1[0-2])\/(?:0?[1-9]|[12]\d|3[01])(?![\d/.])/g, 'DATE'], // 12/3, a date without a year
+  [new RegExp(`\\b${MONTH}\\s+${DAY}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
+  [new RegExp(`\\b${DAY}\\s+(?:of\\s+)?${MONTH}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
+  [new RegExp(`\\b${MONTH}\\s+${YEAR}\\b`, 'gi'), 'DATE'],
+  // Ages over 89 (Safe Harbor allows younger ages).
+  [/\b(?:9\d|1[0-4]\d)(?:\s*|-)(?:y\.?\s?o\b\.?|yrs?\b|years?(?:[\s-]old)?\b|year-old\b)/gi, 'AGE'],
+  [/\b(?:aged?|age of)\s+(?:9\d|1[0-4]\d)\b/gi, 'AGE'],
+  // Labelled identifiers: MRN, account, licence, device, vehicle, plan and other numbers.
+  [/(?<=\b(?:mrn|medical record(?: number| no\.?| #)?|record #|acct|account(?: number| no\.?| #)?|member id|policy(?: number| no\.?)?|plan id|beneficiary(?: id| number)?|license(?: number| no\.?| #)?|licence(?: number| no\.?)?|dl(?: #| no\.?)?|npi|dea|vin|serial(?: number| no\.?| #)?|device id|plate(?: number)?|id(?: number| no\.?| #)|patient id|ssn|social security(?: number)?)\s*[:#]?\s*)(?=[A-Z-]*\d)[A-Z\d][A-Z\d-]{3,}/gi, 'ID'],
+  [/\b(?=[A-Z\d-]*\d)(?=[A-Z\d-]*[A-Z])[A-Z][A-Z\d-]{4,}\b/g, 'ID'], // H12345678, HCS843-style codes
+  [/(?<![\d.,])\d{6,}(?![\d.,])/g, 'ID'], // long bare numbers
+  // Synthea-style names carry digits: Bob965, Keeling57.
+  [/\b\p{Lu}\p{Ll}+\d{1,4}\b/gu, 'NAME'],
+  // Street addresses: a house number and a street with a suffix, then unit, city, state and ZIP.
+  [new RegExp(`\\b\\d{1,6}[A-Za-z]?\\s+(?:[\\p{L}\\d'.-]+\\s+){0,4}${STREET}(?=[\\s,]|$)(?:[\\s,]*(?:apt|apartment|suite|ste|unit|#|no\\.?)\\.?\\s*[\\w-]+)?`, 'giu'), 'ADDRESS'],
+  [/\b(?:apt|apartment|suite|ste|unit)\b\.?\s*#?\s*[\w-]*\d[\w-]*/gi, 'ADDRESS'],
+  [/\bP\.?\s?O\.?\s+Box\s+\d+/gi, 'ADDRESS'],
+  [/\b(?:PSC|CMR|Unit)\s+\d+,?\s+Box\s+\d+(?:\s+(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?/g, 'ADDRESS'], // military mail
+  [/\b(?:USNS|USNV|USS|USCGC)\s+\p{Lu}[\p{L}]+(?:\s+(?:FPO|APO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?/gu, 'ADDRESS'],
+];
+
+// Letters with digits inside stay one token (SpO2, HbA1c), so they are judged as a whole.
+const TOKEN = /[\p{L}][\p{L}\p{M}\d'’-]*|\d+[A-Za-z]?/gu;
+const TITLE = /^(?:dr|mr|mrs|ms|miss|mx|prof|sr|sra|fr|rev|sister|nurse)\.?$/i;
+const RELATION = /^(?:dtr|daughter|son|wife|husband|spouse|partner|mother|mom|mum|father|dad|sister|sis|brother|bro|aunt|uncle|niece|nephew|cousin|grandson|granddaughter|grandmother|grandfather|friend|neighbor|neighbour|caregiver|guardian|fiance|fiancée|niece)$/i;
+const NAME_CUE_BEFORE = /(?:\b(?:name is|named|called|i am|i'm|signed by|seen by|seen with|evaluated by|examined by|dictated by|attending|pcp|physician|provider|surgeon|resident|intern|nurse|rn|np|pa|contact|emergency contact|spoke (?:with|to)|spoke w\/|talked (?:with|to)|discussed with|w\/|cc|from|by|to|dear|patient|pt)\s*[:,]?\s*)$/i;
+const LOCATION_CUE_BEFORE = /\b(?:in|at|from|near|to|of|lives in|resides in|born in|moved to|city of|town of)\s+$/i;
+
+/** Finds possible PHI in free text; spans are sorted, merged and non-overlapping. */
+export function findPhi(text: string): PhiSpan[] {
+  const spans: PhiSpan[] = [];
+  for (const [pattern, type] of PATTERNS) {
+    for (const m of text.matchAll(pattern)) {
+      if (type === 'PHONE' && !plausiblePhone(m[0].trim(), text.slice(Math.max(0, m.index - 24), m.index))) continue;
+      spans.push({ start: m.index, end: m.index + m[0].trimEnd().length, type });
+    }
+  }
+  for (const m of text.matchAll(countryNames())) spans.push({ start: m.index, end: m.index + m[0].length, type: 'LOCATION' });
+  spans.push(...findNames(text));
+  spans.push(...findZips(text, spans));
+  return merge(text, spans.filter((span) => !isClinicalCode(text, span)));
+}
+
+const CODE_CUE = /\b(?:loinc|snomed(?:[- ]?ct)?|icd(?:-?1[01]|-?9)?(?:-cm)?|cpt|rxnorm|ndc|hcpcs|atc|code)\s*[:#]?\s*$/i;
+
+/** Terminology codes and clinical scores are content: ICD-10, LOINC 8867-4, SNOMED 38341003, NEWS2. */
+function isClinicalCode(text: string, span: PhiSpan): boolean {
+  if (span.type !== 'ID' && span.type !== 'ACCOUNT' && span.type !== 'PHONE') return false;
+  const value = text.slice(span.start, span.end);
+  return CLINICAL_TERMS.has(value.toLowerCase()) || CODE_CUE.test(text.slice(Math.max(0, span.start - 16), span.start));
+}
+
+const PHONE_CUE = /(?:phone|tel|telephone|mobile|cell|fax|desk|office|home|work|call|text|reach|contact|number|no\.|#|at|:)\s*$/i;
+
+/**
+ * A digit run is a phone number when it has 7–15 digits and either a shape
+ * only phone numbers have (+, parentheses, dashes or dots between groups,
+ * 3-3-4) or a cue before it ("Mobile:", "call me at"). Space-separated
+ * numbers without a cue stay: they are more often vitals or doses.
+ */
+function plausiblePhone(s: string, before: string): boolean {
+  const digits = s.replace(/\D/g, '').length;
+  if (digits < 7 || digits > 15) return false;
+  if (/^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}/.test(s) || /^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$/.test(s)) return false; // dates
+  if (/^\+|^00|\(\d+\)|\d-\d|\d\.\d{2,}\.\d|\b\d{3}[\s.-]\d{3}[\s.-]\d{4}\b/.test(s)) return true;
+  // International and local shapes: a leading trunk zero, three groups of three or more, 3-4 or 4-4.
+  if (/^0\d/.test(s) && digits >= 8) return true;
+  if (/^\d{3,5} \d{3,4} \d{3,4}$/.test(s) || /^\d{3,4} \d{4}$/.test(s)) return true;
+  return PHONE_CUE.test(before);
+}
+
+interface Token { text: string; lower: string; start: number; end: number; capital: boolean }
+
+type Why = 'cue' | 'first' | 'unknown';
+
+/** A word's parts (I've → i, ve; E-mail → e, mail) are all ordinary words. */
+function ordinary(lower: string): boolean {
+  const parts = lower.replace(/'s$/, '').split(/['-]/).filter(Boolean);
+  return parts.length > 0 && parts.every((p) => FUNCTION_WORDS.has(p) || isCommonWord(p) || CLINICAL_TERMS.has(p) || p.length === 1 || /^(?:ve|ll|re|m|d|t|s)$/.test(p));
+}
+
+const isInitial = (t: Token) => /^\p{Lu}$/u.test(t.text);
+/** Lower-case particles inside names and street names: Rua do Arenque, Willemine ten Pas, Villafranca del Cid. */
+const PARTICLE = /^(?:da|das|de|del|della|den|der|di|do|dos|du|la|le|ten|ter|van|von|y|bin|ibn|al|el|zu)$/;
+const isHouseNumber = (t: Token) => /^\d{1,5}[A-Za-z]?$/.test(t.text);
+
+/** Names and places: cues, a first-name lexicon, and capitalised words that are neither common nor clinical. */
+function findNames(text: string): PhiSpan[] {
+  const tokens: Token[] = [...text.matchAll(TOKEN)].map((m) => {
+    const raw = m[0].replace(/-+$/, '');
+    return { text: raw, lower: raw.toLowerCase().replace(/[’]/g, "'"), start: m.index, end: m.index + raw.length, capital: /^\p{Lu}/u.test(raw) };
+  });
+  const why = new Array<Why | undefined>(tokens.length).fill(undefined);
+  const kind = new Array<PhiType>(tokens.length).fill('NAME');
+
+  tokens.forEach((t, i) => {
+    const prev = tokens[i - 1];
+    const before = text.slice(Math.max(0, t.start - 40), t.start);
+    const stem = t.lower.replace(/'s$/, '');
+    if (CLINICAL_TERMS.has(t.lower) || CLINICAL_TERMS.has(stem) || /\d/.test(t.text)) return;
+    if (prev && TITLE.test(prev.text) && t.capital) { why[i] = 'cue'; return; }
+    // After a relation word ("spoke w/ dtr susan"): a name even in lower case, unless it is a common word.
+    if (prev && RELATION.test(prev.text) && /^[\p{L}'’-]{2,}$/u.test(t.text) && (isFirstName(t.lower) || !ordinary(t.lower))) { why[i] = 'cue'; return; }
+    if (FUNCTION_WORDS.has(t.lower)) return;
+    if (!t.capital) {
+      // Lower-case names ("patricia desrosiers"): a first name that is not also an ordinary word.
+      if (isFirstName(t.lower) && !ordinary(t.lower)) why[i] = 'first';
+      return;
+    }
+    if (/^[A-Z]{2,5}$/.test(t.text)) return; // abbreviations: COPD, EKG, CO (states are handled with addresses)
+    if (isFirstName(t.lower)) { why[i] = 'first'; return; }
+    if (t.text.length > 1 && !ordinary(t.lower)) {
+      why[i] = 'unknown';
+      if (LOCATION_CUE_BEFORE.test(before)) kind[i] = 'LOCATION';
+      return;
+    }
+    if (NAME_CUE_BEFORE.test(before) && i + 1 < tokens.length && tokens[i + 1]!.capital) why[i] = 'cue';
+  });
+
+  // Only spaces (no line breaks) join the words of one name.
+  const joined = (x: Token, y: Token) => /^(?: {1,2}|\. | ?- ?)$/.test(text.slice(x.end, y.start));
+  const out: PhiSpan[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    if (!why[i]) continue;
+    let a = i, b = i;
+    let personLike = why[i] === 'first' || why[i] === 'cue';
+    // Left: initials, other flagged words, short place particles (San, Los, El, St), and one given name
+    // in front of an unknown surname (Maha Cazares, Tosh Olsen).
+    let given = 0;
+    while (a > 0 && joined(tokens[a - 1]!, tokens[a]!) && tokens[a - 1]!.capital && !FUNCTION_WORDS.has(tokens[a - 1]!.lower) && !TITLE.test(tokens[a - 1]!.text)
+      && !CLINICAL_TERMS.has(tokens[a - 1]!.lower) && !/^[A-Z]{2,5}$/.test(tokens[a - 1]!.text)) {
+      if (why[a - 1] || isInitial(tokens[a - 1]!) || tokens[a - 1]!.text.length <= 3) a--;
+      else if (why[a] === 'unknown' && given++ === 0) a--;
+      else break;
+    }
+    // Right: after a first name or a cue, up to two more capitalised words (surnames that are also words: Smith);
+    // otherwise only flagged words and initials.
+    let extra = 0;
+    while (b + 1 < tokens.length && joined(tokens[b]!, tokens[b + 1]!) && !/'s$/.test(tokens[b]!.lower)) {
+      const next = tokens[b + 1]!;
+      const afterNext = tokens[b + 2];
+      // A particle joins with the capitalised word after it: ten Pas, do Arenque.
+      if (PARTICLE.test(next.text) && afterNext?.capital && joined(next, afterNext)) { b += 2; continue; }
+      if (!next.capital || CLINICAL_TERMS.has(next.lower)) break;
+      if (STREET_WORD.test(next.text)) { b++; continue; } // street words: Kishiev Squares, Zezig Streets
+      if (isInitial(next)) { b++; continue; } // initials always join, even "I."
+      if (FUNCTION_WORDS.has(next.lower)) break;
+      if (why[b + 1]) personLike ||= why[b + 1] !== 'unknown';
+      else if (personLike && extra < 2) extra++;
+      else break;
+      b++;
+    }
+    // Lower-case names continue with a lower-case surname that is not a word.
+    while (b + 1 < tokens.length && !tokens[b]!.capital && joined(tokens[b]!, tokens[b + 1]!) && !tokens[b + 1]!.capital && /^\p{L}{2,}$/u.test(tokens[b + 1]!.text) && !ordinary(tokens[b + 1]!.lower)) b++;
+    let start = tokens[a]!.start, end = tokens[b]!.end;
+    let type = kind[i]!;
+    // International addresses: a street name with its number (Puruntie 82, Via Franscini 71, 159 Eleftheriou Venizelou).
+    const after = tokens[b + 1], before = tokens[a - 1];
+    if (after && isHouseNumber(after) && /^ $/.test(text.slice(end, after.start))) { end = after.end; type = 'ADDRESS'; }
+    if (before && isHouseNumber(before) && /^ $/.test(text.slice(before.end, start))) { start = before.start; type = 'ADDRESS'; }
+    if (/^\.(?=\s|$)/.test(text.slice(end)) && tokens[b]!.text.length === 1) end += 1; // trailing initial "J."
+    out.push({ start, end, type });
+    i = b;
+  }
+  return [...out, ...coordinated(text, tokens, out)];
+}
+
+const EPONYM_HEAD = /^(?:sign|signs|disease|syndrome|catheter|scale|score|test|maneuver|manoeuvre|reflex|triad|criteria|classification|procedure|operation|law|palsy|phenomenon|stain)$/i;
+
+/** "Marrero and Murphy", "Monjeau, Graves and Reed": capitalised words coordinated with a found name are names too. */
+function coordinated(text: string, tokens: Token[], found: PhiSpan[]): PhiSpan[] {
+  const names = found.filter((s) => s.type === 'NAME');
+  const out: PhiSpan[] = [];
+  tokens.forEach((t, i) => {
+    if (!t.capital || FUNCTION_WORDS.has(t.lower) || /^[A-Z]{2,5}$/.test(t.text)) return;
+    if (tokens[i + 1] && EPONYM_HEAD.test(tokens[i + 1]!.text)) return;
+    const linkedTo = (s: PhiSpan) => {
+      const gap = s.end <= t.start ? text.slice(s.end, t.start) : s.start >= t.end ? text.slice(t.end, s.start) : undefined;
+      return gap !== undefined && /^(?:,? and |, | & |,? or )$/.test(gap);
+    };
+    if (names.some(linkedTo)) out.push({ start: t.start, end: t.end, type: 'NAME' });
+  });
+  return out;
+}
+
+/** ZIP codes where they look like ZIP codes: after a state or place, or labelled. */
+function findZips(text: string, found: PhiSpan[]): PhiSpan[] {
+  const out: PhiSpan[] = [];
+  // US ZIP (+4) and the common foreign postcode shapes (1234, 12-345, 123 45).
+  for (const m of text.matchAll(/(?<![\d-])(\d{5}(?:-\d{4})?|\d{4}|\d{2}-\d{3}|\d{3} \d{2})(?![\d-])/g)) {
+    const before = text.slice(Math.max(0, m.index - 30), m.index);
+    const state = /\b([A-Z]{2})\.?,?\s*$/.exec(before);
+    // Right after a place or address, with nothing but spaces, commas and line breaks between.
+    const near = found.some((s) => (s.type === 'ADDRESS' || s.type === 'LOCATION' || s.type === 'NAME') && s.end <= m.index && /^[\s,]{0,8}$/.test(text.slice(s.end, m.index)));
+    const usShape = /^\d{5}(?:-\d{4})?$/.test(m[0]);
+    if ((usShape && state && US_STATES.has(state[1]!)) || /\b(?:zip|postcode|postal code)(?: code)?:?\s*$/i.test(before) || near) out.push({ start: m.index, end: m.index + m[0].length, type: 'ZIP' });
+  }
+  // The state code inside an address goes with it.
+  for (const m of text.matchAll(/,\s*([A-Z]{2})\b(?=(\s*,?\s*\d{5})|\s*\n|\s*$)/g)) {
+    // MD, DO, PA after a name are credentials, not Maryland or Pennsylvania, unless a ZIP follows.
+    const credential = /^(?:MD|DO|PA|NP|RN)$/.test(m[1]!) && !m[2];
+    if (US_STATES.has(m[1]!) && !credential) out.push({ start: m.index + m[0].length - 2, end: m.index + m[0].length, type: 'LOCATION' });
+  }
+  return out;
+}
+
+const PRIORITY: PhiType[] = ['SSN', 'EMAIL', 'URL', 'IP', 'ACCOUNT', 'PHONE', 'DATE', 'AGE', 'ID', 'ADDRESS', 'ZIP', 'NAME', 'LOCATION'];
+
+/** Overlapping or touching spans become one, typed by the most specific kind; so do two names one space apart. */
+function merge(text: string, spans: PhiSpan[]): PhiSpan[] {
+  const sorted = spans.filter((s) => s.end > s.start).sort((a, b) => a.start - b.start || b.end - a.end);
+  const out: PhiSpan[] = [];
+  for (const s of sorted) {
+    const last = out[out.length - 1];
+    const sameName = last && last.type === 'NAME' && s.type === 'NAME' && /^ $/.test(text.slice(last.end, s.start));
+    if (last && (s.start <= last.end || sameName)) {
+      last.end = Math.max(last.end, s.end);
+      if (PRIORITY.indexOf(s.type) < PRIORITY.indexOf(last.type)) last.type = s.type;
+    } else {
+      out.push({ ...s });
+    }
+  }
+  return out;
+}
+
+/** Replaces every span with a typed placeholder such as [NAME] or [DATE]. */
+export function redactText(text: string): { text: string; spans: PhiSpan[] } {
+  const spans = findPhi(text);
+  let out = '';
+  let at = 0;
+  for (const s of spans) {
+    out += `${text.slice(at, s.start)}[${s.type}]`;
+    at = s.end;
+  }
+  return { text: out + text.slice(at), spans };
+}

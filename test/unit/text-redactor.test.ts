@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { findPhi, redactText } from '../../src/phi/text-redactor.js';
+
+const redacted = (text: string) => redactText(text).text;
+
+describe('text redactor: clinical content stays', () => {
+  it.each([
+    ['doses', 'Start metoprolol 25 mg PO BID and furosemide 40 mg IV daily; insulin 10 units SC qhs.'],
+    ['vitals', 'BP 132/84, HR 96, RR 22, SpO2 93% on 2 L, T 38.4 C, pain 4/10.'],
+    ['labs', 'WBC 14.2, Hgb 9.8, Plt 250, Na 134, K 5.1, creatinine 1.9, lactate 3.1, HbA1c 7.4%.'],
+    ['eponyms', "History of Parkinson's disease; Foley catheter in place; Glasgow Coma Scale 14; positive Murphy's sign; Cushing syndrome excluded."],
+    ['codes', 'Dx: ICD-10 I50.9, LOINC 8867-4, SNOMED 38341003; NEWS2 score 7.'],
+    ['abbreviations', 'COPD exacerbation, r/o PE, CXR clear, EKG sinus tach, admit to ICU.'],
+  ])('%s', (_name, text) => {
+    expect(redacted(text)).toBe(text);
+  });
+});
+
+describe('text redactor: identifiers go', () => {
+  it('names after titles, cues and relations, including lower case and hyphenated', () => {
+    expect(redacted('Seen by Dr. Alvarez-Mendoza today.')).toBe('Seen by Dr. [NAME] today.');
+    expect(redacted('spoke w/ dtr susan about discharge')).toBe('spoke w/ dtr [NAME] about discharge');
+    expect(redacted('Mary-Jane Watson-Parker was admitted.')).toBe('[NAME] was admitted.');
+    expect(redacted('Attending: Roger C Kelly, MD')).toBe('Attending: [NAME], MD');
+    expect(redacted('Patient Bob965 Keeling57 is a newborn.')).toBe('Patient [NAME] is a newborn.');
+  });
+
+  it('ages of 90 and over, not 89', () => {
+    expect(redacted('An 89 year old man')).toBe('An 89 year old man');
+    expect(redacted('A 90 year old man')).toBe('A [AGE] man');
+    expect(redacted('She is 102 y.o.')).toMatch(/\[AGE\]/);
+    expect(redacted('aged 93')).toBe('[AGE]');
+  });
+
+  it('dates more specific than a year, with and without the year; a bare year stays', () => {
+    for (const d of ['2021-03-04', '03/04/2021', '3/4/21', 'March 4, 2021', '4 March 2021', 'Mar 4th', '12/3', '2000-04-16 11:34:35']) {
+      expect(redacted(`seen on ${d} in clinic`), d).toBe('seen on [DATE] in clinic');
+    }
+    expect(redacted('diagnosed in 2019')).toBe('diagnosed in 2019');
+  });
+
+  it('phone and fax numbers in their usual formats', () => {
+    for (const p of ['(617) 555-0123', '617-555-0123', '617.555.0123', '+1 617 555 0123', '+44 20 7946 0958', '0490 75 40 81']) {
+      expect(redacted(`call ${p} today`), p).toBe('call [PHONE] today');
+    }
+    expect(redacted('Fax: 555 0199')).toBe('Fax: [PHONE]');
+  });
+
+  it('email, SSN, MRN, account, URL, IP, street address and ZIP', () => {
+    expect(redacted('Email jane.doe@example.org')).toBe('Email [EMAIL]');
+    expect(redacted('SSN 999-12-3456')).toBe('SSN [SSN]');
+    expect(redacted('MRN: A1234567 on file')).toBe('MRN: [ID] on file');
+    expect(redacted('card 4454794511390933')).toBe('card [ACCOUNT]');
+    expect(redacted('see https://portal.example.com/p/123')).toBe('see [URL]');
+    expect(redacted('from 192.168.10.4')).toBe('from [IP]');
+    expect(redacted('lives at 123 Park Drive, San Diego, CA 92101')).toMatch(/^lives at \[ADDRESS\], \[(NAME|LOCATION)\], \[(LOCATION|ZIP)\]/);
+    expect(redacted('lives at 123 Park Drive, San Diego, CA 92101')).not.toMatch(/123|Park|Diego|92101/);
+  });
+
+  it('spans index into the original text', () => {
+    const text = 'Call Jack Reacher at 202-555-0199.';
+    for (const s of findPhi(text)) expect(text.slice(s.start, s.end)).toMatch(/Jack Reacher|202-555-0199/);
+  });
+});
