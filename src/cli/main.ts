@@ -17,6 +17,7 @@ Commands:
   token     mint a development JWT
   infer     call a model over the gRPC door with a KServe JSON body
   audit     verify the audit log, or export it as FHIR AuditEvents
+  phi       de-identify text or FHIR with the gateway's redactor
 
 Run "cdsgate <command> --help" for a command's options.`,
   gateway: `Usage: cdsgate gateway --config FILE
@@ -59,6 +60,16 @@ verify  checks the whole hash chain, every checkpoint signature and the signed
 export  writes one FHIR R4 AuditEvent (IHE BALP shape) per request record as
         NDJSON on standard output.
 A DIR stands for its audit-NNNNNN.jsonl files, in order.`,
+  phi: `Usage: cdsgate phi redact [--fhir] [--key-file FILE --key-id ID]
+
+Reads JSON Lines on standard input and writes them de-identified:
+  text  (default) each line {"id", "text"} → {"id", "text", "spans": [{"start", "end", "type"}]},
+        the text with typed placeholders ([NAME], [DATE], …), span offsets into the original;
+  --fhir each line a FHIR R4 resource or Bundle → the redacted resource (names, telecom,
+        photos removed; dates to the year; ZIP to three digits; free text scrubbed).
+With --key-file (base64 HMAC key, as the gateway's) identifier values and ids become
+keyed pseudonyms; without it they are removed. A line that is not valid JSON is an
+error naming its line number.`,
   start: `Usage: cdsgate start
 
 Development mode: creates the development PKI and keys if missing, starts two
@@ -206,6 +217,14 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       fail(`audit: unknown action "${action}"\n\n${HELP.audit}`, 2);
+      return;
+    }
+    case 'phi': {
+      const [action, ...rest] = args;
+      const { values } = parseArgs({ args: rest, options: { fhir: { type: 'boolean' }, 'key-file': { type: 'string' }, 'key-id': { type: 'string', default: 'cli' }, help: { type: 'boolean' } } });
+      if (values.help || action !== 'redact') return void (action === 'redact' || action === '--help' || !action ? process.stdout.write(`${HELP.phi}\n`) : fail(`phi: unknown action "${action}"\n\n${HELP.phi}`, 2));
+      const { redactLines } = await import('./phi-redact.js');
+      await redactLines(process.stdin, process.stdout, { fhir: Boolean(values.fhir), keyFile: values['key-file'], keyId: values['key-id']! });
       return;
     }
     case 'start': {
