@@ -11,7 +11,7 @@ const { onnx } = onnxProto;
 const DT = onnx.TensorProto.DataType;
 const AT = onnx.AttributeProto.AttributeType;
 
-export type ElemType = 'FLOAT' | 'INT64' | 'BOOL';
+export type ElemType = 'FLOAT' | 'INT64' | 'BOOL' | 'STRING';
 type Dim = number | string;
 type AttrValue = number | number[] | { float: number } | { floats: number[] };
 

@@ -74,6 +74,7 @@ function schemas(baseDir: string) {
   });
 
   const phiClass = phiClassSchema;
+  const dataClass = z.enum(['identified', 'deidentified']);
 
   const purposeCode = z.string().regex(/^[A-Z][A-Z0-9]{1,15}$/, 'a v3-ActReason code such as TREAT');
   const modelRoute = z.strictObject({
@@ -90,6 +91,11 @@ function schemas(baseDir: string) {
     breakTheGlass: z.strictObject({ allowRoles: z.array(z.string().min(1)).min(1) }).optional(),
     /** Which inputs carry PHI, and how; inputs not listed carry none. */
     phiInputs: z.record(z.string().min(1), phiClass).default({}),
+    /**
+     * The class of data the model may receive. `deidentified`: the gateway
+     * de-identifies text, FHIR and identifier inputs before forwarding.
+     */
+    receives: dataClass.default('identified'),
   });
 
   const gateway = z.strictObject({
@@ -112,6 +118,8 @@ function schemas(baseDir: string) {
     })).min(1),
     pools: z.record(z.string().min(1), z.strictObject({
       nodes: z.array(z.string().min(1)).min(1),
+      /** A `deidentified` pool never receives a request that carries PHI. */
+      dataClass: dataClass.default('identified'),
       breaker: breaker.default(breaker.parse({})),
       healthCheck: healthCheck.default(healthCheck.parse({})),
     })),
@@ -143,7 +151,11 @@ function schemas(baseDir: string) {
       });
     }
     for (const [modelName, route] of Object.entries(cfg.models)) {
-      if (!(route.pool in cfg.pools)) ctx.addIssue({ code: 'custom', path: ['models', modelName, 'pool'], message: `unknown pool "${route.pool}"` });
+      const pool = cfg.pools[route.pool];
+      if (!pool) ctx.addIssue({ code: 'custom', path: ['models', modelName, 'pool'], message: `unknown pool "${route.pool}"` });
+      else if (pool.dataClass === 'deidentified' && route.receives !== 'deidentified') {
+        ctx.addIssue({ code: 'custom', path: ['models', modelName, 'receives'], message: `pool "${route.pool}" is de-identified, so model "${modelName}" must declare "receives": "deidentified"` });
+      }
     }
   });
 

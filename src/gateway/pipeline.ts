@@ -12,6 +12,7 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import type { Logger } from '../phi/logger.js';
 import type { Pseudonymizer } from '../phi/pseudonym.js';
 import { describeRequest } from '../phi/request-view.js';
+import { deidentifyRequest } from '../phi/deidentify.js';
 import type { Router } from '../routing/router.js';
 import { SERVER_VERSION } from '../node/service.js';
 
@@ -42,7 +43,8 @@ interface Draft {
 /**
  * The request path every door runs:
  *   authenticate → authorize (roles, purpose of use, break-the-glass)
- *   → decode → describe for audit (pseudonyms, digest, redacted view) → route
+ *   → decode → describe for audit (pseudonyms, digest, redacted view)
+ *   → de-identify (for models that receive de-identified data) → route
  * and, whatever happened, one audit record on disk before the answer leaves.
  * Server liveness, readiness and metadata need only the mTLS handshake and
  * are not audited; everything model-scoped is.
@@ -94,11 +96,14 @@ export class Pipeline implements KServeHandlers {
       draft.inputDigest = described.inputDigest;
       draft.request = described.view;
       draft.model = { name: model, ...(version ? { version } : {}) };
-      const { result, node } = await this.d.router.infer(request, ctx.deadline, ctx.requestId);
+      const route = this.d.config.models[model]!;
+      const forwarded = route.receives === 'deidentified' ? deidentifyRequest(request, route.phiInputs, this.d.pseudonymizer) : request;
+      const { result, node } = await this.d.router.infer(forwarded, ctx.deadline, ctx.requestId);
       ctx.trace.node = draft.node = node;
       const sha256 = result.parameters.model_sha256;
       draft.model = { name: model, version: result.version, ...(typeof sha256 === 'string' ? { sha256 } : {}) };
-      return result;
+      // KServe: the response echoes the caller's id (a de-identified request carried a pseudonym instead).
+      return { ...result, id: request.id };
     });
   }
 

@@ -11,6 +11,8 @@ export interface InferRequest {
   inputs: Tensor[];
   /** Requested outputs; empty means all. */
   outputs: string[];
+  /** Set only by the gateway's de-identification step; a de-identified pool accepts nothing else. */
+  deidentified?: boolean;
 }
 
 export interface InferResult {

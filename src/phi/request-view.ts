@@ -3,6 +3,8 @@ import type { InferRequest } from '../kserve/types.js';
 import type { Tensor } from '../tensor/datatypes.js';
 import { tensorToRaw } from '../tensor/raw.js';
 import type { Pseudonymizer } from './pseudonym.js';
+import { redactText } from './text-redactor.js';
+import { redactFhir } from './fhir-redactor.js';
 
 export interface RequestDescription {
   /** What the audit record may say about the request: no PHI in clear. */
@@ -16,7 +18,8 @@ export interface RequestDescription {
 type InputView =
   | { name: string; datatype: string; shape: number[]; phi: 'none' }
   | { name: string; datatype: string; shape: number[]; phi: 'identifier'; pseudonyms: string[] }
-  | { name: string; datatype: string; shape: number[]; phi: 'text' | 'fhir'; withheld: true; elements: number; bytes: number; resourceTypes?: string[] };
+  | { name: string; datatype: string; shape: number[]; phi: 'text'; redacted: string[] }
+  | { name: string; datatype: string; shape: number[]; phi: 'fhir'; redacted: unknown[] };
 
 const SAFE_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
 const utf8 = new TextDecoder();
@@ -24,9 +27,9 @@ const utf8 = new TextDecoder();
 /**
  * The audit view of a request, driven by the model's declaration of which
  * inputs carry PHI. Values of undeclared (`none`) inputs are not recorded at
- * all (the digest proves them); identifiers become pseudonyms; free text and
- * FHIR are withheld, with sizes only. Names a client made up are recorded only
- * if they look like names.
+ * all (the digest proves them); identifiers become pseudonyms; free text goes
+ * through the text redactor and FHIR through the FHIR redactor. Names a client
+ * made up are recorded only if they look like names.
  */
 export function describeRequest(request: InferRequest, phiInputs: Record<string, PhiClass>, psn: Pseudonymizer): RequestDescription {
   const patients = new Set<string>();
@@ -39,15 +42,11 @@ export function describeRequest(request: InferRequest, phiInputs: Record<string,
       pseudonyms.forEach((p) => patients.add(p));
       return { ...base, phi, pseudonyms };
     }
-    if (phi === 'text' || phi === 'fhir') {
-      const texts = elementsAsText(t);
-      const view: InputView = { ...base, phi, withheld: true, elements: texts.length, bytes: texts.reduce((n, s) => n + Buffer.byteLength(s), 0) };
-      if (phi === 'fhir') {
-        const resources = texts.map(parseJson).filter((r): r is Record<string, unknown> => r !== undefined);
-        view.resourceTypes = [...new Set(resources.map((r) => String(r.resourceType ?? 'unknown')))];
-        for (const id of resources.flatMap(patientIdentifiers)) patients.add(psn.pseudonym('patient', id));
-      }
-      return view;
+    if (phi === 'text') return { ...base, phi, redacted: elementsAsText(t).map((s) => redactText(s).text) };
+    if (phi === 'fhir') {
+      const resources = elementsAsText(t).map(parseJson);
+      for (const id of resources.flatMap((r) => (r ? patientIdentifiers(r) : []))) patients.add(psn.pseudonym('patient', id));
+      return { ...base, phi, redacted: resources.map((r) => (r ? redactFhir(r, { pseudonym: (kind, v) => psn.pseudonym(kind, v) }) : '[not a JSON object]')) };
     }
     return { ...base, phi: 'none' };
   });

@@ -104,6 +104,10 @@ export class Router {
 
   async infer(request: InferRequest, deadline: number, requestId: string): Promise<{ result: InferResult; node: string }> {
     const pool = this.poolOf(request.model);
+    // Segregation, checked where the bytes leave: configuration already forbids this, and this holds even if it did not.
+    if (pool.config.dataClass === 'deidentified' && request.deidentified !== true) {
+      throw new CdsError('internal', `refused to send a request that was not de-identified to de-identified pool '${pool.name}'`);
+    }
     const tried = new Set<string>();
     let lastFailure: NodeFailure | undefined;
     for (let attempt = 0; attempt < 2; attempt++) {

@@ -75,6 +75,14 @@ describe('configuration schema', () => {
     expect(message).toMatch(/models\.news2\.pool: unknown pool "gpu"/);
   });
 
+  it('refuses to route a model that receives identified data to a de-identified pool', () => {
+    const c = gateway();
+    c.pools.default.dataClass = 'deidentified';
+    expect(configError(() => parseGatewayConfig(c, '/'))).toMatch(/models\.news2\.receives: pool "default" is de-identified/);
+    for (const m of Object.values(c.models) as Array<Record<string, unknown>>) m.receives = 'deidentified';
+    expect(() => parseGatewayConfig(c, '/')).not.toThrow();
+  });
+
   it('node: requires an allow-list of caller identities', () => {
     const n = devNodeConfig({ pki, index: 0, modelRepository: 'models' }) as any;
     n.node.allowedClients = [];
