@@ -1,7 +1,7 @@
 /**
  * REST inference throughput and latency through the gateway, compared with
  * the same request sent straight to a node's own REST port (what the gateway
- * costs: mTLS termination, JWT verification, policy, a gRPC hop).
+ * costs: mTLS termination, JWT verification, policy, audit, a gRPC hop).
  *
  *   npm run bench:rest [-- --runs 3 --seconds 10 --connections 16 --model news2]
  *
@@ -9,11 +9,10 @@
  * the same noisy machine; the report gives every run and the medians.
  * Everything stays on 127.0.0.1 and stops by itself.
  */
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
-import { startCluster, ROOT } from '../test/helpers/cluster.js';
+import { startCluster } from '../test/helpers/cluster.js';
+import { measure, median, summarise, writeReport, type Figures, type Target } from './lib/measure.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,73 +30,41 @@ const BODIES: Record<string, { roles: string[]; body: unknown }> = {
 const spec = BODIES[model];
 if (!spec) throw new Error(`no benchmark body for model ${model}`);
 
-interface Figures { target: string; run: number; requests: number; rps: number; p50: number; p99: number; non2xx: number; errors: number }
-
-async function measure(target: string, run: number, port: number, identity: { cert: string; key: string }, ca: string, token?: string): Promise<Figures> {
-  const result = await autocannon({
-    url: `https://127.0.0.1:${port}/v2/models/${model}/infer`,
-    method: 'POST',
-    connections,
-    duration: seconds,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(spec!.body),
-    tlsOptions: { cert: readFileSync(identity.cert), key: readFileSync(identity.key), ca: readFileSync(ca) },
-    servername: 'localhost',
-  } as autocannon.Options);
-  return {
-    target, run,
-    requests: result.requests.total,
-    rps: Math.round(result.requests.average),
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
-  };
-}
-
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
-
 const cluster = await startCluster({ nodes: 2 });
 try {
   const token = await cluster.token(spec.roles, { ttlSeconds: 3600 });
+  const path = `/v2/models/${model}/infer`;
+  const viaGateway: Target = { port: cluster.gateway.ports.rest!, path, identity: cluster.pki.apps.ehr, ca: cluster.pki.ca, token, body: spec.body };
+  const direct: Target = { port: cluster.nodes[0]!.ports.rest!, path, identity: cluster.pki.gatewayClient, ca: cluster.pki.ca, body: spec.body };
+  // Discarded warm-up: the first seconds measure the JIT, not the gateway.
+  await measure('warm-up', 0, viaGateway, seconds, connections);
+  await measure('warm-up', 0, direct, seconds, connections);
   const figures: Figures[] = [];
   const ratios: number[] = [];
-  // Discarded warm-up: the first seconds measure the JIT, not the gateway.
-  await measure('warm-up', 0, cluster.gateway.ports.rest!, cluster.pki.apps.ehr, cluster.pki.ca, token);
-  await measure('warm-up', 0, cluster.nodes[0]!.ports.rest!, cluster.pki.gatewayClient, cluster.pki.ca);
   for (let run = 1; run <= runs; run++) {
-    const viaGateway = await measure('gateway', run, cluster.gateway.ports.rest!, cluster.pki.apps.ehr, cluster.pki.ca, token);
-    const direct = await measure('node-direct', run, cluster.nodes[0]!.ports.rest!, cluster.pki.gatewayClient, cluster.pki.ca);
-    figures.push(viaGateway, direct);
-    ratios.push(viaGateway.rps / direct.rps);
-    console.log(`run ${run}: gateway ${viaGateway.rps} req/s (p50 ${viaGateway.p50} ms, p99 ${viaGateway.p99} ms) | node direct ${direct.rps} req/s (p50 ${direct.p50} ms, p99 ${direct.p99} ms)`);
+    const g = await measure('gateway', run, viaGateway, seconds, connections);
+    const d = await measure('node-direct', run, direct, seconds, connections);
+    figures.push(g, d);
+    ratios.push(g.rps / d.rps);
+    console.log(`run ${run}: gateway ${g.rps} req/s (p50 ${g.p50} ms, p99 ${g.p99} ms) | node direct ${d.rps} req/s (p50 ${d.p50} ms, p99 ${d.p99} ms)`);
   }
-  const summary = (target: string) => {
-    const rows = figures.filter((f) => f.target === target);
-    return { rps: median(rows.map((r) => r.rps)), p50: median(rows.map((r) => r.p50)), p99: median(rows.map((r) => r.p99)), non2xx: rows.reduce((s, r) => s + r.non2xx, 0), errors: rows.reduce((s, r) => s + r.errors, 0) };
-  };
+  const setup = 'gateway (durable audit) + 2 nodes (1 worker, 1 intra-op thread each) + autocannon on one machine, 127.0.0.1, mTLS everywhere';
   const report = {
     benchmark: 'rest-infer', model, date: new Date().toISOString(), runs, seconds, connections,
-    machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
-    setup: 'gateway + 2 nodes (1 worker, 1 intra-op thread each) + autocannon on one machine, 127.0.0.1, mTLS everywhere',
-    medians: { gateway: summary('gateway'), nodeDirect: summary('node-direct'), gatewayToDirectThroughputRatio: Number(median(ratios).toFixed(3)) },
+    machine: { cpus: cpus().length, node: process.version }, setup,
+    medians: { gateway: summarise(figures, 'gateway'), nodeDirect: summarise(figures, 'node-direct'), gatewayToDirectThroughputRatio: Number(median(ratios).toFixed(3)) },
     runsDetail: figures,
   };
-  const dir = join(ROOT, 'load-tests', 'reports');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `rest-infer-${model}.json`), JSON.stringify(report, null, 2));
   const g = report.medians.gateway, d = report.medians.nodeDirect;
-  const table = [
+  writeReport(`rest-infer-${model}`, report, [
     `# REST inference benchmark — ${model}`, '',
-    `${report.date}; ${runs} runs × ${seconds} s, ${connections} connections; ${report.setup}.`, '',
+    `${report.date}; ${runs} runs × ${seconds} s, ${connections} connections; ${setup}.`, '',
     '| target | req/s (median) | p50 ms | p99 ms | non-2xx | errors |', '| --- | --- | --- | --- | --- | --- |',
     `| through the gateway | ${g.rps} | ${g.p50} | ${g.p99} | ${g.non2xx} | ${g.errors} |`,
     `| node REST directly | ${d.rps} | ${d.p50} | ${d.p99} | ${d.non2xx} | ${d.errors} |`, '',
     `Gateway/direct throughput ratio (median of per-run ratios): ${report.medians.gatewayToDirectThroughputRatio}`, '',
     'autocannon latencies have 1 ms resolution.', '',
-  ].join('\n');
-  writeFileSync(join(dir, `rest-infer-${model}.md`), table);
-  console.log(`\n${table}`);
+  ].join('\n'));
 } finally {
   await cluster.stop();
 }

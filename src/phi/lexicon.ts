@@ -97,3 +97,10 @@ export const FUNCTION_WORDS = new Set([
 /** Two-letter US state and territory codes (addresses). */
 export const US_STATES = new Set(('AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA '
   + 'RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI AS MP').split(' '));
+
+/** Loads every list now, so the first request that carries text does not pay for it. */
+export function warmLexicons(): void {
+  isCommonWord('a');
+  isFirstName('a');
+  countryNames();
+}

@@ -1,0 +1,53 @@
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { ROOT } from '../../test/helpers/cluster.js';
+
+export interface Figures { target: string; run: number; requests: number; rps: number; p50: number; p99: number; non2xx: number; errors: number }
+
+export interface Target { port: number; path: string; identity: { cert: string; key: string }; ca: string; token?: string; body: unknown }
+
+/** One bounded autocannon run against 127.0.0.1 over mTLS. */
+export async function measure(name: string, run: number, t: Target, seconds: number, connections: number): Promise<Figures> {
+  const result = await autocannon({
+    url: `https://127.0.0.1:${t.port}${t.path}`,
+    method: 'POST',
+    connections,
+    duration: seconds,
+    headers: { 'content-type': 'application/json', ...(t.token ? { authorization: `Bearer ${t.token}` } : {}) },
+    body: JSON.stringify(t.body),
+    tlsOptions: { cert: readFileSync(t.identity.cert), key: readFileSync(t.identity.key), ca: readFileSync(t.ca) },
+    servername: 'localhost',
+  } as autocannon.Options);
+  return {
+    target: name, run,
+    requests: result.requests.total,
+    rps: Math.round(result.requests.average),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+export function summarise(figures: Figures[], target: string) {
+  const rows = figures.filter((f) => f.target === target);
+  return {
+    rps: median(rows.map((r) => r.rps)), p50: median(rows.map((r) => r.p50)), p99: median(rows.map((r) => r.p99)),
+    non2xx: rows.reduce((s, r) => s + r.non2xx, 0), errors: rows.reduce((s, r) => s + r.errors, 0),
+  };
+}
+
+export function writeReport(name: string, json: unknown, markdown: string): void {
+  const dir = join(ROOT, 'load-tests', 'reports');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.json`), JSON.stringify(json, null, 2));
+  writeFileSync(join(dir, `${name}.md`), markdown);
+  console.log(`\n${markdown}`);
+}
