@@ -64,7 +64,13 @@ export async function startCluster(options: { nodes?: number; gatewayPatch?: (c:
     nodes: nodes.map((n, index) => ({ index, grpcPort: n.ports.grpc! })),
   });
   options.gatewayPatch?.(gatewayConfig);
-  const gateway = await startProcess('gateway', gatewayConfig, material.dir, 'gateway');
+  let gateway: Proc;
+  try {
+    gateway = await startProcess('gateway', gatewayConfig, material.dir, 'gateway');
+  } catch (err) {
+    await Promise.all(nodes.map((n) => stopProcess(n))); // never leave nodes behind
+    throw err;
+  }
   const all = [...nodes, gateway];
   return {
     ...material,
