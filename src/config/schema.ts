@@ -23,8 +23,8 @@ function schemas(baseDir: string) {
   const clientTls = z.strictObject({ cert: filePath, key: filePath, ca: filePath });
 
   const breaker = z.strictObject({
-    /** A call slower than this counts as a failure (ms); the request's own deadline still applies. */
-    timeoutMs: z.number().int().positive().default(10_000),
+    /** Per-try timeout: a node slower than this is treated as failed and the request moves on (ms). */
+    timeoutMs: z.number().int().positive().default(2_000),
     errorThresholdPercentage: z.number().min(1).max(100).default(50),
     volumeThreshold: z.number().int().min(0).default(5),
     resetTimeoutMs: z.number().int().positive().default(5_000),
@@ -34,6 +34,15 @@ function schemas(baseDir: string) {
   const healthCheck = z.strictObject({
     intervalMs: z.number().int().positive().default(1_000),
     timeoutMs: z.number().int().positive().default(500),
+    /** Consecutive passed checks before an ejected node rejoins (no flapping). */
+    healthyThreshold: z.number().int().min(1).default(2),
+  });
+
+  const retryBudget = z.strictObject({
+    /** Retries in flight may be at most this share of the pool's active requests (Envoy: 20%)… */
+    percent: z.number().min(0).max(100).default(20),
+    /** …but this many are always allowed. */
+    minConcurrent: z.number().int().min(0).default(3),
   });
 
   const jwks = z.union([
@@ -108,6 +117,10 @@ function schemas(baseDir: string) {
       /** The gateway's own client identity toward nodes. */
       nodeClientTls: clientTls,
       defaultTimeoutMs: z.number().int().positive().default(10_000),
+      /** Upper bound for a client's own deadline (Request-Timeout header, gRPC deadline). */
+      maxTimeoutMs: z.number().int().positive().default(60_000),
+      /** The REST door answers 503 while the event loop lags more than this. */
+      maxEventLoopDelayMs: z.number().int().positive().default(1_000),
     }),
     auth: z.strictObject({ issuers: z.array(issuer).min(1) }),
     nodes: z.array(z.strictObject({
@@ -122,6 +135,11 @@ function schemas(baseDir: string) {
       dataClass: dataClass.default('identified'),
       breaker: breaker.default(breaker.parse({})),
       healthCheck: healthCheck.default(healthCheck.parse({})),
+      retryBudget: retryBudget.default(retryBudget.parse({})),
+      /** Requests sent to the pool's nodes at once; beyond it requests wait in the queue. */
+      concurrencyLimit: z.number().int().min(1).default(64),
+      /** Requests that may wait; beyond it the gateway answers 503 / RESOURCE_EXHAUSTED with Retry-After at once. */
+      queueSize: z.number().int().min(0).default(128),
     })),
     models: z.record(z.string().min(1), modelRoute),
     audit: z.strictObject({

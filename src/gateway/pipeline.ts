@@ -51,6 +51,7 @@ interface Draft {
  */
 export class Pipeline implements KServeHandlers {
   private readonly policies = new Map<string, ModelPolicy>();
+  private draining = false;
 
   constructor(private readonly d: PipelineDeps) {
     for (const [model, route] of Object.entries(d.config.models)) {
@@ -63,7 +64,12 @@ export class Pipeline implements KServeHandlers {
   }
 
   async ready(): Promise<boolean> {
-    return this.d.audit.healthy && this.d.router.ready();
+    return !this.draining && this.d.audit.healthy && this.d.router.ready();
+  }
+
+  /** From now on report not ready, so load balancers stop sending; requests still arriving are served. */
+  startDraining(): void {
+    this.draining = true;
   }
 
   async serverMetadata(): Promise<ServerMetadata> {

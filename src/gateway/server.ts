@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify from 'fastify';
+import underPressure from '@fastify/under-pressure';
 import * as grpc from '@grpc/grpc-js';
 import type { GatewayConfig } from '../config/schema.js';
 import { Authenticator } from '../auth/authenticate.js';
@@ -11,6 +12,7 @@ import { registerKServeRoutes } from '../kserve/rest-routes.js';
 import { inferenceServiceDefinition } from '../kserve/service.js';
 import { startAdminServer } from '../metrics/admin-server.js';
 import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
+import { Gauge } from 'prom-client';
 import type { Logger } from '../phi/logger.js';
 import { Router } from '../routing/router.js';
 import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
@@ -27,10 +29,18 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-function deadlineFrom(grpcDeadline: grpc.Deadline, defaultMs: number): number {
-  const fallback = Date.now() + defaultMs;
-  if (grpcDeadline instanceof Date) return Math.min(grpcDeadline.getTime(), fallback);
-  return Number.isFinite(grpcDeadline) ? Math.min(grpcDeadline, fallback) : fallback;
+/** The caller's deadline, capped at maxTimeoutMs; the default when it set none. */
+function grpcDeadline(deadline: grpc.Deadline, defaultMs: number, maxMs: number): number {
+  const now = Date.now();
+  const asked = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  return Number.isFinite(asked) ? Math.min(asked, now + maxMs) : now + defaultMs;
+}
+
+/** REST deadlines: `Request-Timeout: <seconds>` (decimals allowed), capped at maxTimeoutMs. */
+export function restDeadline(header: string | string[] | undefined, defaultMs: number, maxMs: number): number {
+  const now = Date.now();
+  const seconds = typeof header === 'string' && /^\d+(?:\.\d+)?$/.test(header.trim()) ? Number(header) : undefined;
+  return seconds === undefined ? now + defaultMs : now + Math.min(seconds * 1000, maxMs);
 }
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
@@ -43,6 +53,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       breakerChanged: (node, state) => metrics.setBreaker(node, state),
       nodeReadiness: (node, ready) => metrics.nodeReady.set({ node }, ready ? 1 : 0),
       retried: (pool) => metrics.retries.inc({ pool }),
+      retryBudgetExhausted: (pool) => metrics.retryBudgetExhausted.inc({ pool }),
     },
     log,
   );
@@ -72,14 +83,30 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   };
 
   // REST door
-  const rest = Fastify({ https: httpsOptions(tls), logger: false, bodyLimit: gw.rest.bodyLimitBytes });
+  const rest = Fastify({ https: httpsOptions(tls), logger: false, bodyLimit: gw.rest.bodyLimitBytes, return503OnClosing: false });
+  let closing = false;
+  // While draining, a request that arrives on a kept-alive connection is told to go elsewhere, in our format.
+  rest.addHook('onRequest', async (_req, reply) => {
+    if (!closing) return;
+    metrics.shed.inc({ reason: 'draining' });
+    await reply.code(503).headers({ 'retry-after': '1', connection: 'close' }).send({ error: 'this gateway is shutting down; retry on another instance' });
+  });
+  // Event-loop lag protection: answer 503 at once instead of queueing work the process cannot do in time.
+  await rest.register(underPressure, {
+    maxEventLoopDelay: gw.maxEventLoopDelayMs,
+    retryAfter: 1,
+    pressureHandler: (_req, reply) => {
+      metrics.shed.inc({ reason: 'event_loop_lag' });
+      void reply.code(503).header('retry-after', '1').send({ error: 'the gateway is overloaded; retry shortly' });
+    },
+  });
   registerKServeRoutes(rest, pipeline, {
     context: (req): CallContext => ({
       door: 'rest',
       requestId: requestIdFrom(req.headers['x-request-id']),
       peer: peerFromSocket(req.raw.socket as TLSSocket),
       authorization: req.headers.authorization,
-      deadline: Date.now() + gw.defaultTimeoutMs,
+      deadline: restDeadline(req.headers['request-timeout'], gw.defaultTimeoutMs, gw.maxTimeoutMs),
       remoteAddress: req.raw.socket.remoteAddress,
       startedAt: Date.now(),
       trace: {},
@@ -97,7 +124,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       requestId: requestIdFrom(call.metadata.get('x-request-id')[0]),
       peer: peerFromCertificate(call.getAuthContext().sslPeerCertificate),
       authorization: String(call.metadata.get('authorization')[0] ?? '') || undefined,
-      deadline: deadlineFrom(call.getDeadline(), gw.defaultTimeoutMs),
+      deadline: grpcDeadline(call.getDeadline(), gw.defaultTimeoutMs, gw.maxTimeoutMs),
       remoteAddress: call.getPeer(),
       startedAt: Date.now(),
       trace: {},
@@ -108,14 +135,30 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     grpcServer.bindAsync(`${gw.grpc.host}:${gw.grpc.port}`, grpcServerCredentials(tls), (err, port) => (err ? reject(err) : resolve(port))));
   if (!watchGrpcHandshakes(grpcServer, onHandshakeFailure('grpc'))) log.warn('cannot observe gRPC TLS handshakes with this grpc-js version');
 
-  const admin = await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, () => ({ ready: router.ready() && audit.healthy, audit: audit.healthy ? 'ok' : 'failed', nodes: router.status() }));
+  const admin = await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, () => ({ ready: router.ready() && audit.healthy, audit: audit.healthy ? 'ok' : 'failed', ...router.status() }));
   const ports = { rest: (rest.server.address() as AddressInfo).port, grpc: grpcPort, admin: admin.port };
+
+  for (const [name, help, read] of [
+    ['cdsgate_node_in_flight', 'Requests in flight per node', (n: { inFlight: number }) => n.inFlight],
+    ['cdsgate_node_latency_ms', 'Recent latency of successful calls per node (EWMA, ms)', (n: { latencyMs: number | null }) => n.latencyMs ?? 0],
+  ] as const) {
+    new Gauge({
+      name, help, labelNames: ['node'], registers: [metrics.registry],
+      collect() { for (const n of router.status().nodes) this.set({ node: n.node }, read(n as never)); },
+    });
+  }
 
   return {
     ports,
+    /**
+     * Graceful drain: report not ready, stop accepting connections, let
+     * in-flight requests finish, then sign the audit log's final head.
+     */
     async close() {
-      await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
-      await rest.close();
+      pipeline.startDraining();
+      closing = true;
+      log.info('draining: not ready, no new connections, finishing in-flight requests');
+      await Promise.all([new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())), rest.close()]);
       admin.server.close();
       router.close();
       await audit.close(); // signs the final head

@@ -18,6 +18,8 @@ export function createGatewayMetrics() {
     nodeReady: new Gauge({ name: 'cdsgate_node_ready', help: 'Node passes health checks (1) or not (0)', labelNames: ['node'], registers: [registry] }),
     emergencyAccess: new Counter({ name: 'cdsgate_emergency_access_total', help: 'Requests with purpose BTG or ETREAT, by model and kind', labelNames: ['model', 'kind'], registers: [registry] }),
     auditFailures: new Counter({ name: 'cdsgate_audit_write_failures_total', help: 'Requests refused because their audit record could not be written', registers: [registry] }),
+    shed: new Counter({ name: 'cdsgate_shed_total', help: 'Requests refused at once to protect the gateway', labelNames: ['reason'], registers: [registry] }),
+    retryBudgetExhausted: new Counter({ name: 'cdsgate_retry_budget_exhausted_total', help: 'Retries not made because the pool retry budget was spent', labelNames: ['pool'], registers: [registry] }),
     retries: new Counter({ name: 'cdsgate_retries_total', help: 'Requests retried on another node', labelNames: ['pool'], registers: [registry] }),
     setBreaker: (node: string, state: BreakerState) => breakerState.set({ node }, BREAKER_VALUE[state]),
   };

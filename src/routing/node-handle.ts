@@ -15,6 +15,11 @@ type Attempt = (request: InferRequest, deadline: number, requestId: string) => P
 export class NodeHandle {
   inFlight = 0;
   serverReady = false;
+  /** Ever passed a health check: a new node joins at once, an ejected one needs several passes. */
+  everReady = false;
+  consecutivePasses = 0;
+  /** Exponentially weighted recent latency of successful calls. */
+  latencyMs: number | undefined;
   private readonly readyModels = new Set<string>();
   private readonly breaker: CircuitBreaker<Parameters<Attempt>, InferResult>;
 
@@ -56,8 +61,12 @@ export class NodeHandle {
 
   async infer(request: InferRequest, deadline: number, requestId: string): Promise<InferResult> {
     this.inFlight++;
+    const started = performance.now();
     try {
-      return await this.breaker.fire(request, deadline, requestId);
+      const result = await this.breaker.fire(request, deadline, requestId);
+      const took = performance.now() - started;
+      this.latencyMs = this.latencyMs === undefined ? took : 0.8 * this.latencyMs + 0.2 * took;
+      return result;
     } catch (err) {
       if (err instanceof CdsError) throw err;
       const code = (err as { code?: string }).code;

@@ -4,14 +4,24 @@ import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.j
 import type { Logger } from '../phi/logger.js';
 import { NodeClient, NodeFailure, type ClientTlsMaterial } from './node-client.js';
 import { NodeHandle, type BreakerState } from './node-handle.js';
+import { Admission } from './admission.js';
 
 export interface RouterEvents {
   breakerChanged(node: string, state: BreakerState): void;
   nodeReadiness(node: string, ready: boolean): void;
   retried(pool: string): void;
+  retryBudgetExhausted(pool: string): void;
 }
 
-interface Pool { name: string; members: NodeHandle[]; models: string[]; config: GatewayConfig['pools'][string]; nextStart: number }
+interface Pool {
+  name: string;
+  members: NodeHandle[];
+  models: string[];
+  config: GatewayConfig['pools'][string];
+  nextStart: number;
+  admission: Admission;
+  retriesInFlight: number;
+}
 
 /**
  * Pools of nodes per model. Picks the ready node with the fewest requests in
@@ -37,7 +47,10 @@ export class Router {
     }
     for (const [name, poolConfig] of Object.entries(config.pools)) {
       const models = Object.entries(config.models).filter(([, r]) => r.pool === name).map(([m]) => m);
-      this.pools.set(name, { name, config: poolConfig, models, members: poolConfig.nodes.map((id) => this.nodes.get(id)!), nextStart: 0 });
+      this.pools.set(name, {
+        name, config: poolConfig, models, members: poolConfig.nodes.map((id) => this.nodes.get(id)!), nextStart: 0,
+        admission: new Admission(name, poolConfig.concurrencyLimit, poolConfig.queueSize), retriesInFlight: 0,
+      });
     }
     for (const [model, route] of Object.entries(config.models)) this.modelPool.set(model, this.pools.get(route.pool)!);
   }
@@ -54,15 +67,22 @@ export class Router {
 
   private async checkPool(pool: Pool): Promise<void> {
     const { timeoutMs } = pool.config.healthCheck;
+    const { healthyThreshold } = pool.config.healthCheck;
     await Promise.all(pool.members.map(async (node) => {
       const wasReady = node.serverReady;
+      let passed = false;
       try {
-        node.serverReady = await node.client.serverReady(timeoutMs);
+        passed = await node.client.serverReady(timeoutMs);
         const ready = await Promise.all(pool.models.map((m) => node.client.modelReady(m, timeoutMs).catch(() => false)));
         pool.models.forEach((m, i) => node.setModelReady(m, ready[i]!));
       } catch {
-        node.serverReady = false;
+        passed = false;
       }
+      // Out at the first failed check; back in after `healthyThreshold` passes in a row
+      // (a node seen for the first time joins at once).
+      node.consecutivePasses = passed ? node.consecutivePasses + 1 : 0;
+      if (!passed) node.serverReady = false;
+      else if (!node.serverReady && (!node.everReady || node.consecutivePasses >= healthyThreshold)) node.serverReady = node.everReady = true;
       if (node.serverReady !== wasReady) {
         this.log.info({ node: node.id, ready: node.serverReady }, node.serverReady ? 'node joined rotation' : 'node left rotation');
         this.events.nodeReadiness(node.id, node.serverReady);
@@ -108,13 +128,32 @@ export class Router {
     if (pool.config.dataClass === 'deidentified' && request.deidentified !== true) {
       throw new CdsError('internal', `refused to send a request that was not de-identified to de-identified pool '${pool.name}'`);
     }
+    const release = await pool.admission.acquire(deadline);
+    try {
+      return await this.tryNodes(pool, request, deadline, requestId);
+    } finally {
+      release();
+    }
+  }
+
+  /** One node after another while failures are retryable, the deadline allows and the retry budget lasts. */
+  private async tryNodes(pool: Pool, request: InferRequest, deadline: number, requestId: string): Promise<{ result: InferResult; node: string }> {
     const tried = new Set<string>();
     let lastFailure: NodeFailure | undefined;
-    for (let attempt = 0; attempt < 2; attempt++) {
+    for (let attempt = 0; attempt < pool.members.length; attempt++) {
       const node = this.pick(pool, request.model, tried);
       if (!node) break;
       if (Date.now() >= deadline) throw new CdsError('deadline_exceeded', 'deadline passed before a node could answer');
-      if (attempt > 0) this.events.retried(pool.name);
+      const retry = attempt > 0;
+      if (retry) {
+        const budget = Math.max(pool.config.retryBudget.minConcurrent, (pool.config.retryBudget.percent / 100) * pool.admission.active);
+        if (pool.retriesInFlight >= budget) {
+          this.events.retryBudgetExhausted(pool.name);
+          break;
+        }
+        pool.retriesInFlight++;
+        this.events.retried(pool.name);
+      }
       tried.add(node.id);
       try {
         return { result: await node.infer(request, deadline, requestId), node: node.id };
@@ -122,10 +161,12 @@ export class Router {
         if (!(err instanceof NodeFailure) || !err.retryable) throw err;
         lastFailure = err;
         this.log.warn({ requestId, node: node.id, reason: err.message }, 'node failed, trying another');
+      } finally {
+        if (retry) pool.retriesInFlight--;
       }
     }
     const why = lastFailure ? ` (last failure: ${lastFailure.message})` : '';
-    throw new CdsError('unavailable', `no inference node can serve model '${request.model}' right now${why}`);
+    throw new CdsError('unavailable', `no inference node can serve model '${request.model}' right now${why}`, { 'retry-after': '1' });
   }
 
   async metadata(model: string, version: string | undefined, timeoutMs: number): Promise<ModelMetadata> {
@@ -135,8 +176,16 @@ export class Router {
     return node.client.modelMetadata(model, version, timeoutMs);
   }
 
-  status(): Array<{ node: string; ready: boolean; breaker: BreakerState; inFlight: number }> {
-    return [...this.nodes.values()].map((n) => ({ node: n.id, ready: n.serverReady, breaker: n.breakerState, inFlight: n.inFlight }));
+  status(): { nodes: Array<{ node: string; state: 'ready' | 'ejected' | 'half_open'; ready: boolean; breaker: BreakerState; inFlight: number; latencyMs: number | null }>; pools: Array<{ pool: string; active: number; queued: number; retriesInFlight: number }> } {
+    return {
+      nodes: [...this.nodes.values()].map((n) => ({
+        node: n.id,
+        state: n.breakerState === 'half_open' ? 'half_open' : n.serverReady && n.breakerState === 'closed' ? 'ready' : 'ejected',
+        ready: n.serverReady, breaker: n.breakerState, inFlight: n.inFlight,
+        latencyMs: n.latencyMs === undefined ? null : Math.round(n.latencyMs * 10) / 10,
+      })),
+      pools: [...this.pools.values()].map((p) => ({ pool: p.name, active: p.admission.active, queued: p.admission.queued, retriesInFlight: p.retriesInFlight })),
+    };
   }
 
   close(): void {

@@ -1,0 +1,128 @@
+
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditRecords, httpsCall, runCliAsync, startCluster, startProcess, stopProcess, waitFor, type Cluster } from '../helpers/cluster.js';
+import { startLoad } from '../helpers/load.js';
+
+const statusOf = async (cluster: Cluster, node: string) =>
+  ((await fetch(`http://127.0.0.1:${cluster.gateway.ports.admin}/status`).then((r) => r.json())) as { nodes: Array<{ node: string; state: string; ready: boolean }> })
+    .nodes.find((n) => n.node === node)!;
+
+describe('availability under faults (short chaos scenarios, 3 nodes)', () => {
+  let cluster: Cluster;
+  let token: string;
+  beforeAll(async () => {
+    cluster = await startCluster({ nodes: 3, gatewayPatch: (c) => { c.pools.default.healthCheck = { intervalMs: 250, timeoutMs: 300, healthyThreshold: 2 }; c.pools.default.breaker = { timeoutMs: 1000 }; } });
+    token = await cluster.token(['clinician'], { ttlSeconds: 600 });
+  });
+  afterAll(async () => {
+    for (const n of cluster?.nodes ?? []) if (n.child.signalCode === null && n.child.exitCode === null) n.child.kill('SIGCONT');
+    await cluster?.stop();
+  });
+
+  it('a node killed with SIGKILL under load: zero failed requests; it rejoins after a restart', async () => {
+    const load = startLoad(cluster, token);
+    await new Promise((r) => setTimeout(r, 500));
+    const victim = cluster.nodes[0]!;
+    const configFile = join(cluster.dir, 'node-0.json');
+    await stopProcess(victim, 'SIGKILL');
+    await waitFor(async () => (await statusOf(cluster, 'node-0')).state === 'ejected', 3000, 'node-0 ejected');
+    await new Promise((r) => setTimeout(r, 500));
+    // Restart on the same port so the gateway's channel reconnects.
+    const config = JSON.parse(readFileSync(configFile, 'utf8'));
+    config.node.grpc.port = victim.ports.grpc;
+    const restarted = await startProcess('node', config, cluster.dir, 'node-0-restarted');
+    cluster.nodes[0] = restarted;
+    await waitFor(async () => (await statusOf(cluster, 'node-0')).state === 'ready', 8000, 'node-0 back in rotation');
+    const r = await load.stop();
+    expect(r.failed).toEqual([]);
+    expect(r.ok).toBeGreaterThan(20);
+  });
+
+  it('a hung node (SIGSTOP) leaves rotation in under 2 s and no request fails; it rejoins after SIGCONT', async () => {
+    const load = startLoad(cluster, token);
+    await new Promise((r) => setTimeout(r, 500));
+    const victim = cluster.nodes[1]!;
+    victim.child.kill('SIGSTOP');
+    const stoppedAt = Date.now();
+    await waitFor(async () => (await statusOf(cluster, 'node-1')).state === 'ejected', 2000, 'node-1 ejected within 2 s');
+    const ejectedAfter = Date.now() - stoppedAt;
+    await new Promise((r) => setTimeout(r, 1000));
+    victim.child.kill('SIGCONT');
+    await waitFor(async () => (await statusOf(cluster, 'node-1')).state === 'ready', 5000, 'node-1 back');
+    const r = await load.stop();
+    expect(ejectedAfter).toBeLessThan(2000);
+    expect(r.failed).toEqual([]);
+  });
+
+  it('a node drained with SIGTERM under load: zero failed requests', async () => {
+    const load = startLoad(cluster, token);
+    await new Promise((r) => setTimeout(r, 500));
+    await stopProcess(cluster.nodes[2]!, 'SIGTERM');
+    expect(cluster.nodes[2]!.child.exitCode).toBe(0);
+    await new Promise((r) => setTimeout(r, 1000));
+    const r = await load.stop();
+    expect(r.failed).toEqual([]);
+  });
+
+  it('a client deadline travels: Request-Timeout too short for the work → 504, fast', async () => {
+    const started = Date.now();
+    const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/cxr-loadtest/infer', {
+      ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: await cluster.token(['loadtest']), headers: { 'request-timeout': '0.001' },
+      body: { inputs: [{ name: 'image', datatype: 'FP32', shape: [8, 1, 224, 224], data: new Array(8 * 224 * 224).fill(0.5) }] },
+    });
+    expect(res.status).toBe(504);
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+});
+
+describe('load shedding', () => {
+  it('beyond the pool limit and queue: 503 with Retry-After at once, never an unbounded wait', async () => {
+    const cluster = await startCluster({ nodes: 1, gatewayPatch: (c) => { c.pools.default.concurrencyLimit = 1; c.pools.default.queueSize = 1; } });
+    try {
+      const token = await cluster.token(['loadtest']);
+      const body = { inputs: [{ name: 'image', datatype: 'FP32', shape: [16, 1, 224, 224], data: new Array(16 * 224 * 224).fill(0.5) }] };
+      const results = await Promise.all(Array.from({ length: 8 }, async () => {
+        const started = Date.now();
+        const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/cxr-loadtest/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, body });
+        return { status: res.status, retryAfter: res.headers['retry-after'], ms: Date.now() - started, error: res.status === 503 ? res.json().error : undefined };
+      }));
+      const shed = results.filter((r) => r.status === 503);
+      expect(results.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(1);
+      expect(shed.length).toBeGreaterThanOrEqual(1);
+      for (const r of shed) {
+        expect(r.retryAfter).toBe('1');
+        expect(r.error).toMatch(/at capacity/);
+      }
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
+
+describe('gateway drain', () => {
+  it('SIGTERM under load: in-flight requests finish, the audit log ends in a signed final head, exit 0', async () => {
+    const cluster = await startCluster({ nodes: 1 });
+    const token = await cluster.token(['clinician']);
+    const load = startLoad(cluster, token, { workers: 4 });
+    await new Promise((r) => setTimeout(r, 700));
+    await stopProcess(cluster.gateway, 'SIGTERM');
+    const r = await load.stop();
+    try {
+      expect(cluster.gateway.child.exitCode).toBe(0);
+      // Nothing was cut mid-flight: a request either completed, or (arriving after the drain began) was told
+      // to retry elsewhere with 503 + Retry-After, or could not connect any more.
+      const unexpected = r.failed.filter((f) => f.status !== 'error' && !(f.status === 503 && /shutting down/.test(f.body)));
+      expect(unexpected, JSON.stringify(unexpected)).toEqual([]);
+      expect(r.ok).toBeGreaterThan(0);
+      const records = auditRecords(join(cluster.dir, 'audit'));
+      expect(records.filter((x) => x.type === 'request' && x.outcome === 'success').length).toBe(r.ok);
+      expect(records.at(-1)).toMatchObject({ type: 'checkpoint', final: true });
+      const verify = await runCliAsync(['audit', 'verify', '--public-key', cluster.secrets.auditPublicKey, join(cluster.dir, 'audit')]);
+      expect(verify.code, verify.stderr).toBe(0);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
