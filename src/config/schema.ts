@@ -136,6 +136,11 @@ function schemas(baseDir: string) {
       breaker: breaker.default(breaker.parse({})),
       healthCheck: healthCheck.default(healthCheck.parse({})),
       retryBudget: retryBudget.default(retryBudget.parse({})),
+      /**
+       * least-request: fewest requests in flight weighted by recent latency (a slow node is avoided, and
+       * probed again as its latency record ages); round-robin: in turn (kept to measure against).
+       */
+      balancing: z.enum(['least-request', 'round-robin']).default('least-request'),
       /** Requests sent to the pool's nodes at once; beyond it requests wait in the queue. */
       concurrencyLimit: z.number().int().min(1).default(64),
       /** Requests that may wait; beyond it the gateway answers 503 / RESOURCE_EXHAUSTED with Retry-After at once. */
@@ -200,6 +205,16 @@ function schemas(baseDir: string) {
       /** Tasks waiting for a worker beyond this are refused (RESOURCE_EXHAUSTED). */
       maxQueue: z.number().int().min(1).default(256),
       maxMessageBytes: z.number().int().positive().default(64 * 1024 * 1024),
+      /**
+       * Drain on SIGTERM: report not ready but keep serving this long, so the
+       * gateway's health checks take the node out of rotation before it refuses anything.
+       */
+      drainGraceMs: z.number().int().min(0).default(2_000),
+      /**
+       * TEST ONLY: enables POST /fault?delayMs=N on the (loopback) admin port,
+       * which slows every inference — how the chaos suite simulates a slow GPU.
+       */
+      faultInjection: z.boolean().default(false),
     }),
     logging: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   });

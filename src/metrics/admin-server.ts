@@ -6,9 +6,17 @@ import type { Registry } from 'prom-client';
  * Plain HTTP admin listener for Prometheus and operators. It carries no
  * inference and no PHI, and binds to loopback unless configured otherwise.
  */
-export async function startAdminServer(host: string, port: number, registry: Registry, status: () => unknown): Promise<{ server: Server; port: number }> {
+export type AdminAction = (query: URLSearchParams) => unknown;
+
+export async function startAdminServer(host: string, port: number, registry: Registry, status: () => unknown, actions: Record<string, AdminAction> = {}): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    const action = req.method === 'POST' ? actions[path] : undefined;
+    if (action) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(action(url.searchParams) ?? {}));
+      return;
+    }
     if (req.method === 'GET' && path === '/metrics') {
       registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),

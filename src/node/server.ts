@@ -108,13 +108,29 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     executionProvider: provider,
     models: entries.map((e) => ({ name: e.name, version: e.version, status: e.status, ...(e.status === 'failed' ? { reason: e.reason } : {}) })),
     queued: pool.queued,
-  }));
+    ...(cfg.faultInjection ? { faultDelayMs: service.faultDelayMs } : {}),
+  }), cfg.faultInjection ? {
+    '/fault': (q) => {
+      service.faultDelayMs = Math.max(0, Number(q.get('delayMs') ?? 0));
+      log.warn({ faultDelayMs: service.faultDelayMs }, 'fault injection: inference delay set');
+      return { faultDelayMs: service.faultDelayMs };
+    },
+  } : {});
+  if (cfg.faultInjection) log.warn('fault injection is enabled (test only)');
 
   return {
     ports: { grpc: grpcPort, rest: restPort, admin: admin.port },
     provider: provider.name,
+    /**
+     * Drain: not ready at once (the gateway's health checks move traffic away),
+     * still serving for drainGraceMs, then refusing new calls and finishing
+     * the ones in flight.
+     */
     async close() {
       service.startDraining();
+      log.info({ drainGraceMs: cfg.drainGraceMs }, 'draining: reporting not ready, still serving');
+      await new Promise((r) => setTimeout(r, cfg.drainGraceMs));
+      service.stopAccepting();
       await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       await rest.close();
       admin.server.close();

@@ -17,7 +17,10 @@ export const SERVER_VERSION = '0.1.0';
  * because application certificates chain to the same CA.
  */
 export class NodeService implements KServeHandlers {
-  private draining = false;
+  /** serving → draining (not ready, still serving) → stopped (refuses new work). */
+  private phase: 'serving' | 'draining' | 'stopped' = 'serving';
+  /** Injected delay per inference (fault injection, test only). */
+  faultDelayMs = 0;
 
   constructor(
     private readonly nodeId: string,
@@ -36,8 +39,14 @@ export class NodeService implements KServeHandlers {
     throw new CdsError('permission_denied', `client certificate ${who} is not allowed to call this node`);
   }
 
+  /** Reports not ready from now on; requests still arriving are served. */
   startDraining(): void {
-    this.draining = true;
+    if (this.phase === 'serving') this.phase = 'draining';
+  }
+
+  /** Refuses new inference (UNAVAILABLE, which the gateway retries elsewhere). */
+  stopAccepting(): void {
+    this.phase = 'stopped';
   }
 
   async live(ctx: CallContext): Promise<boolean> {
@@ -47,7 +56,7 @@ export class NodeService implements KServeHandlers {
 
   async ready(ctx: CallContext): Promise<boolean> {
     this.admit(ctx);
-    return !this.draining && this.entries.every((e) => e.status === 'loaded');
+    return this.phase === 'serving' && this.entries.every((e) => e.status === 'loaded');
   }
 
   async serverMetadata(ctx: CallContext): Promise<ServerMetadata> {
@@ -58,7 +67,7 @@ export class NodeService implements KServeHandlers {
   async modelReady(ctx: CallContext, name: string, version: string | undefined): Promise<boolean> {
     this.admit(ctx);
     const entry = this.find(name, version);
-    return !this.draining && entry.status === 'loaded';
+    return this.phase === 'serving' && entry.status === 'loaded';
   }
 
   async modelMetadata(ctx: CallContext, name: string, version: string | undefined): Promise<ModelMetadata> {
@@ -85,6 +94,7 @@ export class NodeService implements KServeHandlers {
     let outcome = 'error';
     try {
       const request = decode();
+      if (this.faultDelayMs > 0) await new Promise((r) => setTimeout(r, this.faultDelayMs));
       const model = this.loaded(request.model, request.version);
       const inputs = matchInputs(model.config, request.inputs);
       const outputs = matchOutputs(model.config, request.outputs);
@@ -112,7 +122,7 @@ export class NodeService implements KServeHandlers {
   }
 
   private loaded(name: string, version: string | undefined): LoadedModel {
-    if (this.draining) throw new CdsError('unavailable', `node ${this.nodeId} is draining`);
+    if (this.phase === 'stopped') throw new CdsError('unavailable', `node ${this.nodeId} is shutting down`);
     const entry = this.find(name, version);
     if (entry.status !== 'loaded') throw new CdsError('unavailable', `model '${name}' is not ready on node ${this.nodeId}: ${entry.reason}`);
     return entry;

@@ -7,7 +7,7 @@ export type { Logger };
 const STRUCTURAL = new Set([
   'level', 'time', 'service', 'node', 'msg', 'requestId', 'door', 'route', 'model', 'status', 'error', 'latencyMs', 'subject', 'client',
   'alert', 'kind', 'purposes', 'listener', 'signal', 'ports', 'executionProvider', 'deviceId', 'workers', 'intraOpThreads', 'requested',
-  'ready', 'breaker', 'file', 'discardedBytes', 'remoteAddress', 'version',
+  'ready', 'breaker', 'file', 'discardedBytes', 'remoteAddress', 'version', 'faultDelayMs', 'drainGraceMs',
 ]);
 
 /**

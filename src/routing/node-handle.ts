@@ -20,6 +20,7 @@ export class NodeHandle {
   consecutivePasses = 0;
   /** Exponentially weighted recent latency of successful calls. */
   latencyMs: number | undefined;
+  private latencyAt = 0;
   private readonly readyModels = new Set<string>();
   private readonly breaker: CircuitBreaker<Parameters<Attempt>, InferResult>;
 
@@ -50,6 +51,21 @@ export class NodeHandle {
     return this.breaker.opened ? 'open' : this.breaker.halfOpen ? 'half_open' : 'closed';
   }
 
+  /**
+   * The latency record, aged: it halves every `halfLifeMs` without a new
+   * sample, so a node that was avoided for being slow gets probed again.
+   */
+  recentLatency(halfLifeMs: number): number {
+    if (this.latencyMs === undefined) return 0;
+    return this.latencyMs * 0.5 ** ((Date.now() - this.latencyAt) / halfLifeMs);
+  }
+
+  /** Passive ejection: a node that just failed leaves rotation until health checks bring it back. */
+  markFailed(): void {
+    this.serverReady = false;
+    this.consecutivePasses = 0;
+  }
+
   canServe(model: string): boolean {
     return this.serverReady && this.readyModels.has(model) && !this.breaker.opened;
   }
@@ -66,6 +82,7 @@ export class NodeHandle {
       const result = await this.breaker.fire(request, deadline, requestId);
       const took = performance.now() - started;
       this.latencyMs = this.latencyMs === undefined ? took : 0.8 * this.latencyMs + 0.2 * took;
+      this.latencyAt = Date.now();
       return result;
     } catch (err) {
       if (err instanceof CdsError) throw err;

@@ -6,6 +6,9 @@ import { NodeClient, NodeFailure, type ClientTlsMaterial } from './node-client.j
 import { NodeHandle, type BreakerState } from './node-handle.js';
 import { Admission } from './admission.js';
 
+/** How fast a node's latency record fades without new samples. */
+const LATENCY_HALF_LIFE_MS = 2_000;
+
 export interface RouterEvents {
   breakerChanged(node: string, state: BreakerState): void;
   nodeReadiness(node: string, ready: boolean): void;
@@ -109,15 +112,26 @@ export class Router {
     return pool;
   }
 
-  /** Fewest requests in flight; ties (common at low load) rotate, so no node idles while another works. */
+  /**
+   * least-request: the lowest (requests in flight + 1) × recent latency, so a
+   * slow node gets less, and ties (common at low load) rotate so no node
+   * idles; round-robin: the next ready node in turn.
+   */
   private pick(pool: Pool, model: string, exclude: Set<string>): NodeHandle | undefined {
     const n = pool.members.length;
     const start = pool.nextStart++ % n;
+    const roundRobin = pool.config.balancing === 'round-robin';
     let best: NodeHandle | undefined;
+    let bestScore = Number.POSITIVE_INFINITY;
     for (let i = 0; i < n; i++) {
       const node = pool.members[(start + i) % n]!;
       if (exclude.has(node.id) || !node.canServe(model)) continue;
-      if (!best || node.inFlight < best.inFlight) best = node;
+      if (roundRobin) return node;
+      const score = (node.inFlight + 1) * Math.max(1, node.recentLatency(LATENCY_HALF_LIFE_MS));
+      if (score < bestScore) {
+        best = node;
+        bestScore = score;
+      }
     }
     return best;
   }
@@ -160,6 +174,11 @@ export class Router {
       } catch (err) {
         if (!(err instanceof NodeFailure) || !err.retryable) throw err;
         lastFailure = err;
+        if (node.serverReady) {
+          node.markFailed();
+          this.log.warn({ node: node.id, reason: err.message }, 'node ejected after a failed call');
+          this.events.nodeReadiness(node.id, false);
+        }
         this.log.warn({ requestId, node: node.id, reason: err.message }, 'node failed, trying another');
       } finally {
         if (retry) pool.retriesInFlight--;

@@ -54,11 +54,14 @@ export interface Cluster extends Material {
   stop(keep?: boolean): Promise<void>;
 }
 
-export async function startCluster(options: { nodes?: number; gatewayPatch?: (c: Record<string, any>) => void; modelRepository?: string } = {}): Promise<Cluster> {
+export async function startCluster(options: { nodes?: number; gatewayPatch?: (c: Record<string, any>) => void; nodeConfigPatch?: (c: Record<string, any>) => void; modelRepository?: string } = {}): Promise<Cluster> {
   const count = options.nodes ?? 2;
   const material = await makeMaterial(Math.max(3, count));
-  const nodes = await Promise.all(Array.from({ length: count }, (_, index) =>
-    startProcess('node', devNodeConfig({ pki: material.pki, index, modelRepository: options.modelRepository ?? MODELS, executionProvider: 'cpu' }), material.dir, `node-${index}`)));
+  const nodes = await Promise.all(Array.from({ length: count }, (_, index) => {
+    const config = devNodeConfig({ pki: material.pki, index, modelRepository: options.modelRepository ?? MODELS, executionProvider: 'cpu' }) as Record<string, any>;
+    options.nodeConfigPatch?.(config);
+    return startProcess('node', config, material.dir, `node-${index}`);
+  }));
   const gatewayConfig = devGatewayConfig({
     pki: material.pki, jwksFile: material.issuer.jwks, secrets: material.secrets, healthIntervalMs: 200,
     nodes: nodes.map((n, index) => ({ index, grpcPort: n.ports.grpc! })),
