@@ -74,17 +74,18 @@ export async function startCluster(options: { nodes?: number; gatewayPatch?: (c:
     await Promise.all(nodes.map((n) => stopProcess(n))); // never leave nodes behind
     throw err;
   }
-  const all = [...nodes, gateway];
-  return {
+  const cluster: Cluster = {
     ...material,
     nodes,
     gateway,
     token: (roles, extra = {}) => mintDevToken(material.issuer.privateJwk, { subject: 'test-user', roles, ttlSeconds: 600, ...extra }),
     async stop(keep = false) {
-      await Promise.all(all.map((p) => stopProcess(p)));
+      // The current processes: tests and the chaos suite replace nodes they restart.
+      await Promise.all([...cluster.nodes, cluster.gateway].map((p) => stopProcess(p)));
       if (!keep) rmSync(material.dir, { recursive: true, force: true });
     },
   };
+  return cluster;
 }
 
 export async function stopProcess(p: Proc, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
