@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { startCluster, startProcess, stopProcess } from '../test/helpers/cluster.js';
-import { measure, median, summarise, writeReport, type Figures, type Target } from './lib/measure.js';
+import { alternatingRuns, median, summarise, writeReport, type Target } from './lib/measure.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '8' }, connections: { type: 'string', default: '16' } } });
 const runs = Number(values.runs), seconds = Number(values.seconds), connections = Number(values.connections);
@@ -24,17 +24,8 @@ try {
   const body = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
   const target = (port: number): Target => ({ port, path: '/v2/models/news2/infer', identity: cluster.pki.apps.ehr, ca: cluster.pki.ca, token, body });
   const durable = target(cluster.gateway.ports.rest!), volatile = target(noFsync.ports.rest!);
-  await measure('warm-up', 0, durable, seconds, connections);
-  await measure('warm-up', 0, volatile, seconds, connections);
-  const figures: Figures[] = [];
-  const ratios: number[] = [];
-  for (let run = 1; run <= runs; run++) {
-    const on = await measure('fsync-on', run, durable, seconds, connections);
-    const off = await measure('fsync-off', run, volatile, seconds, connections);
-    figures.push(on, off);
-    ratios.push(on.rps / off.rps);
-    console.log(`run ${run}: durable ${on.rps} req/s (p99 ${on.p99} ms) | no fsync ${off.rps} req/s (p99 ${off.p99} ms)`);
-  }
+  const { figures, ratios } = await alternatingRuns({ name: 'fsync-on', target: durable }, { name: 'fsync-off', target: volatile }, runs, seconds, connections,
+    (run, on, off) => console.log(`run ${run}: durable ${on.rps} req/s (p99 ${on.p99} ms) | no fsync ${off.rps} req/s (p99 ${off.p99} ms)`));
   const on = summarise(figures, 'fsync-on'), off = summarise(figures, 'fsync-off');
   const report = { benchmark: 'audit-cost', date: new Date().toISOString(), runs, seconds, connections, machine: { cpus: cpus().length, node: process.version }, medians: { durable: on, noFsync: off, durableToNoFsyncRatio: Number(median(ratios).toFixed(3)) }, runsDetail: figures };
   writeReport('audit-cost', report, [

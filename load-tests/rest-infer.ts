@@ -12,7 +12,7 @@
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { startCluster } from '../test/helpers/cluster.js';
-import { measure, median, summarise, writeReport, type Figures, type Target } from './lib/measure.js';
+import { alternatingRuns, median, summarise, writeReport, type Target } from './lib/measure.js';
 
 const { values } = parseArgs({
   options: {
@@ -36,18 +36,8 @@ try {
   const path = `/v2/models/${model}/infer`;
   const viaGateway: Target = { port: cluster.gateway.ports.rest!, path, identity: cluster.pki.apps.ehr, ca: cluster.pki.ca, token, body: spec.body };
   const direct: Target = { port: cluster.nodes[0]!.ports.rest!, path, identity: cluster.pki.gatewayClient, ca: cluster.pki.ca, body: spec.body };
-  // Discarded warm-up: the first seconds measure the JIT, not the gateway.
-  await measure('warm-up', 0, viaGateway, seconds, connections);
-  await measure('warm-up', 0, direct, seconds, connections);
-  const figures: Figures[] = [];
-  const ratios: number[] = [];
-  for (let run = 1; run <= runs; run++) {
-    const g = await measure('gateway', run, viaGateway, seconds, connections);
-    const d = await measure('node-direct', run, direct, seconds, connections);
-    figures.push(g, d);
-    ratios.push(g.rps / d.rps);
-    console.log(`run ${run}: gateway ${g.rps} req/s (p50 ${g.p50} ms, p99 ${g.p99} ms) | node direct ${d.rps} req/s (p50 ${d.p50} ms, p99 ${d.p99} ms)`);
-  }
+  const { figures, ratios } = await alternatingRuns({ name: 'gateway', target: viaGateway }, { name: 'node-direct', target: direct }, runs, seconds, connections,
+    (run, g, d) => console.log(`run ${run}: gateway ${g.rps} req/s (p50 ${g.p50} ms, p99 ${g.p99} ms) | node direct ${d.rps} req/s (p50 ${d.p50} ms, p99 ${d.p99} ms)`));
   const setup = 'gateway (durable audit) + 2 nodes (1 worker, 1 intra-op thread each) + autocannon on one machine, 127.0.0.1, mTLS everywhere';
   const report = {
     benchmark: 'rest-infer', model, date: new Date().toISOString(), runs, seconds, connections,

@@ -124,16 +124,18 @@ try {
   const since = () => faultWall;
   let healWall = 0;
   const sinceHeal = () => healWall;
-  scenarios.push(['kill', 'node-0 killed with SIGKILL, restarted', async () => {
-    faultWall = Date.now();
-    await stopProcess(cluster.nodes[0]!, 'SIGKILL');
-    return { eject: watch(cluster, 'node-0', 'ejected', since, phase) };
-  }, async () => {
+  /** Heals kill and drain alike: node-0 back on its old ports, timed until it is in rotation again. */
+  const restartNode0 = async () => {
     const old = cluster.nodes[0]!;
     healWall = Date.now();
     await restart(cluster, 0, old);
     return { rejoin: watch(cluster, 'node-0', 'ready', sinceHeal, 2 * phase) };
-  }]);
+  };
+  scenarios.push(['kill', 'node-0 killed with SIGKILL, restarted', async () => {
+    faultWall = Date.now();
+    await stopProcess(cluster.nodes[0]!, 'SIGKILL');
+    return { eject: watch(cluster, 'node-0', 'ejected', since, phase) };
+  }, restartNode0]);
   scenarios.push(['hang', 'node-1 stopped with SIGSTOP (hung GPU), resumed with SIGCONT', async () => {
     faultWall = Date.now();
     cluster.nodes[1]!.child.kill('SIGSTOP');
@@ -158,10 +160,7 @@ try {
     return { eject: watch(cluster, 'node-0', 'ejected', since, phase) };
   }, async () => {
     await drained;
-    const old = cluster.nodes[0]!;
-    healWall = Date.now();
-    await restart(cluster, 0, old);
-    return { rejoin: watch(cluster, 'node-0', 'ready', sinceHeal, 2 * phase) };
+    return restartNode0();
   }]);
   scenarios.push(['down', 'all three nodes killed: every request must be answered 503 within its deadline', async () => {
     faultWall = Date.now();

@@ -51,3 +51,26 @@ export function writeReport(name: string, json: unknown, markdown: string): void
   writeFileSync(join(dir, `${name}.md`), markdown);
   console.log(`\n${markdown}`);
 }
+
+/**
+ * Warm-up of both targets (discarded: the first seconds measure the JIT), then
+ * `runs` alternating pairs, so each A/B ratio comes from neighbouring runs on
+ * the same noisy machine.
+ */
+export async function alternatingRuns(
+  a: { name: string; target: Target }, b: { name: string; target: Target }, runs: number, seconds: number, connections: number,
+  onRun: (run: number, a: Figures, b: Figures) => void,
+): Promise<{ figures: Figures[]; ratios: number[] }> {
+  await measure('warm-up', 0, a.target, seconds, connections);
+  await measure('warm-up', 0, b.target, seconds, connections);
+  const figures: Figures[] = [];
+  const ratios: number[] = [];
+  for (let run = 1; run <= runs; run++) {
+    const fa = await measure(a.name, run, a.target, seconds, connections);
+    const fb = await measure(b.name, run, b.target, seconds, connections);
+    figures.push(fa, fb);
+    ratios.push(fa.rps / fb.rps);
+    onRun(run, fa, fb);
+  }
+  return { figures, ratios };
+}

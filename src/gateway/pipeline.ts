@@ -15,6 +15,7 @@ import { describeRequest } from '../phi/request-view.js';
 import { deidentifyRequest } from '../phi/deidentify.js';
 import type { Router } from '../routing/router.js';
 import { SERVER_VERSION } from '../node/service.js';
+import { peerName } from '../tls/peer.js';
 
 const METADATA_TIMEOUT_MS = 2_000;
 const PUBLIC_MODEL_PARAMETERS = new Set(['sha256', 'execution_provider']);
@@ -156,7 +157,7 @@ export class Pipeline implements KServeHandlers {
       requestId: ctx.requestId,
       door: ctx.door,
       route,
-      client: ctx.peer ? { name: ctx.peer.altNames[0] ?? ctx.peer.commonName ?? '', thumbprint: ctx.peer.thumbprint } : null,
+      client: ctx.peer ? { name: peerName(ctx.peer), thumbprint: ctx.peer.thumbprint } : null,
       ...(ctx.remoteAddress ? { remoteAddress: ctx.remoteAddress } : {}),
       principal: p ? { sub: p.subject, issuer: p.issuer, ...(p.clientId ? { clientId: p.clientId } : {}), roles: p.roles, ...(p.tokenId ? { tokenId: p.tokenId } : {}) } : null,
       purposeOfUse: draft.decision?.purposes ?? p?.purposeOfUse ?? [],

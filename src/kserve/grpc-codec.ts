@@ -8,10 +8,14 @@ import type { InferRequest, InferResult, ModelMetadata, ParameterValue, ServerMe
 
 export function parametersFromGrpc(params: Record<string, InferParameter> | undefined): Record<string, ParameterValue> {
   const out: Record<string, ParameterValue> = {};
+  // proto-loader (oneofs: true) names the member that is set in parameter_choice.
   for (const [key, p] of Object.entries(params ?? {})) {
-    if (p.parameter_choice === 'bool_param' || typeof p.bool_param === 'boolean' && p.parameter_choice === undefined) out[key] = Boolean(p.bool_param);
-    else if (p.parameter_choice === 'int64_param') out[key] = Number(p.int64_param);
-    else if (p.parameter_choice === 'string_param') out[key] = p.string_param ?? '';
+    switch (p.parameter_choice) {
+      case 'bool_param': out[key] = Boolean(p.bool_param); break;
+      case 'int64_param': out[key] = Number(p.int64_param); break;
+      case 'string_param': out[key] = p.string_param ?? ''; break;
+      default: break; // unset or a newer member we do not know: ignored
+    }
   }
   return out;
 }

@@ -69,13 +69,6 @@ export function numericInfo(datatype: Exclude<Datatype, 'BYTES'>): NumericInfo {
   return NUMERIC[datatype];
 }
 
-/** Bytes per element, or undefined for BYTES (variable length). */
-export function elementSize(datatype: Datatype): number | undefined {
-  return datatype === 'BYTES' ? undefined : NUMERIC[datatype].ctor.BYTES_PER_ELEMENT;
-}
-
-export const isBigIntType = (d: Datatype): boolean => d === 'INT64' || d === 'UINT64';
-
 /** Validates a shape and returns its element count. */
 export function elementCount(shape: readonly number[], where: string): number {
   let count = 1;
@@ -94,8 +87,4 @@ export function parseShape(value: unknown, where: string): number[] {
   const shape = value.map((d) => (typeof d === 'string' && /^\d+$/.test(d) ? Number(d) : d)) as number[];
   elementCount(shape, where);
   return shape;
-}
-
-export function tensorLength(t: Tensor): number {
-  return t.data.length;
 }
