@@ -13,6 +13,8 @@ export type ErrorKind =
   | 'resource_exhausted'
   | 'unavailable'
   | 'deadline_exceeded'
+  /** The caller gave up (a gateway cancelling the slower copy of a hedged request). */
+  | 'cancelled'
   | 'internal';
 
 export class CdsError extends Error {
@@ -38,6 +40,8 @@ const HTTP_STATUS: Record<ErrorKind, number> = {
   resource_exhausted: 503,
   unavailable: 503,
   deadline_exceeded: 504,
+  // nginx's "client closed request": no one is left to read it, but logs and metrics say what happened.
+  cancelled: 499,
   internal: 500,
 };
 
@@ -50,6 +54,7 @@ const GRPC_STATUS: Record<ErrorKind, GrpcStatus> = {
   resource_exhausted: GrpcStatus.RESOURCE_EXHAUSTED,
   unavailable: GrpcStatus.UNAVAILABLE,
   deadline_exceeded: GrpcStatus.DEADLINE_EXCEEDED,
+  cancelled: GrpcStatus.CANCELLED,
   internal: GrpcStatus.INTERNAL,
 };
 

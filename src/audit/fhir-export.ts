@@ -55,6 +55,7 @@ export function toAuditEvent(r: AuditLine & { type: 'request' }, gateway: string
     if (r.model.sha256) details.push({ type: 'model-sha256', valueString: r.model.sha256 });
     if (r.inputDigest) details.push({ type: 'input-digest', valueString: r.inputDigest });
     if (r.node) details.push({ type: 'node', valueString: r.node });
+    for (const node of r.sentTo ?? []) details.push({ type: 'sent-to-node', valueString: node });
     if (r.emergency) details.push({ type: 'emergency-access', valueString: r.breakTheGlass ? 'break-the-glass' : 'emergency-treatment' });
     entities.push({
       what: { identifier: { system: MODEL_SYSTEM, value: r.model.version ? `${r.model.name}/${r.model.version}` : r.model.name } },

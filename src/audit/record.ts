@@ -13,7 +13,10 @@ export interface AuditEntry {
   /** Allowed only through break-the-glass. */
   breakTheGlass?: boolean;
   model: { name: string; version?: string; sha256?: string } | null;
+  /** The node that answered. */
   node?: string;
+  /** Every node the request's data was sent to, when that is more than the one that answered. */
+  sentTo?: string[];
   outcome: 'success' | 'failure';
   /** ok, or the error kind (unauthenticated, permission_denied, …). */
   status: string;

@@ -105,6 +105,21 @@ function schemas(baseDir: string) {
      * de-identifies text, FHIR and identifier inputs before forwarding.
      */
     receives: dataClass.default('identified'),
+    /**
+     * Hedging, off unless this is present: when the first node has not
+     * answered within the pool's recent `percentile` latency for this model,
+     * the same request goes to a second node; the first success wins and the
+     * other call is cancelled. Hedges draw on the pool's retry budget. Each
+     * hedge sends the request's data to one more node, and the audit record
+     * names every node that received it.
+     */
+    hedging: z.strictObject({
+      percentile: z.number().min(50).max(99.9).default(95),
+      /** Never sooner than this (ms): below it a second copy costs more than it can save. */
+      minDelayMs: z.number().int().min(0).default(2),
+      /** First attempts observed before hedging starts; until then there is no p95 to go by. */
+      minSamples: z.number().int().min(1).max(512).default(20),
+    }).optional(),
   });
 
   const gateway = z.strictObject({
@@ -178,6 +193,9 @@ function schemas(baseDir: string) {
       if (!pool) ctx.addIssue({ code: 'custom', path: ['models', modelName, 'pool'], message: `unknown pool "${route.pool}"` });
       else if (pool.dataClass === 'deidentified' && route.receives !== 'deidentified') {
         ctx.addIssue({ code: 'custom', path: ['models', modelName, 'receives'], message: `pool "${route.pool}" is de-identified, so model "${modelName}" must declare "receives": "deidentified"` });
+      }
+      if (pool && route.hedging && pool.nodes.length < 2) {
+        ctx.addIssue({ code: 'custom', path: ['models', modelName, 'hedging'], message: `hedging needs a second node to send to, and pool "${route.pool}" has one` });
       }
     }
   });

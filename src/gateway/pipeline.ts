@@ -36,6 +36,8 @@ interface Draft {
   decision?: Decision;
   model?: { name: string; version?: string; sha256?: string };
   node?: string;
+  /** Every node the request's data went to (retries and hedges add to it). */
+  sentTo: string[];
   patients: string[];
   inputDigest?: string;
   request?: unknown;
@@ -105,7 +107,7 @@ export class Pipeline implements KServeHandlers {
       draft.model = { name: model, ...(version ? { version } : {}) };
       const route = this.d.config.models[model]!;
       const forwarded = route.receives === 'deidentified' ? deidentifyRequest(request, route.phiInputs, this.d.pseudonymizer) : request;
-      const { result, node } = await this.d.router.infer(forwarded, ctx.deadline, ctx.requestId);
+      const { result, node } = await this.d.router.infer(forwarded, ctx.deadline, ctx.requestId, draft.sentTo);
       ctx.trace.node = draft.node = node;
       const sha256 = result.parameters.model_sha256;
       draft.model = { name: model, version: result.version, ...(typeof sha256 === 'string' ? { sha256 } : {}) };
@@ -131,7 +133,7 @@ export class Pipeline implements KServeHandlers {
 
   /** Runs one request's work and records it, success or failure, before answering. */
   private async audited<T>(ctx: CallContext, route: string, model: string, work: (draft: Draft) => Promise<T>): Promise<T> {
-    const draft: Draft = { patients: [] };
+    const draft: Draft = { patients: [], sentTo: [] };
     let result: T | undefined;
     let error: CdsError | undefined;
     try {
@@ -165,6 +167,8 @@ export class Pipeline implements KServeHandlers {
       ...(draft.decision?.breakTheGlass ? { breakTheGlass: true } : {}),
       model: draft.model ?? null,
       ...(draft.node ? { node: draft.node } : {}),
+      // Named when the data reached a node other than the one that answered (a retry, a hedge, or no answer at all).
+      ...(draft.sentTo.some((n) => n !== draft.node) ? { sentTo: draft.sentTo } : {}),
       outcome: error ? 'failure' : 'success',
       status: error ? error.kind : 'ok',
       code: error ? httpStatusOf(error.kind) : 200,

@@ -54,6 +54,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       nodeReadiness: (node, ready) => metrics.nodeReady.set({ node }, ready ? 1 : 0),
       retried: (pool) => metrics.retries.inc({ pool }),
       retryBudgetExhausted: (pool) => metrics.retryBudgetExhausted.inc({ pool }),
+      hedged: (pool, model, outcome) => metrics.hedges.inc({ pool, model, outcome }),
     },
     log,
   );

@@ -16,6 +16,8 @@ export interface CallContext {
   startedAt: number;
   /** Filled in by stages as they run, for the one log line per request. */
   trace: { subject?: string; node?: string };
+  /** Aborted when the caller goes away (a cancelled gRPC call): queued work for it is dropped, not run. */
+  signal?: AbortSignal;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;

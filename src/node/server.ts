@@ -67,6 +67,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     context: (call): CallContext => {
       const deadline = call.getDeadline();
       const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : Date.now() + NODE_DEFAULT_TIMEOUT_MS;
+      const cancelled = new AbortController();
+      call.once('cancelled', () => cancelled.abort());
       return {
         door: 'grpc',
         requestId: requestIdFrom(call.metadata.get('x-request-id')[0]),
@@ -76,6 +78,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         remoteAddress: call.getPeer(),
         startedAt: Date.now(),
         trace: {},
+        signal: cancelled.signal,
       };
     },
     finished: (ctx, rpc, _code, model, error) => logFailure(ctx, rpc, model, error),
@@ -108,12 +111,14 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     executionProvider: provider,
     models: entries.map((e) => ({ name: e.name, version: e.version, status: e.status, ...(e.status === 'failed' ? { reason: e.reason } : {}) })),
     queued: pool.queued,
-    ...(cfg.faultInjection ? { faultDelayMs: service.faultDelayMs } : {}),
+    ...(cfg.faultInjection ? { faultDelayMs: service.faultDelayMs, faultProbability: service.faultProbability } : {}),
   }), cfg.faultInjection ? {
     '/fault': (q) => {
       service.faultDelayMs = Math.max(0, Number(q.get('delayMs') ?? 0));
-      log.warn({ faultDelayMs: service.faultDelayMs }, 'fault injection: inference delay set');
-      return { faultDelayMs: service.faultDelayMs };
+      const probability = Number(q.get('probability') ?? 1);
+      service.faultProbability = Number.isFinite(probability) ? Math.min(1, Math.max(0, probability)) : 1;
+      log.warn({ faultDelayMs: service.faultDelayMs, faultProbability: service.faultProbability }, 'fault injection: inference delay set');
+      return { faultDelayMs: service.faultDelayMs, faultProbability: service.faultProbability };
     },
   } : {});
   if (cfg.faultInjection) log.warn('fault injection is enabled (test only)');

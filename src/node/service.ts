@@ -21,6 +21,8 @@ export class NodeService implements KServeHandlers {
   private phase: 'serving' | 'draining' | 'stopped' = 'serving';
   /** Injected delay per inference (fault injection, test only). */
   faultDelayMs = 0;
+  /** Share of inferences that get the delay: 1 is a slow node, less is a node that stalls now and then. */
+  faultProbability = 1;
 
   constructor(
     private readonly nodeId: string,
@@ -94,11 +96,11 @@ export class NodeService implements KServeHandlers {
     let outcome = 'error';
     try {
       const request = decode();
-      if (this.faultDelayMs > 0) await new Promise((r) => setTimeout(r, this.faultDelayMs));
+      if (this.faultDelayMs > 0 && Math.random() < this.faultProbability) await new Promise((r) => setTimeout(r, this.faultDelayMs));
       const model = this.loaded(request.model, request.version);
       const inputs = matchInputs(model.config, request.inputs);
       const outputs = matchOutputs(model.config, request.outputs);
-      const tensors = await this.pool.run(modelKey(model.name, model.version), inputs, outputs, ctx.deadline);
+      const tensors = await this.pool.run(modelKey(model.name, model.version), inputs, outputs, ctx.deadline, ctx.signal);
       outcome = 'ok';
       // The pinned hash of the file that answered, so the gateway's audit record can name it.
       return { model: model.name, version: model.version, id: request.id, parameters: { model_sha256: model.sha256 }, outputs: tensors };

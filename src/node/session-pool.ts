@@ -14,6 +14,8 @@ export interface SessionPoolOptions {
   maxQueue: number;
 }
 
+const cancelledBeforeRun = () => new CdsError('cancelled', 'the caller cancelled the request before it ran');
+
 export const modelKey = (name: string, version: string): string => `${name}:${version}`;
 
 /**
@@ -48,13 +50,22 @@ export class SessionPool {
     return this.piscina.queueSize;
   }
 
-  async run(model: string, inputs: Tensor[], outputs: string[], deadline: number): Promise<Tensor[]> {
+  /**
+   * `signal` cancels work that has not started: the worker reads a shared flag
+   * before it runs the session. (Piscina's own abort would terminate a worker
+   * mid-run and rebuild its sessions, too dear for one cancelled request.)
+   */
+  async run(model: string, inputs: Tensor[], outputs: string[], deadline: number, signal?: AbortSignal): Promise<Tensor[]> {
     if (Date.now() > deadline) throw new CdsError('deadline_exceeded', 'deadline passed before the request reached the node queue');
+    if (signal?.aborted) throw cancelledBeforeRun();
+    const cancelled = new Int32Array(new SharedArrayBuffer(4));
+    const onAbort = () => Atomics.store(cancelled, 0, 1);
+    signal?.addEventListener('abort', onAbort, { once: true });
     const wires = inputs.map(toWire);
     let reply: WorkerReply;
     try {
       reply = await this.piscina.run(
-        { kind: 'infer', model, inputs: wires.map((w) => w.wire), outputs, deadline },
+        { kind: 'infer', model, inputs: wires.map((w) => w.wire), outputs, deadline, cancelled },
         { transferList: wires.flatMap((w) => w.transfer) },
       );
     } catch (err) {
@@ -62,6 +73,8 @@ export class SessionPool {
         throw new CdsError('resource_exhausted', `node queue is full (${this.options.maxQueue} waiting); retry on another node`);
       }
       throw new CdsError('internal', `inference worker failed: ${(err as Error).message}`);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
     if (!reply.ok) throw new CdsError(reply.kind, reply.message);
     return reply.outputs.map(fromWire);

@@ -16,11 +16,11 @@ export interface WorkerInit {
 
 export type WorkerTask =
   | { kind: 'ping' }
-  | { kind: 'infer'; model: string; inputs: WireTensor[]; outputs: string[]; deadline: number };
+  | { kind: 'infer'; model: string; inputs: WireTensor[]; outputs: string[]; deadline: number; cancelled: Int32Array };
 
 export type WorkerReply =
   | { ok: true; outputs: WireTensor[] }
-  | { ok: false; kind: 'deadline_exceeded' | 'internal'; message: string };
+  | { ok: false; kind: 'deadline_exceeded' | 'cancelled' | 'internal'; message: string };
 
 const init = workerData as WorkerInit;
 const sessions = new Map<string, ort.InferenceSession>();
@@ -33,6 +33,8 @@ export default async function run(task: WorkerTask): Promise<WorkerReply> {
   if (task.kind === 'ping') return { ok: true, outputs: [] };
   // Work whose deadline passed while it queued is dropped, not run.
   if (Date.now() > task.deadline) return { ok: false, kind: 'deadline_exceeded', message: 'deadline passed while the request waited in the node queue' };
+  // So is work its caller cancelled (the losing copy of a hedged request): the flag is shared memory, set by the main thread.
+  if (Atomics.load(task.cancelled, 0) === 1) return { ok: false, kind: 'cancelled', message: 'the caller cancelled the request while it waited in the node queue' };
   const session = sessions.get(task.model);
   if (!session) return { ok: false, kind: 'internal', message: `no session for ${task.model}` };
   try {

@@ -15,6 +15,13 @@ export class NodeFailure extends CdsError {
   }
 }
 
+/** The gateway itself cancelled this call (the other copy of a hedged request answered first): says nothing about the node. */
+export class AttemptCancelled extends CdsError {
+  constructor(nodeId: string) {
+    super('cancelled', `call to node ${nodeId} cancelled: another node answered first`);
+  }
+}
+
 type Unary<Req, Res> = (req: Req, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
 
 /**
@@ -38,18 +45,27 @@ export class NodeClient {
     }) as unknown as grpc.Client & Record<string, Unary<unknown, unknown>>;
   }
 
-  private call<Res>(method: string, request: unknown, deadline: number, requestId?: string): Promise<Res> {
+  private call<Res>(method: string, request: unknown, deadline: number, requestId?: string, signal?: AbortSignal): Promise<Res> {
     const metadata = new grpc.Metadata();
     if (requestId) metadata.set('x-request-id', requestId);
     return new Promise<Res>((resolve, reject) => {
-      this.client[method]!.call(this.client, request, metadata, { deadline }, (err, res) => (err ? reject(err) : resolve(res as Res)));
+      const onAbort = () => call.cancel();
+      const call = this.client[method]!.call(this.client, request, metadata, { deadline }, (err, res) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(res as Res);
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
-  async infer(request: InferRequest, deadline: number, requestId: string): Promise<InferResult> {
+  /** `signal` cancels the call (the node then drops the work if it has not started). */
+  async infer(request: InferRequest, deadline: number, requestId: string, signal?: AbortSignal): Promise<InferResult> {
+    if (signal?.aborted) throw new AttemptCancelled(this.node.id);
     try {
-      return inferResultFromGrpc(await this.call<ModelInferResponse>('ModelInfer', inferRequestToGrpc(request), deadline, requestId));
+      return inferResultFromGrpc(await this.call<ModelInferResponse>('ModelInfer', inferRequestToGrpc(request), deadline, requestId, signal));
     } catch (err) {
+      if (signal?.aborted) throw new AttemptCancelled(this.node.id);
       throw this.translate(err as grpc.ServiceError);
     }
   }

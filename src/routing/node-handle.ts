@@ -2,11 +2,11 @@ import CircuitBreaker from 'opossum';
 import { CdsError } from '../errors.js';
 import type { PoolConfig } from '../config/schema.js';
 import type { InferRequest, InferResult } from '../kserve/types.js';
-import { NodeClient, NodeFailure } from './node-client.js';
+import { AttemptCancelled, NodeClient, NodeFailure } from './node-client.js';
 
 export type BreakerState = 'closed' | 'half_open' | 'open';
 
-type Attempt = (request: InferRequest, deadline: number, requestId: string) => Promise<InferResult>;
+type Attempt = (request: InferRequest, deadline: number, requestId: string, signal: AbortSignal | undefined) => Promise<InferResult>;
 
 /**
  * One node as the router sees it: its client, its circuit breaker, what it is
@@ -26,7 +26,7 @@ export class NodeHandle {
 
   constructor(readonly client: NodeClient, private readonly breakerConfig: PoolConfig['breaker'], onStateChange: (state: BreakerState) => void) {
     this.breaker = new CircuitBreaker<Parameters<Attempt>, InferResult>(
-      (request, deadline, requestId) => this.attempt(request, deadline, requestId),
+      (request, deadline, requestId, signal) => this.attempt(request, deadline, requestId, signal),
       {
         // The per-try timeout is enforced as a gRPC deadline in attempt(), so the call is cancelled, not abandoned.
         timeout: false,
@@ -34,7 +34,8 @@ export class NodeHandle {
         volumeThreshold: breakerConfig.volumeThreshold,
         resetTimeout: breakerConfig.resetTimeoutMs,
         rollingCountTimeout: breakerConfig.rollingCountTimeoutMs,
-        // Only node trouble opens the breaker; a caller's bad input or short deadline says nothing about the node.
+        // Only node trouble opens the breaker; a caller's bad input or short deadline, or a hedge the gateway
+        // cancelled, says nothing about the node.
         errorFilter: (err: unknown) => !(err instanceof NodeFailure && err.kind === 'unavailable'),
       },
     );
@@ -75,16 +76,25 @@ export class NodeHandle {
     else this.readyModels.delete(model);
   }
 
-  async infer(request: InferRequest, deadline: number, requestId: string): Promise<InferResult> {
+  /**
+   * `signal` cancels the call when another copy of a hedged request answered
+   * first. A half-open breaker's probe is never cancelled: opossum counts a
+   * filtered error as success, which would close the breaker on no evidence.
+   */
+  async infer(request: InferRequest, deadline: number, requestId: string, signal?: AbortSignal): Promise<InferResult> {
     this.inFlight++;
     const started = performance.now();
     try {
-      const result = await this.breaker.fire(request, deadline, requestId);
-      const took = performance.now() - started;
-      this.latencyMs = this.latencyMs === undefined ? took : 0.8 * this.latencyMs + 0.2 * took;
-      this.latencyAt = Date.now();
+      const result = await this.breaker.fire(request, deadline, requestId, this.breaker.halfOpen ? undefined : signal);
+      this.recordLatency(performance.now() - started);
       return result;
     } catch (err) {
+      if (err instanceof AttemptCancelled) {
+        // Cancelled because it was slower than another node: it took at least this long, which the balancer should know.
+        const waited = performance.now() - started;
+        if (waited > (this.latencyMs ?? 0)) this.recordLatency(waited);
+        throw err;
+      }
       if (err instanceof CdsError) throw err;
       const code = (err as { code?: string }).code;
       if (code === 'EOPENBREAKER') throw new NodeFailure(`node ${this.id} circuit breaker is open`, true);
@@ -94,10 +104,15 @@ export class NodeHandle {
     }
   }
 
-  private async attempt(request: InferRequest, deadline: number, requestId: string): Promise<InferResult> {
+  private recordLatency(ms: number): void {
+    this.latencyMs = this.latencyMs === undefined ? ms : 0.8 * this.latencyMs + 0.2 * ms;
+    this.latencyAt = Date.now();
+  }
+
+  private async attempt(request: InferRequest, deadline: number, requestId: string, signal: AbortSignal | undefined): Promise<InferResult> {
     const perTryDeadline = Math.min(deadline, Date.now() + this.breakerConfig.timeoutMs);
     try {
-      return await this.client.infer(request, perTryDeadline, requestId);
+      return await this.client.infer(request, perTryDeadline, requestId, signal);
     } catch (err) {
       // Our per-try timeout (not the caller's deadline) ran out: the node is slow or hung.
       if (err instanceof NodeFailure && err.kind === 'deadline_exceeded' && perTryDeadline < deadline) {

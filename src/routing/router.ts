@@ -5,6 +5,7 @@ import type { Logger } from '../phi/logger.js';
 import { NodeClient, NodeFailure, type ClientTlsMaterial } from './node-client.js';
 import { NodeHandle, type BreakerState } from './node-handle.js';
 import { Admission } from './admission.js';
+import { LatencyWindow } from './latency-window.js';
 
 /** How fast a node's latency record fades without new samples. */
 const LATENCY_HALF_LIFE_MS = 2_000;
@@ -14,7 +15,24 @@ export interface RouterEvents {
   nodeReadiness(node: string, ready: boolean): void;
   retried(pool: string): void;
   retryBudgetExhausted(pool: string): void;
+  /** A hedged request settled: `won` the hedge answered first, `lost` the first call did, `failed` neither. */
+  hedged(pool: string, model: string, outcome: 'won' | 'lost' | 'failed'): void;
 }
+
+type Hedging = NonNullable<GatewayConfig['models'][string]['hedging']>;
+
+/** One call to one node on behalf of a request. */
+interface Attempt {
+  node: NodeHandle;
+  role: 'first' | 'retry' | 'hedge';
+  startedAt: number;
+  controller: AbortController;
+  /** Settles, never rejects: the loop decides what a failure means. */
+  outcome: Promise<Settled>;
+}
+type Settled = { attempt: Attempt; result: InferResult } | { attempt: Attempt; error: unknown };
+
+const HEDGE_TIMER = Symbol('hedge timer');
 
 interface Pool {
   name: string;
@@ -23,19 +41,25 @@ interface Pool {
   config: GatewayConfig['pools'][string];
   nextStart: number;
   admission: Admission;
+  /** Retries and hedges in flight, both drawn from the retry budget. */
   retriesInFlight: number;
+  /** Recent first-attempt latency per model, for the hedge delay. */
+  latency: Map<string, LatencyWindow>;
 }
 
 /**
  * Pools of nodes per model. Picks the ready node with the fewest requests in
- * flight, and retries a node failure once on another node while the deadline
- * allows. Never parses tensors.
+ * flight (weighted by recent latency), retries a node failure on another node
+ * while the deadline and the retry budget allow, and, for models with hedging,
+ * sends a second copy when the first is slower than the recent p95. Never
+ * parses tensors.
  */
 export class Router {
   private readonly nodes = new Map<string, NodeHandle>();
   private readonly pools = new Map<string, Pool>();
   private readonly modelPool = new Map<string, Pool>();
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly hedging = new Map<string, Hedging>();
 
   constructor(config: GatewayConfig, tls: ClientTlsMaterial, private readonly events: RouterEvents, private readonly log: Logger) {
     const breakerOf = (nodeId: string) =>
@@ -53,9 +77,13 @@ export class Router {
       this.pools.set(name, {
         name, config: poolConfig, models, members: poolConfig.nodes.map((id) => this.nodes.get(id)!), nextStart: 0,
         admission: new Admission(name, poolConfig.concurrencyLimit, poolConfig.queueSize), retriesInFlight: 0,
+        latency: new Map(models.map((m) => [m, new LatencyWindow()])),
       });
     }
-    for (const [model, route] of Object.entries(config.models)) this.modelPool.set(model, this.pools.get(route.pool)!);
+    for (const [model, route] of Object.entries(config.models)) {
+      this.modelPool.set(model, this.pools.get(route.pool)!);
+      if (route.hedging) this.hedging.set(model, route.hedging);
+    }
   }
 
   /** Runs the first health round, then keeps checking at each pool's interval. */
@@ -136,7 +164,12 @@ export class Router {
     return best;
   }
 
-  async infer(request: InferRequest, deadline: number, requestId: string): Promise<{ result: InferResult; node: string }> {
+  /**
+   * Sends the request to the pool and answers with the first success.
+   * `sentTo` collects every node the request's data was sent to, for the
+   * audit record, whether or not one answered.
+   */
+  async infer(request: InferRequest, deadline: number, requestId: string, sentTo: string[] = []): Promise<{ result: InferResult; node: string }> {
     const pool = this.poolOf(request.model);
     // Segregation, checked where the bytes leave: configuration already forbids this, and this holds even if it did not.
     if (pool.config.dataClass === 'deidentified' && request.deidentified !== true) {
@@ -144,48 +177,131 @@ export class Router {
     }
     const release = await pool.admission.acquire(deadline);
     try {
-      return await this.tryNodes(pool, request, deadline, requestId);
+      return await this.tryNodes(pool, request, deadline, requestId, sentTo);
     } finally {
       release();
     }
   }
 
-  /** One node after another while failures are retryable, the deadline allows and the retry budget lasts. */
-  private async tryNodes(pool: Pool, request: InferRequest, deadline: number, requestId: string): Promise<{ result: InferResult; node: string }> {
+  /**
+   * One node after another while failures are retryable, the deadline allows
+   * and the retry budget lasts; with hedging, a second node joins when the
+   * first is slow. Calls still running when one succeeds are cancelled.
+   */
+  private async tryNodes(pool: Pool, request: InferRequest, deadline: number, requestId: string, sentTo: string[]): Promise<{ result: InferResult; node: string }> {
+    const model = request.model;
+    const hedging = this.hedging.get(model);
+    const running = new Set<Attempt>();
     const tried = new Set<string>();
     let lastFailure: NodeFailure | undefined;
-    for (let attempt = 0; attempt < pool.members.length; attempt++) {
-      const node = this.pick(pool, request.model, tried);
-      if (!node) break;
-      if (Date.now() >= deadline) throw new CdsError('deadline_exceeded', 'deadline passed before a node could answer');
-      const retry = attempt > 0;
-      if (retry) {
-        const budget = Math.max(pool.config.retryBudget.minConcurrent, (pool.config.retryBudget.percent / 100) * pool.admission.active);
-        if (pool.retriesInFlight >= budget) {
-          this.events.retryBudgetExhausted(pool.name);
-          break;
-        }
-        pool.retriesInFlight++;
-        this.events.retried(pool.name);
-      }
+    let hedge: Attempt | undefined;
+    let hedgeTimerFired = false;
+    let winner: Attempt | undefined;
+
+    const launch = (role: Attempt['role']): boolean => {
+      const node = this.pick(pool, model, tried);
+      if (!node) return false;
+      if (role !== 'first' && !this.takeRetryBudget(pool)) return false;
       tried.add(node.id);
-      try {
-        return { result: await node.infer(request, deadline, requestId), node: node.id };
-      } catch (err) {
+      sentTo.push(node.id);
+      const controller = new AbortController();
+      const startedAt = performance.now();
+      // The callbacks run after `attempt` below exists.
+      const outcome = node.infer(request, deadline, requestId, controller.signal).then(
+        (result): Settled => ({ attempt, result }),
+        (error: unknown): Settled => ({ attempt, error }),
+      ).finally(() => {
+        if (role !== 'first') pool.retriesInFlight--;
+      });
+      const attempt: Attempt = { node, role, startedAt, controller, outcome };
+      running.add(attempt);
+      if (role === 'retry') this.events.retried(pool.name);
+      if (role === 'hedge') hedge = attempt;
+      return true;
+    };
+
+    try {
+      if (Date.now() >= deadline) throw new CdsError('deadline_exceeded', 'deadline passed before a node could answer');
+      if (!launch('first')) throw this.noNode(model, undefined);
+      while (running.size > 0) {
+        // One hedge per request at most, and only while a single call is out.
+        const hedgeDelay = hedging && !hedgeTimerFired && running.size === 1 ? this.hedgeDelay(pool, model, hedging) : undefined;
+        const settled = await this.nextEvent(running, hedgeDelay);
+        if (settled === HEDGE_TIMER) {
+          hedgeTimerFired = true;
+          launch('hedge'); // no other node ready, or no budget: the first call carries on alone
+          continue;
+        }
+        const { attempt } = settled;
+        running.delete(attempt);
+        if ('result' in settled) {
+          winner = attempt;
+          if (attempt.role === 'first') pool.latency.get(model)?.record(performance.now() - attempt.startedAt);
+          return { result: settled.result, node: attempt.node.id };
+        }
+        const err = settled.error;
         if (!(err instanceof NodeFailure) || !err.retryable) throw err;
         lastFailure = err;
-        if (node.serverReady) {
-          node.markFailed();
-          this.log.warn({ node: node.id, reason: err.message }, 'node ejected after a failed call');
-          this.events.nodeReadiness(node.id, false);
-        }
-        this.log.warn({ requestId, node: node.id, reason: err.message }, 'node failed, trying another');
-      } finally {
-        if (retry) pool.retriesInFlight--;
+        this.eject(attempt.node, err, requestId);
+        if (running.size > 0) continue; // the other copy may still answer
+        if (Date.now() >= deadline) throw new CdsError('deadline_exceeded', 'deadline passed before a node could answer');
+        if (tried.size >= pool.members.length || !launch('retry')) break;
       }
+      throw this.noNode(model, lastFailure);
+    } finally {
+      for (const attempt of running) {
+        // A first call overtaken by its hedge waited at least this long: the lower bound keeps the window honest.
+        if (attempt.role === 'first' && winner) pool.latency.get(model)?.record(performance.now() - attempt.startedAt);
+        attempt.controller.abort();
+      }
+      if (hedge) this.events.hedged(pool.name, model, winner === hedge ? 'won' : winner ? 'lost' : 'failed');
     }
+  }
+
+  /** The next attempt to settle, or HEDGE_TIMER when `delayMs` passes first. */
+  private async nextEvent(running: Set<Attempt>, delayMs: number | undefined): Promise<Settled | typeof HEDGE_TIMER> {
+    const outcomes: Array<Promise<Settled | typeof HEDGE_TIMER>> = [...running].map((a) => a.outcome);
+    if (delayMs === undefined) return Promise.race(outcomes);
+    let timer: NodeJS.Timeout | undefined;
+    const elapsed = performance.now() - running.values().next().value!.startedAt;
+    outcomes.push(new Promise((resolve) => { timer = setTimeout(resolve, Math.max(0, delayMs - elapsed), HEDGE_TIMER); }));
+    try {
+      return await Promise.race(outcomes);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The pool's recent percentile for this model, floored; undefined (no hedging) until enough has been seen. */
+  private hedgeDelay(pool: Pool, model: string, hedging: Hedging): number | undefined {
+    const p = pool.latency.get(model)?.percentile(hedging.percentile, hedging.minSamples);
+    return p === undefined ? undefined : Math.max(hedging.minDelayMs, p);
+  }
+
+  /** Envoy-style: retries and hedges in flight may be at most a share of the pool's active requests, with a floor. */
+  private takeRetryBudget(pool: Pool): boolean {
+    const budget = Math.max(pool.config.retryBudget.minConcurrent, (pool.config.retryBudget.percent / 100) * pool.admission.active);
+    if (pool.retriesInFlight >= budget) {
+      this.events.retryBudgetExhausted(pool.name);
+      return false;
+    }
+    pool.retriesInFlight++;
+    return true;
+  }
+
+  /** Passive ejection: a node that just failed leaves rotation until health checks bring it back. */
+  private eject(node: NodeHandle, err: NodeFailure, requestId: string): void {
+    if (node.serverReady) {
+      node.markFailed();
+      this.log.warn({ node: node.id, reason: err.message }, 'node ejected after a failed call');
+      this.events.nodeReadiness(node.id, false);
+    }
+    this.log.warn({ requestId, node: node.id, reason: err.message }, 'node failed, trying another');
+  }
+
+  private noNode(model: string, lastFailure: NodeFailure | undefined): CdsError {
     const why = lastFailure ? ` (last failure: ${lastFailure.message})` : '';
-    throw new CdsError('unavailable', `no inference node can serve model '${request.model}' right now${why}`, { 'retry-after': '1' });
+    return new CdsError('unavailable', `no inference node can serve model '${model}' right now${why}`, { 'retry-after': '1' });
   }
 
   async metadata(model: string, version: string | undefined, timeoutMs: number): Promise<ModelMetadata> {
@@ -195,15 +311,23 @@ export class Router {
     return node.client.modelMetadata(model, version, timeoutMs);
   }
 
-  status(): { nodes: Array<{ node: string; state: 'ready' | 'ejected' | 'half_open'; ready: boolean; breaker: BreakerState; inFlight: number; latencyMs: number | null }>; pools: Array<{ pool: string; active: number; queued: number; retriesInFlight: number }> } {
+  status(): {
+    nodes: Array<{ node: string; state: 'ready' | 'ejected' | 'half_open'; ready: boolean; breaker: BreakerState; inFlight: number; latencyMs: number | null }>;
+    pools: Array<{ pool: string; active: number; queued: number; retriesInFlight: number; hedgeDelayMs: Record<string, number | null> }>;
+  } {
+    const round = (ms: number | undefined) => (ms === undefined ? null : Math.round(ms * 10) / 10);
     return {
       nodes: [...this.nodes.values()].map((n) => ({
         node: n.id,
         state: n.breakerState === 'half_open' ? 'half_open' : n.serverReady && n.breakerState === 'closed' ? 'ready' : 'ejected',
         ready: n.serverReady, breaker: n.breakerState, inFlight: n.inFlight,
-        latencyMs: n.latencyMs === undefined ? null : Math.round(n.latencyMs * 10) / 10,
+        latencyMs: round(n.latencyMs),
       })),
-      pools: [...this.pools.values()].map((p) => ({ pool: p.name, active: p.admission.active, queued: p.admission.queued, retriesInFlight: p.retriesInFlight })),
+      pools: [...this.pools.values()].map((p) => ({
+        pool: p.name, active: p.admission.active, queued: p.admission.queued, retriesInFlight: p.retriesInFlight,
+        // Per hedged model: the delay in force now, null while too few first attempts have been seen.
+        hedgeDelayMs: Object.fromEntries(p.models.filter((m) => this.hedging.has(m)).map((m) => [m, round(this.hedgeDelay(p, m, this.hedging.get(m)!))])),
+      })),
     };
   }
 

@@ -83,6 +83,15 @@ describe('configuration schema', () => {
     expect(() => parseGatewayConfig(c, '/')).not.toThrow();
   });
 
+  it('hedging is off unless configured, has p95 defaults, and needs a second node in the pool', () => {
+    const c = gateway();
+    expect(parseGatewayConfig(c, '/').models.news2!.hedging).toBeUndefined();
+    c.models.news2.hedging = {};
+    expect(parseGatewayConfig(c, '/').models.news2!.hedging).toEqual({ percentile: 95, minDelayMs: 2, minSamples: 20 });
+    c.pools.default.nodes = ['node-0'];
+    expect(configError(() => parseGatewayConfig(c, '/'))).toMatch(/models\.news2\.hedging: hedging needs a second node/);
+  });
+
   it('node: requires an allow-list of caller identities', () => {
     const n = devNodeConfig({ pki, index: 0, modelRepository: 'models' }) as any;
     n.node.allowedClients = [];

@@ -1,0 +1,79 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditRecords, httpsCall, scrapeMetrics, startCluster, waitFor, type Cluster } from '../helpers/cluster.js';
+
+/** The value of one Prometheus sample, 0 when the series does not exist yet. */
+const sample = (text: string, name: string, labels: string): number => {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)));
+  return line ? Number(line.split(' ').pop()) : 0;
+};
+
+describe('hedging (2 nodes, round-robin; news2 hedged, wdbc-risk not)', () => {
+  let cluster: Cluster;
+  let token: string;
+  const slowNode = (delayMs: number) => fetch(`http://127.0.0.1:${cluster.nodes[0]!.ports.admin}/fault?delayMs=${delayMs}`, { method: 'POST' });
+  const call = (model: string, requestId: string) => httpsCall(cluster.gateway.ports.rest!, `/v2/models/${model}/infer`, {
+    ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, headers: { 'x-request-id': requestId },
+    body: model === 'news2'
+      ? { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] }
+      : { inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 30], data: Array.from({ length: 30 }, (_, i) => (i % 7) + 0.5) }] },
+  });
+  const records = (prefix: string) => auditRecords(join(cluster.dir, 'audit')).filter((r) => String(r.requestId).startsWith(prefix));
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      nodes: 2,
+      // Round-robin, so a known share of first calls lands on the slow node whatever its latency record says.
+      gatewayPatch: (c) => { c.pools.default.balancing = 'round-robin'; c.models.news2.hedging = { minSamples: 10 }; },
+      nodeConfigPatch: (c) => { c.node.faultInjection = true; },
+    });
+    token = await cluster.token(['clinician']);
+    // Both nodes fast: enough first attempts for a p95 to exist.
+    for (let i = 0; i < 20; i++) expect((await call('news2', `warm-${i}`)).status).toBe(200);
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('no hedge while every node answers within the recent p95 window (first attempts only)', async () => {
+    const status = (await fetch(`http://127.0.0.1:${cluster.gateway.ports.admin}/status`).then((r) => r.json())) as { pools: Array<{ hedgeDelayMs: Record<string, number | null> }> };
+    expect(status.pools[0]!.hedgeDelayMs.news2).toBeGreaterThanOrEqual(2);
+    expect(status.pools[0]!.hedgeDelayMs).not.toHaveProperty('wdbc-risk');
+    expect(records('warm-').every((r) => r.sentTo === undefined)).toBe(true);
+  });
+
+  it('a slow node: its requests are answered by the other node, and its copy is cancelled and never run', async () => {
+    await slowNode(1000);
+    const before = await scrapeMetrics(cluster.gateway.ports.admin!);
+    const node0Before = await scrapeMetrics(cluster.nodes[0]!.ports.admin!);
+    for (let i = 0; i < 10; i++) expect((await call('news2', `hedge-${i}`)).status).toBe(200);
+
+    const hedged = records('hedge-').filter((r) => r.sentTo);
+    // Round-robin puts at least every other first call on node-0; each is hedged to node-1, which answers.
+    expect(hedged.length).toBeGreaterThanOrEqual(5);
+    for (const r of hedged) {
+      expect(r.sentTo).toEqual(['node-0', 'node-1']);
+      expect(r.node).toBe('node-1');
+      expect(r.status).toBe('ok');
+    }
+    const after = await scrapeMetrics(cluster.gateway.ports.admin!);
+    const won = sample(after, 'cdsgate_hedges_total', 'model="news2",outcome="won"') - sample(before, 'cdsgate_hedges_total', 'model="news2",outcome="won"');
+    expect(won).toBe(hedged.length);
+    expect(sample(after, 'cdsgate_hedges_total', 'outcome="failed"')).toBe(0);
+
+    // The node finishes its injected delay, sees the cancellation and drops the work instead of running the model.
+    await waitFor(async () => sample(await scrapeMetrics(cluster.nodes[0]!.ports.admin!), 'cdsgate_node_inference_requests_total', 'model="news2",outcome="cancelled"') >= hedged.length, 5000, 'node-0 to drop the cancelled copies');
+    const ran = (text: string) => sample(text, 'cdsgate_node_inference_requests_total', 'model="news2",outcome="ok"');
+    expect(ran(await scrapeMetrics(cluster.nodes[0]!.ports.admin!))).toBe(ran(node0Before));
+  });
+
+  it('hedging is off unless configured: wdbc-risk requests wait for the slow node, and go to one node only', async () => {
+    for (let i = 0; i < 4; i++) expect((await call('wdbc-risk', `nohedge-${i}`)).status).toBe(200);
+    const rs = records('nohedge-');
+    expect(rs).toHaveLength(4);
+    expect(rs.every((r) => r.sentTo === undefined)).toBe(true);
+    expect(rs.some((r) => r.node === 'node-0')).toBe(true);
+    expect(sample(await scrapeMetrics(cluster.gateway.ports.admin!), 'cdsgate_hedges_total', 'model="wdbc-risk"')).toBe(0);
+    await slowNode(0);
+  });
+});
