@@ -60,14 +60,16 @@ export function writeReport(name: string, json: unknown, markdown: string): void
 export async function alternatingRuns(
   a: { name: string; target: Target }, b: { name: string; target: Target }, runs: number, seconds: number, connections: number,
   onRun: (run: number, a: Figures, b: Figures) => void,
+  /** Runs around each measured run, e.g. to read counters before and after it. */
+  around: (name: string, measureRun: () => Promise<Figures>) => Promise<Figures> = (_name, measureRun) => measureRun(),
 ): Promise<{ figures: Figures[]; ratios: number[] }> {
   await measure('warm-up', 0, a.target, seconds, connections);
   await measure('warm-up', 0, b.target, seconds, connections);
   const figures: Figures[] = [];
   const ratios: number[] = [];
   for (let run = 1; run <= runs; run++) {
-    const fa = await measure(a.name, run, a.target, seconds, connections);
-    const fb = await measure(b.name, run, b.target, seconds, connections);
+    const fa = await around(a.name, () => measure(a.name, run, a.target, seconds, connections));
+    const fb = await around(b.name, () => measure(b.name, run, b.target, seconds, connections));
     figures.push(fa, fb);
     ratios.push(fa.rps / fb.rps);
     onRun(run, fa, fb);

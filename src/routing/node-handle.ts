@@ -2,7 +2,7 @@ import CircuitBreaker from 'opossum';
 import { CdsError } from '../errors.js';
 import type { PoolConfig } from '../config/schema.js';
 import type { InferRequest, InferResult } from '../kserve/types.js';
-import { AttemptCancelled, NodeClient, NodeFailure } from './node-client.js';
+import { NodeClient, NodeFailure } from './node-client.js';
 
 export type BreakerState = 'closed' | 'half_open' | 'open';
 
@@ -89,12 +89,6 @@ export class NodeHandle {
       this.recordLatency(performance.now() - started);
       return result;
     } catch (err) {
-      if (err instanceof AttemptCancelled) {
-        // Cancelled because it was slower than another node: it took at least this long, which the balancer should know.
-        const waited = performance.now() - started;
-        if (waited > (this.latencyMs ?? 0)) this.recordLatency(waited);
-        throw err;
-      }
       if (err instanceof CdsError) throw err;
       const code = (err as { code?: string }).code;
       if (code === 'EOPENBREAKER') throw new NodeFailure(`node ${this.id} circuit breaker is open`, true);
@@ -102,6 +96,20 @@ export class NodeHandle {
     } finally {
       this.inFlight--;
     }
+  }
+
+  /**
+   * This node's call was overtaken: a hedge sent `waitedMs` later to another
+   * node answered first. The call's true latency is unknown and larger than
+   * `waitedMs`, and blending the lower bound in would tell the balancer a
+   * slow node is nearly as fast as the rest, so it would keep getting first
+   * calls only for them to be hedged. Doubling (at least the wait) keeps it
+   * avoided; its next success blends the real figure back in, and the record
+   * ages like any other.
+   */
+  recordOvertaken(waitedMs: number): void {
+    this.latencyMs = 2 * Math.max(this.latencyMs ?? 0, waitedMs);
+    this.latencyAt = Date.now();
   }
 
   private recordLatency(ms: number): void {

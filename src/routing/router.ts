@@ -250,8 +250,12 @@ export class Router {
       throw this.noNode(model, lastFailure);
     } finally {
       for (const attempt of running) {
-        // A first call overtaken by its hedge waited at least this long: the lower bound keeps the window honest.
-        if (attempt.role === 'first' && winner) pool.latency.get(model)?.record(performance.now() - attempt.startedAt);
+        if (attempt.role === 'first' && winner) {
+          // Overtaken by its hedge: it waited at least this long. The lower bound keeps the window honest, and the balancer learns the node is slow.
+          const waited = performance.now() - attempt.startedAt;
+          pool.latency.get(model)?.record(waited);
+          attempt.node.recordOvertaken(waited);
+        }
         attempt.controller.abort();
       }
       if (hedge) this.events.hedged(pool.name, model, winner === hedge ? 'won' : winner ? 'lost' : 'failed');

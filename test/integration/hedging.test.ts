@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toAuditEvent } from '../../src/audit/fhir-export.js';
 import { auditRecords, httpsCall, scrapeMetrics, startCluster, waitFor, type Cluster } from '../helpers/cluster.js';
 
 /** The value of one Prometheus sample, 0 when the series does not exist yet. */
@@ -56,6 +57,11 @@ describe('hedging (2 nodes, round-robin; news2 hedged, wdbc-risk not)', () => {
       expect(r.node).toBe('node-1');
       expect(r.status).toBe('ok');
     }
+    // A disclosure accounting from the FHIR export names both nodes that received the data.
+    const event = toAuditEvent(hedged[0] as Parameters<typeof toAuditEvent>[0], 'cdsgate') as { entity: Array<{ detail?: unknown[] }> };
+    expect(event.entity.flatMap((e) => e.detail ?? [])).toEqual(expect.arrayContaining([
+      { type: 'node', valueString: 'node-1' }, { type: 'sent-to-node', valueString: 'node-0' }, { type: 'sent-to-node', valueString: 'node-1' },
+    ]));
     const after = await scrapeMetrics(cluster.gateway.ports.admin!);
     const won = sample(after, 'cdsgate_hedges_total', 'model="news2",outcome="won"') - sample(before, 'cdsgate_hedges_total', 'model="news2",outcome="won"');
     expect(won).toBe(hedged.length);
@@ -75,5 +81,37 @@ describe('hedging (2 nodes, round-robin; news2 hedged, wdbc-risk not)', () => {
     expect(rs.some((r) => r.node === 'node-0')).toBe(true);
     expect(sample(await scrapeMetrics(cluster.gateway.ports.admin!), 'cdsgate_hedges_total', 'model="wdbc-risk"')).toBe(0);
     await slowNode(0);
+  });
+});
+
+describe('hedging draws on the retry budget', () => {
+  it('with no budget left no hedge goes out: the request waits for its node instead of multiplying load', async () => {
+    const cluster = await startCluster({
+      nodes: 2,
+      gatewayPatch: (c) => {
+        c.pools.default.balancing = 'round-robin';
+        c.pools.default.retryBudget = { percent: 0, minConcurrent: 0 };
+        c.models.news2.hedging = { minSamples: 10 };
+      },
+      nodeConfigPatch: (c) => { c.node.faultInjection = true; },
+    });
+    try {
+      const token = await cluster.token(['clinician']);
+      const call = (id: string) => httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', {
+        ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, headers: { 'x-request-id': id },
+        body: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] },
+      });
+      for (let i = 0; i < 20; i++) expect((await call(`warm-${i}`)).status).toBe(200);
+      await fetch(`http://127.0.0.1:${cluster.nodes[0]!.ports.admin}/fault?delayMs=300`, { method: 'POST' });
+      for (let i = 0; i < 4; i++) expect((await call(`budget-${i}`)).status).toBe(200);
+      const rs = auditRecords(join(cluster.dir, 'audit')).filter((r) => String(r.requestId).startsWith('budget-'));
+      expect(rs.some((r) => r.node === 'node-0')).toBe(true);
+      expect(rs.every((r) => r.sentTo === undefined)).toBe(true);
+      const metrics = await scrapeMetrics(cluster.gateway.ports.admin!);
+      expect(sample(metrics, 'cdsgate_hedges_total', 'model="news2"')).toBe(0);
+      expect(sample(metrics, 'cdsgate_retry_budget_exhausted_total', 'pool="default"')).toBeGreaterThan(0);
+    } finally {
+      await cluster.stop();
+    }
   });
 });
