@@ -12,6 +12,8 @@
  * load-tests/reports/hedging.{json,md}.
  *
  *   npm run bench:hedging [-- --runs 3 --seconds 6 --connections 8 --only stalls]
+ *   npm run bench:hedging -- --control   both gateways without hedging (A/A):
+ *                                        how far two identical gateways differ here
  *
  * Traffic stays on 127.0.0.1; every run is bounded in time.
  */
@@ -22,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { scrapeMetrics, startCluster, startProcess, stopProcess, type Cluster } from '../test/helpers/cluster.js';
 import { alternatingRuns, median, summarise, writeReport, type Figures, type Target } from './lib/measure.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '6' }, connections: { type: 'string', default: '8' }, only: { type: 'string' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '6' }, connections: { type: 'string', default: '8' }, only: { type: 'string' }, control: { type: 'boolean', default: false } } });
 const runs = Number(values.runs), seconds = Number(values.seconds), connections = Number(values.connections);
 const only = values.only?.split(',');
 
@@ -54,7 +56,7 @@ interface RunCost { target: string; requests: number; nodeCallsPerRequest: numbe
 const cluster = await startCluster({ nodes: 3, nodeConfigPatch: (c) => { c.node.faultInjection = true; } });
 const config = JSON.parse(readFileSync(join(cluster.dir, 'gateway.json'), 'utf8'));
 config.audit = { ...config.audit, dir: join(cluster.dir, 'audit-hedged') };
-config.models.news2.hedging = {};
+if (!values.control) config.models.news2.hedging = {};
 const hedgedGateway = await startProcess('gateway', config, cluster.dir, 'gateway-hedged');
 const admins: Record<string, number> = { 'hedging-off': cluster.gateway.ports.admin!, 'hedging-on': hedgedGateway.ports.admin! };
 const results: Array<{ scenario: string; description: string; off: ReturnType<typeof summarise>; on: ReturnType<typeof summarise>; p99OnToOff: number; rpsOnToOff: number; cost: { off: RunCost[]; on: RunCost[] }; figures: Figures[] }> = [];
@@ -107,9 +109,9 @@ try {
 
 const med = (rows: RunCost[], key: 'nodeCallsPerRequest' | 'modelRunsPerRequest') => Number(median(rows.map((r) => r[key])).toFixed(3));
 const sum = (rows: RunCost[], key: 'hedgesWon' | 'hedgesLost') => rows.reduce((s, r) => s + r[key], 0);
-const report = { benchmark: 'hedging', date: new Date().toISOString(), runs, seconds, connections, machine: { cpus: cpus().length, node: process.version }, hedging: { percentile: 95, minDelayMs: 2, minSamples: 20 }, results };
-writeReport('hedging', report, [
-  '# Hedging (news2 over REST, 3 nodes, least-request balancing)', '',
+const report = { benchmark: values.control ? 'hedging-control' : 'hedging', date: new Date().toISOString(), runs, seconds, connections, machine: { cpus: cpus().length, node: process.version }, hedging: { percentile: 95, minDelayMs: 2, minSamples: 20 }, results };
+writeReport(values.control ? 'hedging-control' : 'hedging', report, [
+  `# Hedging (news2 over REST, 3 nodes, least-request balancing)${values.control ? ' — CONTROL: "on" is a second gateway without hedging' : ''}`, '',
   `${report.date}; per scenario ${runs} alternating runs × ${seconds} s, ${connections} connections; two gateways over the same three nodes (one hedging news2 at the pool's recent p95, one not), one machine, 127.0.0.1. Medians of runs; ratios are medians of per-run-pair ratios.`, '',
   '| scenario | hedging | req/s | p50 ms | p99 ms | node calls / request | model runs / request | hedges won / lost | failed |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
