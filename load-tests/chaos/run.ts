@@ -9,7 +9,7 @@
  * For each: requests, non-2xx, errors, p50/p99 before/during/after the fault,
  * time to eject and to rejoin. Writes load-tests/reports/chaos.{json,md,svg}.
  *
- *   npm run chaos [-- --phase-seconds 5 --connections 8 --only kill,hang]
+ *   npm run chaos [-- --phase-seconds 5 --connections 8 --only kill,hang --hedging --report chaos-hedging]
  *
  * Traffic stays on 127.0.0.1; every phase is bounded in time.
  */
@@ -21,7 +21,7 @@ import { startCluster, startProcess, stopProcess, type Cluster, type Proc } from
 import { median, writeReport } from '../lib/measure.js';
 import { latencySvg } from './plot.js';
 
-const { values } = parseArgs({ options: { 'phase-seconds': { type: 'string', default: '5' }, connections: { type: 'string', default: '8' }, only: { type: 'string' }, balancing: { type: 'string', default: 'least-request' }, report: { type: 'string', default: 'chaos' } } });
+const { values } = parseArgs({ options: { 'phase-seconds': { type: 'string', default: '5' }, connections: { type: 'string', default: '8' }, only: { type: 'string' }, balancing: { type: 'string', default: 'least-request' }, report: { type: 'string', default: 'chaos' }, hedging: { type: 'boolean', default: false } } });
 const phase = Number(values['phase-seconds']) * 1000;
 const connections = Number(values.connections);
 const only = values.only?.split(',');
@@ -34,12 +34,12 @@ interface ScenarioReport {
   nonOkStatuses?: Array<number | 'error'>;
   failureTimesMs?: number[];
 }
-interface Window { requests: number; p50: number; p99: number; failed: number }
+interface Window { requests: number; p50: number; p99: number; max: number; over250ms: number; failed: number }
 
 const pct = (xs: number[], p: number) => { if (!xs.length) return 0; const s = [...xs].sort((a, b) => a - b); return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! * 10) / 10; };
 const windowOf = (samples: Sample[], from: number, to: number): Window => {
   const w = samples.filter((s) => s.t >= from && s.t < to);
-  return { requests: w.length, p50: pct(w.map((s) => s.ms), 50), p99: pct(w.map((s) => s.ms), 99), failed: w.filter((s) => s.status !== 200).length };
+  return { requests: w.length, p50: pct(w.map((s) => s.ms), 50), p99: pct(w.map((s) => s.ms), 99), max: pct(w.map((s) => s.ms), 100), over250ms: w.filter((s) => s.ms > 250).length, failed: w.filter((s) => s.status !== 200).length };
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -112,6 +112,7 @@ const cluster = await startCluster({
     c.pools.default.healthCheck = { intervalMs: 500, timeoutMs: 400, healthyThreshold: 2 };
     c.pools.default.breaker = { timeoutMs: 1000 };
     c.pools.default.balancing = values.balancing;
+    if (values.hedging) c.models.news2.hedging = {};
   },
   nodeConfigPatch: (c) => { c.node.faultInjection = true; },
 });
@@ -198,10 +199,10 @@ const targets = reports.map((r) => {
 });
 const md = [
   '# Chaos suite', '',
-  `${new Date().toISOString()}; balancing ${values.balancing}; gateway + 3 nodes on 127.0.0.1, autocannon ${connections} connections, phases of ${phase / 1000} s (before / during the fault / after healing). Latencies in ms (autocannon, 1 ms resolution).`, '',
-  '| scenario | sent | non-2xx | errors | p50 before | p99 before | p50 during | p99 during | p50 after | p99 after | eject ms | rejoin ms |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...reports.map((r) => `| ${r.scenario} | ${r.sent} | ${r.non2xx} | ${r.errors} | ${r.before.p50} | ${r.before.p99} | ${r.during.p50} | ${r.during.p99} | ${r.after.p50} | ${r.after.p99} | ${r.ejectMs ?? '–'} | ${r.rejoinMs ?? '–'} |`),
+  `${new Date().toISOString()}; balancing ${values.balancing}; hedging ${values.hedging ? 'on (news2, p95)' : 'off'}; gateway + 3 nodes on 127.0.0.1, autocannon ${connections} connections, phases of ${phase / 1000} s (before / during the fault / after healing). Latencies in ms (autocannon, 1 ms resolution).`, '',
+  '| scenario | sent | non-2xx | errors | p50 before | p99 before | p50 during | p99 during | max during | > 250 ms during | p50 after | p99 after | eject ms | rejoin ms |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...reports.map((r) => `| ${r.scenario} | ${r.sent} | ${r.non2xx} | ${r.errors} | ${r.before.p50} | ${r.before.p99} | ${r.during.p50} | ${r.during.p99} | ${r.during.max} | ${r.during.over250ms} | ${r.after.p50} | ${r.after.p99} | ${r.ejectMs ?? '–'} | ${r.rejoinMs ?? '–'} |`),
   '', '## Targets', '', ...targets.map((t) => `- **${t.scenario}**: ${t.checks.join('; ')}`), '',
   ...reports.map((r) => `- ${r.scenario}: ${r.description}`), '',
   `Plot: ${values.report}.svg (latency of every request over time, failures in red).`, '',

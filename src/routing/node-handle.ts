@@ -21,6 +21,9 @@ export class NodeHandle {
   /** Exponentially weighted recent latency of successful calls. */
   latencyMs: number | undefined;
   private latencyAt = 0;
+  /** Start times of calls in flight, oldest first (a Map keeps insertion order, and starts only grow). */
+  private readonly inFlightStarts = new Map<number, number>();
+  private nextCall = 0;
   private readonly readyModels = new Set<string>();
   private readonly breaker: CircuitBreaker<Parameters<Attempt>, InferResult>;
 
@@ -61,6 +64,18 @@ export class NodeHandle {
     return this.latencyMs * 0.5 ** ((Date.now() - this.latencyAt) / halfLifeMs);
   }
 
+  /**
+   * How long the oldest call in flight has been waiting. A hung node finishes
+   * nothing, so its latency record never grows (it even ages down) while its
+   * calls pile up until the per-try timeout, which then fires for all of
+   * them at once and asks more retries of the budget than it holds. The age
+   * of what it owes is evidence the record lacks.
+   */
+  oldestInFlightMs(): number {
+    const oldest = this.inFlightStarts.values().next();
+    return oldest.done ? 0 : performance.now() - oldest.value;
+  }
+
   /** Passive ejection: a node that just failed leaves rotation until health checks bring it back. */
   markFailed(): void {
     this.serverReady = false;
@@ -84,6 +99,8 @@ export class NodeHandle {
   async infer(request: InferRequest, deadline: number, requestId: string, signal?: AbortSignal): Promise<InferResult> {
     this.inFlight++;
     const started = performance.now();
+    const call = this.nextCall++;
+    this.inFlightStarts.set(call, started);
     try {
       const result = await this.breaker.fire(request, deadline, requestId, this.breaker.halfOpen ? undefined : signal);
       this.recordLatency(performance.now() - started);
@@ -95,6 +112,7 @@ export class NodeHandle {
       throw new NodeFailure(`node ${this.id} failed: ${(err as Error).message}`, true);
     } finally {
       this.inFlight--;
+      this.inFlightStarts.delete(call);
     }
   }
 

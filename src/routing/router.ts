@@ -141,9 +141,11 @@ export class Router {
   }
 
   /**
-   * least-request: the lowest (requests in flight + 1) × recent latency, so a
-   * slow node gets less, and ties (common at low load) rotate so no node
-   * idles; round-robin: the next ready node in turn.
+   * least-request: the lowest (requests in flight + 1) × latency, where
+   * latency is the recent record or the age of the oldest call still in
+   * flight, whichever is larger, so a slow or hung node gets less, and ties
+   * (common at low load) rotate so no node idles; round-robin: the next ready
+   * node in turn.
    */
   private pick(pool: Pool, model: string, exclude: Set<string>): NodeHandle | undefined {
     const n = pool.members.length;
@@ -155,7 +157,9 @@ export class Router {
       const node = pool.members[(start + i) % n]!;
       if (exclude.has(node.id) || !node.canServe(model)) continue;
       if (roundRobin) return node;
-      const score = (node.inFlight + 1) * Math.max(1, node.recentLatency(LATENCY_HALF_LIFE_MS));
+      // A node still owing an old answer is at least that slow, whatever its record says.
+      const latency = Math.max(1, node.recentLatency(LATENCY_HALF_LIFE_MS), node.oldestInFlightMs());
+      const score = (node.inFlight + 1) * latency;
       if (score < bestScore) {
         best = node;
         bestScore = score;
@@ -195,13 +199,15 @@ export class Router {
     const tried = new Set<string>();
     let lastFailure: NodeFailure | undefined;
     let hedge: Attempt | undefined;
-    let hedgeTimerFired = false;
+    /** When (performance.now()) to send the hedge; undefined while not armed. */
+    let hedgeAt: number | undefined;
+    let hedgeSettled = false; // sent, or no other node to send it to
     let winner: Attempt | undefined;
 
-    const launch = (role: Attempt['role']): boolean => {
+    const launch = (role: Attempt['role']): 'sent' | 'no_node' | 'no_budget' => {
       const node = this.pick(pool, model, tried);
-      if (!node) return false;
-      if (role !== 'first' && !this.takeRetryBudget(pool)) return false;
+      if (!node) return 'no_node';
+      if (role !== 'first' && !this.takeRetryBudget(pool)) return 'no_budget';
       tried.add(node.id);
       sentTo.push(node.id);
       const controller = new AbortController();
@@ -217,23 +223,28 @@ export class Router {
       running.add(attempt);
       if (role === 'retry') this.events.retried(pool.name);
       if (role === 'hedge') hedge = attempt;
-      return true;
+      return 'sent';
     };
 
     try {
       if (Date.now() >= deadline) throw new CdsError('deadline_exceeded', 'deadline passed before a node could answer');
-      if (!launch('first')) throw this.noNode(model, undefined);
+      if (launch('first') !== 'sent') throw this.noNode(model, undefined);
       while (running.size > 0) {
         // One hedge per request at most, and only while a single call is out.
-        const hedgeDelay = hedging && !hedgeTimerFired && running.size === 1 ? this.hedgeDelay(pool, model, hedging) : undefined;
-        const settled = await this.nextEvent(running, hedgeDelay);
+        const delay = hedging && !hedgeSettled && running.size === 1 ? this.hedgeDelay(pool, model, hedging) : undefined;
+        if (delay !== undefined) hedgeAt ??= running.values().next().value!.startedAt + delay;
+        const settled = await this.nextEvent(running, delay === undefined ? undefined : hedgeAt! - performance.now());
         if (settled === HEDGE_TIMER) {
-          hedgeTimerFired = true;
-          launch('hedge'); // no other node ready, or no budget: the first call carries on alone
+          const sent = launch('hedge');
+          // Budget spent (a burst of slow calls, or an outage): ask again one delay later rather than give up;
+          // no other node: the call carries on alone.
+          if (sent === 'no_budget') hedgeAt = performance.now() + delay!;
+          else hedgeSettled = true;
           continue;
         }
         const { attempt } = settled;
         running.delete(attempt);
+        hedgeAt = undefined;
         if ('result' in settled) {
           winner = attempt;
           if (attempt.role === 'first') pool.latency.get(model)?.record(performance.now() - attempt.startedAt);
@@ -245,7 +256,7 @@ export class Router {
         this.eject(attempt.node, err, requestId);
         if (running.size > 0) continue; // the other copy may still answer
         if (Date.now() >= deadline) throw new CdsError('deadline_exceeded', 'deadline passed before a node could answer');
-        if (tried.size >= pool.members.length || !launch('retry')) break;
+        if (tried.size >= pool.members.length || launch('retry') !== 'sent') break;
       }
       throw this.noNode(model, lastFailure);
     } finally {
@@ -262,13 +273,12 @@ export class Router {
     }
   }
 
-  /** The next attempt to settle, or HEDGE_TIMER when `delayMs` passes first. */
-  private async nextEvent(running: Set<Attempt>, delayMs: number | undefined): Promise<Settled | typeof HEDGE_TIMER> {
+  /** The next attempt to settle, or HEDGE_TIMER when `inMs` passes first. */
+  private async nextEvent(running: Set<Attempt>, inMs: number | undefined): Promise<Settled | typeof HEDGE_TIMER> {
     const outcomes: Array<Promise<Settled | typeof HEDGE_TIMER>> = [...running].map((a) => a.outcome);
-    if (delayMs === undefined) return Promise.race(outcomes);
+    if (inMs === undefined) return Promise.race(outcomes);
     let timer: NodeJS.Timeout | undefined;
-    const elapsed = performance.now() - running.values().next().value!.startedAt;
-    outcomes.push(new Promise((resolve) => { timer = setTimeout(resolve, Math.max(0, delayMs - elapsed), HEDGE_TIMER); }));
+    outcomes.push(new Promise((resolve) => { timer = setTimeout(resolve, Math.max(0, inMs), HEDGE_TIMER); }));
     try {
       return await Promise.race(outcomes);
     } finally {
