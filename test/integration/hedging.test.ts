@@ -36,11 +36,10 @@ describe('hedging (2 nodes, round-robin; news2 hedged, wdbc-risk not)', () => {
     await cluster?.stop();
   });
 
-  it('no hedge while every node answers within the recent p95 window (first attempts only)', async () => {
+  it('the hedge delay in force is on /status for hedged models only, never below minDelayMs', async () => {
     const status = (await fetch(`http://127.0.0.1:${cluster.gateway.ports.admin}/status`).then((r) => r.json())) as { pools: Array<{ hedgeDelayMs: Record<string, number | null> }> };
     expect(status.pools[0]!.hedgeDelayMs.news2).toBeGreaterThanOrEqual(2);
     expect(status.pools[0]!.hedgeDelayMs).not.toHaveProperty('wdbc-risk');
-    expect(records('warm-').every((r) => r.sentTo === undefined)).toBe(true);
   });
 
   it('a slow node: its requests are answered by the other node, and its copy is cancelled and never run', async () => {
@@ -49,14 +48,18 @@ describe('hedging (2 nodes, round-robin; news2 hedged, wdbc-risk not)', () => {
     const node0Before = await scrapeMetrics(cluster.nodes[0]!.ports.admin!);
     for (let i = 0; i < 10; i++) expect((await call('news2', `hedge-${i}`)).status).toBe(200);
 
-    const hedged = records('hedge-').filter((r) => r.sentTo);
-    // Round-robin puts at least every other first call on node-0; each is hedged to node-1, which answers.
-    expect(hedged.length).toBeGreaterThanOrEqual(5);
-    for (const r of hedged) {
-      expect(r.sentTo).toEqual(['node-0', 'node-1']);
+    const phase = records('hedge-');
+    expect(phase).toHaveLength(10);
+    // node-0 answers nothing: 1 s is far beyond the p95, so every first call on it is hedged and overtaken.
+    for (const r of phase) {
       expect(r.node).toBe('node-1');
       expect(r.status).toBe('ok');
     }
+    // Round-robin puts at least every other first call on node-0. (A first call on node-1 slower than its p95
+    // may itself be hedged to node-0 and win anyway: sentTo ['node-1', 'node-0'], not counted here.)
+    const hedged = phase.filter((r) => r.sentTo?.[0] === 'node-0');
+    expect(hedged.length).toBeGreaterThanOrEqual(5);
+    for (const r of hedged) expect(r.sentTo).toEqual(['node-0', 'node-1']);
     // A disclosure accounting from the FHIR export names both nodes that received the data.
     const event = toAuditEvent(hedged[0] as Parameters<typeof toAuditEvent>[0], 'cdsgate') as { entity: Array<{ detail?: unknown[] }> };
     expect(event.entity.flatMap((e) => e.detail ?? [])).toEqual(expect.arrayContaining([
@@ -68,7 +71,8 @@ describe('hedging (2 nodes, round-robin; news2 hedged, wdbc-risk not)', () => {
     expect(sample(after, 'cdsgate_hedges_total', 'outcome="failed"')).toBe(0);
 
     // The node finishes its injected delay, sees the cancellation and drops the work instead of running the model.
-    await waitFor(async () => sample(await scrapeMetrics(cluster.nodes[0]!.ports.admin!), 'cdsgate_node_inference_requests_total', 'model="news2",outcome="cancelled"') >= hedged.length, 5000, 'node-0 to drop the cancelled copies');
+    const sentToNode0 = phase.filter((r) => r.sentTo?.includes('node-0')).length;
+    await waitFor(async () => sample(await scrapeMetrics(cluster.nodes[0]!.ports.admin!), 'cdsgate_node_inference_requests_total', 'model="news2",outcome="cancelled"') >= sentToNode0, 5000, 'node-0 to drop the cancelled copies');
     const ran = (text: string) => sample(text, 'cdsgate_node_inference_requests_total', 'model="news2",outcome="ok"');
     expect(ran(await scrapeMetrics(cluster.nodes[0]!.ports.admin!))).toBe(ran(node0Before));
   });
