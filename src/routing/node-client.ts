@@ -16,11 +16,7 @@ export class NodeFailure extends CdsError {
 }
 
 /** The gateway itself cancelled this call (the other copy of a hedged request answered first): says nothing about the node. */
-export class AttemptCancelled extends CdsError {
-  constructor(nodeId: string) {
-    super('cancelled', `call to node ${nodeId} cancelled: another node answered first`);
-  }
-}
+const attemptCancelled = (nodeId: string) => new CdsError('cancelled', `call to node ${nodeId} cancelled: another node answered first`);
 
 type Unary<Req, Res> = (req: Req, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
 
@@ -61,11 +57,11 @@ export class NodeClient {
 
   /** `signal` cancels the call (the node then drops the work if it has not started). */
   async infer(request: InferRequest, deadline: number, requestId: string, signal?: AbortSignal): Promise<InferResult> {
-    if (signal?.aborted) throw new AttemptCancelled(this.node.id);
+    if (signal?.aborted) throw attemptCancelled(this.node.id);
     try {
       return inferResultFromGrpc(await this.call<ModelInferResponse>('ModelInfer', inferRequestToGrpc(request), deadline, requestId, signal));
     } catch (err) {
-      if (signal?.aborted) throw new AttemptCancelled(this.node.id);
+      if (signal?.aborted) throw attemptCancelled(this.node.id);
       throw this.translate(err as grpc.ServiceError);
     }
   }

@@ -13,7 +13,6 @@ type Attempt = (request: InferRequest, deadline: number, requestId: string, sign
  * doing now and whether health checks say it may serve each model.
  */
 export class NodeHandle {
-  inFlight = 0;
   serverReady = false;
   /** Ever passed a health check: a new node joins at once, an ejected one needs several passes. */
   everReady = false;
@@ -24,6 +23,10 @@ export class NodeHandle {
   /** Start times of calls in flight, oldest first (a Map keeps insertion order, and starts only grow). */
   private readonly inFlightStarts = new Map<number, number>();
   private nextCall = 0;
+
+  get inFlight(): number {
+    return this.inFlightStarts.size;
+  }
   private readonly readyModels = new Set<string>();
   private readonly breaker: CircuitBreaker<Parameters<Attempt>, InferResult>;
 
@@ -97,7 +100,6 @@ export class NodeHandle {
    * filtered error as success, which would close the breaker on no evidence.
    */
   async infer(request: InferRequest, deadline: number, requestId: string, signal?: AbortSignal): Promise<InferResult> {
-    this.inFlight++;
     const started = performance.now();
     const call = this.nextCall++;
     this.inFlightStarts.set(call, started);
@@ -111,7 +113,6 @@ export class NodeHandle {
       if (code === 'EOPENBREAKER') throw new NodeFailure(`node ${this.id} circuit breaker is open`, true);
       throw new NodeFailure(`node ${this.id} failed: ${(err as Error).message}`, true);
     } finally {
-      this.inFlight--;
       this.inFlightStarts.delete(call);
     }
   }

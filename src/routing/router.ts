@@ -26,7 +26,8 @@ interface Attempt {
   node: NodeHandle;
   role: 'first' | 'retry' | 'hedge';
   startedAt: number;
-  controller: AbortController;
+  /** Only with hedging can a call still be running when another settles the request. */
+  controller: AbortController | undefined;
   /** Settles, never rejects: the loop decides what a failure means. */
   outcome: Promise<Settled>;
 }
@@ -43,7 +44,7 @@ interface Pool {
   admission: Admission;
   /** Retries and hedges in flight, both drawn from the retry budget. */
   retriesInFlight: number;
-  /** Recent first-attempt latency per model, for the hedge delay. */
+  /** Recent first-attempt latency per hedged model, for the hedge delay (others record nothing). */
   latency: Map<string, LatencyWindow>;
 }
 
@@ -77,7 +78,7 @@ export class Router {
       this.pools.set(name, {
         name, config: poolConfig, models, members: poolConfig.nodes.map((id) => this.nodes.get(id)!), nextStart: 0,
         admission: new Admission(name, poolConfig.concurrencyLimit, poolConfig.queueSize), retriesInFlight: 0,
-        latency: new Map(models.map((m) => [m, new LatencyWindow()])),
+        latency: new Map(models.filter((m) => config.models[m]!.hedging).map((m) => [m, new LatencyWindow()])),
       });
     }
     for (const [model, route] of Object.entries(config.models)) {
@@ -210,10 +211,10 @@ export class Router {
       if (role !== 'first' && !this.takeRetryBudget(pool)) return 'no_budget';
       tried.add(node.id);
       sentTo.push(node.id);
-      const controller = new AbortController();
+      const controller = hedging ? new AbortController() : undefined;
       const startedAt = performance.now();
       // The callbacks run after `attempt` below exists.
-      const outcome = node.infer(request, deadline, requestId, controller.signal).then(
+      const outcome = node.infer(request, deadline, requestId, controller?.signal).then(
         (result): Settled => ({ attempt, result }),
         (error: unknown): Settled => ({ attempt, error }),
       ).finally(() => {
@@ -267,7 +268,7 @@ export class Router {
           pool.latency.get(model)?.record(waited);
           attempt.node.recordOvertaken(waited);
         }
-        attempt.controller.abort();
+        attempt.controller?.abort();
       }
       if (hedge) this.events.hedged(pool.name, model, winner === hedge ? 'won' : winner ? 'lost' : 'failed');
     }
