@@ -10,6 +10,10 @@ export type ErrorKind =
   | 'permission_denied'
   | 'not_found'
   | 'payload_too_large'
+  /** A body in a media type or content encoding the door does not read. */
+  | 'unsupported_media_type'
+  /** The request itself did not arrive in time (slow headers or body). */
+  | 'request_timeout'
   | 'resource_exhausted'
   | 'unavailable'
   | 'deadline_exceeded'
@@ -37,6 +41,8 @@ const HTTP_STATUS: Record<ErrorKind, number> = {
   permission_denied: 403,
   not_found: 404,
   payload_too_large: 413,
+  unsupported_media_type: 415,
+  request_timeout: 408,
   resource_exhausted: 503,
   unavailable: 503,
   deadline_exceeded: 504,
@@ -51,6 +57,8 @@ const GRPC_STATUS: Record<ErrorKind, GrpcStatus> = {
   permission_denied: GrpcStatus.PERMISSION_DENIED,
   not_found: GrpcStatus.NOT_FOUND,
   payload_too_large: GrpcStatus.RESOURCE_EXHAUSTED,
+  unsupported_media_type: GrpcStatus.INVALID_ARGUMENT,
+  request_timeout: GrpcStatus.DEADLINE_EXCEEDED,
   resource_exhausted: GrpcStatus.RESOURCE_EXHAUSTED,
   unavailable: GrpcStatus.UNAVAILABLE,
   deadline_exceeded: GrpcStatus.DEADLINE_EXCEEDED,
@@ -99,3 +107,26 @@ export function internalCause(error: CdsError): { cause: string } | undefined {
   if (error.kind !== 'internal' || !(error.cause instanceof Error)) return undefined;
   return { cause: `${error.cause.name}: ${error.cause.message}` };
 }
+
+/**
+ * A client-chosen value inside an error message: a JSON string literal of at
+ * most `max` characters of it, with "…" when cut. Error bodies never echo more
+ * than this of what a caller sent, and the log scrubber masks every quoted
+ * literal, so a message can name the value without a log holding it.
+ */
+export function quote(value: unknown, max = 40): string {
+  if (typeof value !== 'string') {
+    if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value).slice(0, max);
+    return value === null ? 'null' : value === undefined ? 'nothing' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+  }
+  const text = value as string;
+  return text.length > max ? `${JSON.stringify(text.slice(0, max))}…` : JSON.stringify(text);
+}
+
+/** A client-chosen shape inside an error message: at most eight dimensions shown. */
+export function shapeText(shape: readonly unknown[]): string {
+  const shown = shape.slice(0, 8).map((d) => (typeof d === 'number' || typeof d === 'string' ? quoteDim(d) : '?'));
+  return `[${shown.join(',')}${shape.length > 8 ? `,… (${shape.length} dimensions)` : ''}]`;
+}
+
+const quoteDim = (d: number | string): string => (typeof d === 'number' ? String(d) : quote(d, 24));

@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { buildNews2, NEWS2_PARAMETERS, NEWS2_RISK_LABELS } from './news2.js';
+import { buildNews2, NEWS2_PARAMETERS, NEWS2_PLAUSIBLE_RANGES, NEWS2_RISK_LABELS } from './news2.js';
 import { buildCxrLoadtest } from './cxr-loadtest.js';
-import { buildWdbc, evaluate, loadWdbc, trainLogistic, WDBC_FEATURES, type Evaluation } from './wdbc.js';
+import { buildWdbc, evaluate, loadWdbc, trainLogistic, wdbcFeatureRanges, WDBC_FEATURES, type Evaluation } from './wdbc.js';
 import { sha256, writeFile } from './onnx-graph.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -35,7 +35,7 @@ export async function buildAll(outDir: string, csvPath = WDBC_CSV): Promise<{ mo
       config: modelConfig('news2', news2, {
         description: `NEWS2 early-warning score. vitals columns: ${NEWS2_PARAMETERS.join(', ')}`,
         maxBatchSize: 256,
-        inputs: [{ name: 'vitals', datatype: 'FP32', shape: [-1, 7] }],
+        inputs: [{ name: 'vitals', datatype: 'FP32', shape: [-1, 7], labels: [...NEWS2_PARAMETERS], featureRanges: NEWS2_PLAUSIBLE_RANGES }],
         outputs: [
           { name: 'news2_score', datatype: 'FP32', shape: [-1, 1] },
           { name: 'subscores', datatype: 'FP32', shape: [-1, 7], labels: [...NEWS2_PARAMETERS] },
@@ -48,7 +48,7 @@ export async function buildAll(outDir: string, csvPath = WDBC_CSV): Promise<{ mo
       config: modelConfig('wdbc-risk', wdbcBytes, {
         description: 'Probability that a breast fine-needle aspirate is malignant, from 30 WDBC nuclear features',
         maxBatchSize: 256,
-        inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 30], labels: WDBC_FEATURES }],
+        inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 30], labels: WDBC_FEATURES, featureRanges: wdbcFeatureRanges(data.train) }],
         outputs: [{ name: 'malignant_probability', datatype: 'FP32', shape: [-1, 1] }],
       }),
     },

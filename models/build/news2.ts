@@ -11,6 +11,15 @@ export const NEWS2_PARAMETERS = [
   'respiration_rate', 'spo2_scale1', 'supplemental_oxygen', 'systolic_bp', 'pulse', 'consciousness_cvpu', 'temperature',
 ] as const;
 
+/**
+ * What a bedside observation can physically be, per column (units as the
+ * chart: breaths/min, %, 0/1, mmHg, beats/min, 0/1, °C). A value outside is
+ * a unit or typing error, never a reading to score; the node refuses it.
+ */
+export const NEWS2_PLAUSIBLE_RANGES = [
+  { min: 0, max: 80 }, { min: 40, max: 100 }, { min: 0, max: 1 }, { min: 0, max: 300 }, { min: 0, max: 300 }, { min: 0, max: 1 }, { min: 25, max: 45 },
+];
+
 interface Row { base: number; steps: Array<[edge: number, delta: number]> }
 
 export const NEWS2_CHART: Row[] = [

@@ -109,3 +109,18 @@ export function evaluate(probabilities: number[], labels: Array<0 | 1>): Evaluat
     bins,
   };
 }
+
+/**
+ * The plausible range of each feature: the training data's range widened by
+ * half its width on each side, never below zero (every WDBC feature is a
+ * size, a ratio or a count). Values outside it are not measurements this
+ * model has any basis to score. Rounded to 4 significant digits so the
+ * config reads plainly.
+ */
+export function wdbcFeatureRanges(train: Sample[]): Array<{ min: number; max: number }> {
+  return WDBC_FEATURES.map((_, j) => {
+    const column = train.map((s) => s.x[j]!);
+    const lo = Math.min(...column), hi = Math.max(...column), margin = (hi - lo) / 2;
+    return { min: Number(Math.max(0, lo - margin).toPrecision(4)), max: Number((hi + margin).toPrecision(4)) };
+  });
+}

@@ -2,6 +2,8 @@
 export interface AuditEntry {
   type: 'request';
   requestId: string;
+  /** Pseudonym of the caller's own request id, when it did not match the strict pattern and the gateway minted one. */
+  clientRequestId?: string;
   door: string;
   route: string;
   client: { name: string; thumbprint: string } | null;
@@ -12,7 +14,12 @@ export interface AuditEntry {
   emergency: boolean;
   /** Allowed only through break-the-glass. */
   breakTheGlass?: boolean;
-  model: { name: string; version?: string; sha256?: string } | null;
+  /**
+   * The configured model name; '(unknown)' with the pseudonym of what was
+   * asked for when no model of that name is configured. A requested version
+   * that is not a plain number is kept only as a pseudonym.
+   */
+  model: { name: string; version?: string; requestedVersion?: string; sha256?: string; requested?: string } | null;
   /** The node that answered. */
   node?: string;
   /** Every node the request's data was sent to, when that is more than the one that answered. */

@@ -31,8 +31,9 @@ export class Authenticator {
     for (const config of configs) this.issuers.set(config.issuer, { config, keys: jwksFor(config.jwks) });
   }
 
-  async authenticate(authorization: string | undefined, peer: PeerIdentity | undefined): Promise<Principal> {
+  async authenticate(authorization: string | string[] | undefined, peer: PeerIdentity | undefined): Promise<Principal> {
     if (!peer) throw unauthenticated('a verified client certificate is required', 'invalid_request');
+    if (Array.isArray(authorization)) throw unauthenticated('more than one Authorization header; send exactly one', 'invalid_request');
     if (!authorization) throw unauthenticated('missing Authorization: Bearer token', 'invalid_request');
     const token = BEARER.exec(authorization)?.[1];
     if (!token) throw unauthenticated('Authorization must be "Bearer <JWT>"', 'invalid_request');

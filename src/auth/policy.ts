@@ -1,4 +1,4 @@
-import { CdsError } from '../errors.js';
+import { CdsError, quote } from '../errors.js';
 import type { Principal } from './principal.js';
 
 export interface ModelPolicy {
@@ -29,13 +29,13 @@ export interface Decision {
  */
 export function authorize(principal: Principal, policy: ModelPolicy | undefined, model: string): Decision {
   if (!policy || (policy.allowRoles.length === 0 && !policy.breakTheGlassRoles?.length)) {
-    throw new CdsError('permission_denied', `no policy grants access to model '${model}'`);
+    throw new CdsError('permission_denied', `no policy grants access to model ${quote(model)}`);
   }
   const asserted = principal.purposeOfUse;
   const emergency = asserted.some((p) => EMERGENCY_PURPOSES.includes(p));
   if (principal.roles.some((role) => policy.allowRoles.includes(role))) {
     if (policy.purposes && !asserted.some((p) => policy.purposes!.includes(p))) {
-      throw new CdsError('permission_denied', `model '${model}' requires a purpose of use of ${policy.purposes.join(', ')}`
+      throw new CdsError('permission_denied', `model ${quote(model)} requires a purpose of use of ${policy.purposes.join(', ')}`
         + (asserted.length ? ` (the token asserts ${asserted.join(', ')})` : ' (the token asserts none)'));
     }
     return { purposes: asserted, emergency, breakTheGlass: false };
@@ -43,5 +43,5 @@ export function authorize(principal: Principal, policy: ModelPolicy | undefined,
   if (emergency && policy.breakTheGlassRoles && principal.roles.some((role) => policy.breakTheGlassRoles!.includes(role))) {
     return { purposes: asserted, emergency: true, breakTheGlass: true };
   }
-  throw new CdsError('permission_denied', `subject's roles do not permit model '${model}' (requires one of: ${policy.allowRoles.join(', ') || 'none'})`);
+  throw new CdsError('permission_denied', `subject's roles do not permit model ${quote(model)} (requires one of: ${policy.allowRoles.join(', ') || 'none'})`);
 }

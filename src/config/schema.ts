@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DATATYPES } from '../tensor/datatypes.js';
+import { AEAD_CIPHERS } from '../tls/server-tls.js';
 
 /**
  * The one configuration schema. Gateway, node and model-repository files are
@@ -19,6 +20,34 @@ function schemas(baseDir: string) {
     /** CA bundle that client certificates must chain to. */
     ca: filePath,
     minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    /** OpenSSL cipher list; the default allows AEAD suites only (no CBC, no SHA-1). */
+    ciphers: z.string().min(1).default(AEAD_CIPHERS),
+    /** CRL file (PEM, one or more CRLs) for client certificates; re-read within a second of changing, no restart. */
+    crl: filePath.optional(),
+    /** A connection whose TLS handshake is not finished by then is closed. */
+    handshakeTimeoutMs: z.number().int().positive().default(5_000),
+  });
+
+  /**
+   * HTTP time limits. A request whose headers have not all arrived within
+   * headersTimeoutMs, or whose body has not all arrived within
+   * requestTimeoutMs of its first byte, is answered 408 and its connection
+   * closed. An answer that closes the connection before the body was read
+   * keeps reading (and discarding) for at most lingerMs, so the client sees it.
+   */
+  const restLimits = {
+    headersTimeoutMs: z.number().int().positive().default(5_000),
+    requestTimeoutMs: z.number().int().positive().default(15_000),
+    keepAliveTimeoutMs: z.number().int().positive().default(30_000),
+    lingerMs: z.number().int().min(0).default(2_000),
+  };
+
+  /** Bounds on one decoded request, checked on tensor headers before any data is read or allocated. */
+  const tensorLimits = z.strictObject({
+    maxTensorBytes: z.number().int().positive().default(8 * 1024 * 1024),
+    maxNameLength: z.number().int().min(1).max(4096).default(128),
+    maxRank: z.number().int().min(1).max(64).default(16),
+    maxTensors: z.number().int().min(1).max(1024).default(64),
   });
   const clientTls = z.strictObject({ cert: filePath, key: filePath, ca: filePath });
 
@@ -125,8 +154,9 @@ function schemas(baseDir: string) {
   const gateway = z.strictObject({
     gateway: z.strictObject({
       name: z.string().min(1).default('cdsgate'),
-      rest: listener('127.0.0.1').extend({ bodyLimitBytes: z.number().int().positive().default(8 * 1024 * 1024) }),
+      rest: listener('127.0.0.1').extend({ bodyLimitBytes: z.number().int().positive().default(8 * 1024 * 1024), ...restLimits }),
       grpc: listener('127.0.0.1').extend({ maxMessageBytes: z.number().int().positive().default(8 * 1024 * 1024) }),
+      limits: tensorLimits.default(tensorLimits.parse({})),
       admin: listener('127.0.0.1'),
       tls: serverTls,
       /** The gateway's own client identity toward nodes. */
@@ -204,9 +234,10 @@ function schemas(baseDir: string) {
     node: z.strictObject({
       id: z.string().min(1),
       grpc: listener('127.0.0.1'),
-      rest: listener('127.0.0.1'),
+      rest: listener('127.0.0.1').extend(restLimits),
       admin: listener('127.0.0.1'),
       tls: serverTls,
+      limits: tensorLimits.default(tensorLimits.parse({})),
       /**
        * Certificate identities (SAN URI or DNS, or subject CN) allowed to call
        * this node. The CA alone is not enough: applications share the CA.
@@ -242,12 +273,29 @@ function schemas(baseDir: string) {
 
 export const phiClassSchema = z.enum(['none', 'identifier', 'text', 'fhir']);
 
+const plausibleRange = z.strictObject({ min: z.number(), max: z.number() }).refine((r) => r.min <= r.max, 'min must not exceed max');
+
 const tensorSpec = z.strictObject({
   name: z.string().min(1),
   datatype: z.enum(DATATYPES),
   /** -1 marks a variable dimension (the batch dimension first). */
   shape: z.array(z.number().int().min(-1)).min(1),
   labels: z.array(z.string()).optional(),
+  /**
+   * Floating-point inputs: NaN and ±Infinity are refused unless this is true.
+   * A clinical model must never turn an impossible value into a score.
+   */
+  allowNonFinite: z.boolean().default(false),
+  /** Plausible range of every element; outside it the request is refused (400), naming the element. */
+  range: plausibleRange.optional(),
+  /** Plausible range per position along the last dimension (one per feature, in order), as the model card states. */
+  featureRanges: z.array(plausibleRange).optional(),
+}).superRefine((spec, ctx) => {
+  const last = spec.shape[spec.shape.length - 1]!;
+  if (spec.featureRanges && spec.featureRanges.length !== last) {
+    ctx.addIssue({ code: 'custom', path: ['featureRanges'], message: `has ${spec.featureRanges.length} entries but the last dimension is ${last}` });
+  }
+  if (spec.range && spec.featureRanges) ctx.addIssue({ code: 'custom', path: ['range'], message: 'give range or featureRanges, not both' });
 });
 
 export const modelConfigSchema = z.strictObject({

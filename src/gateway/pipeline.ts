@@ -1,4 +1,4 @@
-import { CdsError, asCdsError, httpStatusOf } from '../errors.js';
+import { CdsError, asCdsError, httpStatusOf, quote } from '../errors.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Authenticator } from '../auth/authenticate.js';
 import { authorize, type Decision, type ModelPolicy } from '../auth/policy.js';
@@ -14,10 +14,12 @@ import type { Pseudonymizer } from '../phi/pseudonym.js';
 import { describeRequest } from '../phi/request-view.js';
 import { deidentifyRequest } from '../phi/deidentify.js';
 import type { Router } from '../routing/router.js';
-import { SERVER_VERSION } from '../node/service.js';
+import { SERVER_VERSION } from '../kserve/version.js';
 import { peerName } from '../tls/peer.js';
 
 const METADATA_TIMEOUT_MS = 2_000;
+/** How logs, metrics and audit records name a model that is not configured: never the caller's text. */
+export const UNKNOWN_MODEL = '(unknown)';
 const PUBLIC_MODEL_PARAMETERS = new Set(['sha256', 'execution_provider']);
 
 export interface PipelineDeps {
@@ -34,7 +36,7 @@ export interface PipelineDeps {
 interface Draft {
   principal?: Principal;
   decision?: Decision;
-  model?: { name: string; version?: string; sha256?: string };
+  model?: AuditEntry['model'];
   node?: string;
   /** Every node the request's data went to (retries and hedges add to it). */
   sentTo: string[];
@@ -54,6 +56,7 @@ interface Draft {
  */
 export class Pipeline implements KServeHandlers {
   private readonly policies = new Map<string, ModelPolicy>();
+  private readonly tensorNames = new Map<string, Set<string>>();
   private draining = false;
 
   constructor(private readonly d: PipelineDeps) {
@@ -99,13 +102,13 @@ export class Pipeline implements KServeHandlers {
   async infer(ctx: CallContext, model: string, version: string | undefined, decode: () => InferRequest): Promise<InferResult> {
     return this.audited(ctx, 'infer', model, async (draft) => {
       await this.admit(ctx, model, draft);
+      draft.model = { name: model, ...this.versionView(version) };
       const request = decode();
-      const described = describeRequest(request, this.d.config.models[model]?.phiInputs ?? {}, this.d.pseudonymizer);
+      const route = this.d.config.models[model]!;
+      const described = describeRequest(request, route.phiInputs, this.d.pseudonymizer, this.knownTensorNames(model));
       draft.patients = described.patients;
       draft.inputDigest = described.inputDigest;
       draft.request = described.view;
-      draft.model = { name: model, ...(version ? { version } : {}) };
-      const route = this.d.config.models[model]!;
       const forwarded = route.receives === 'deidentified' ? deidentifyRequest(request, route.phiInputs, this.d.pseudonymizer) : request;
       const { result, node } = await this.d.router.infer(forwarded, ctx.deadline, ctx.requestId, draft.sentTo);
       ctx.trace.node = draft.node = node;
@@ -116,11 +119,69 @@ export class Pipeline implements KServeHandlers {
     });
   }
 
+  /** A request that did not decode: the caller is authenticated (so the record says who), the refusal recorded, then sent. */
+  async refuse(ctx: CallContext, route: string, error: CdsError): Promise<never> {
+    return this.audited(ctx, route, '', async (draft) => {
+      await this.authenticate(ctx);
+      const auth = ctx.auth!;
+      if ('error' in auth) throw auth.error;
+      draft.principal = auth.principal;
+      ctx.trace.subject = auth.principal.subject;
+      throw error;
+    });
+  }
+
+  /** Authentication from the certificate and headers alone; the outcome is kept on the context for admit(). */
+  async authenticate(ctx: CallContext): Promise<void> {
+    if (ctx.auth) return;
+    try {
+      ctx.auth = { principal: await this.d.authenticator.authenticate(ctx.authorization, ctx.peer) };
+    } catch (err) {
+      ctx.auth = { error: asCdsError(err) };
+    }
+  }
+
+  /**
+   * A version the caller asked for is recorded as given only when it is a
+   * plain version number; anything else a client typed could be PHI.
+   */
+  private versionView(version: string | undefined): { version?: string; requestedVersion?: string } {
+    if (version === undefined) return {};
+    return /^[1-9]\d{0,8}$/.test(version) ? { version } : { requestedVersion: this.d.pseudonymizer.pseudonym('model-version', version) };
+  }
+
+  /**
+   * Input and output names the audit record may hold in clear: those the
+   * configuration declares and those the model's metadata lists. Fetched once
+   * per model in the background; until it arrives, only declared names are
+   * clear and every other name is pseudonymised.
+   */
+  private knownTensorNames(model: string): ReadonlySet<string> {
+    let names = this.tensorNames.get(model);
+    if (!names) {
+      names = new Set(Object.keys(this.d.config.models[model]?.phiInputs ?? {}));
+      this.tensorNames.set(model, names);
+      const known = names;
+      this.d.router.metadata(model, undefined, METADATA_TIMEOUT_MS).then(
+        (m) => { for (const t of [...m.inputs, ...m.outputs]) known.add(t.name); },
+        () => this.tensorNames.delete(model), // asked again by the next request
+      );
+    }
+    return names;
+  }
+
   private async admit(ctx: CallContext, model: string, draft: Draft): Promise<void> {
-    const principal = await this.d.authenticator.authenticate(ctx.authorization, ctx.peer);
+    await this.authenticate(ctx);
+    const auth = ctx.auth!;
+    if ('error' in auth) throw auth.error;
+    const principal = auth.principal;
     draft.principal = principal;
     ctx.trace.subject = principal.subject;
-    if (!this.d.router.knows(model)) throw new CdsError('not_found', `model '${model}' is not served by this gateway`);
+    if (!this.d.router.knows(model)) {
+      // A name nobody configured is client text: the record keeps its pseudonym only.
+      draft.model = { name: UNKNOWN_MODEL, requested: this.d.pseudonymizer.pseudonym('model-name', model) };
+      throw new CdsError('not_found', `model ${quote(model)} is not served by this gateway`);
+    }
     draft.model = { name: model };
     const decision = authorize(principal, this.policies.get(model), model);
     draft.decision = decision;
@@ -157,6 +218,7 @@ export class Pipeline implements KServeHandlers {
     return {
       type: 'request',
       requestId: ctx.requestId,
+      ...(ctx.clientRequestId !== undefined ? { clientRequestId: this.d.pseudonymizer.pseudonym('client-request-id', ctx.clientRequestId) } : {}),
       door: ctx.door,
       route,
       client: ctx.peer ? { name: peerName(ctx.peer), thumbprint: ctx.peer.thumbprint } : null,

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import Fastify from 'fastify';
 import underPressure from '@fastify/under-pressure';
 import * as grpc from '@grpc/grpc-js';
 import type { GatewayConfig } from '../config/schema.js';
@@ -9,6 +8,8 @@ import { Authenticator } from '../auth/authenticate.js';
 import { requestIdFrom, type CallContext } from '../kserve/context.js';
 import { kserveGrpcImplementation } from '../kserve/grpc-service.js';
 import { registerKServeRoutes } from '../kserve/rest-routes.js';
+import { createRestServer } from '../kserve/rest-server.js';
+import { enforceDeadlines, tolerantDefinition } from '../kserve/grpc-server.js';
 import { inferenceServiceDefinition } from '../kserve/service.js';
 import { startAdminServer } from '../metrics/admin-server.js';
 import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
@@ -16,7 +17,7 @@ import { Gauge } from 'prom-client';
 import type { Logger } from '../phi/logger.js';
 import { Router } from '../routing/router.js';
 import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
-import { grpcServerCredentials, httpsOptions, readServerTls, watchGrpcHandshakes, watchHandshakes } from '../tls/server-tls.js';
+import { MtlsServerCredentials, readServerTls, watchGrpcHandshakes, watchHandshakes, watchRevocations } from '../tls/server-tls.js';
 import { requestObserver } from './observe.js';
 import { Pipeline } from './pipeline.js';
 import { AuditLog } from '../audit/log.js';
@@ -41,6 +42,24 @@ export function restDeadline(header: string | string[] | undefined, defaultMs: n
   const now = Date.now();
   const seconds = typeof header === 'string' && /^\d+(?:\.\d+)?$/.test(header.trim()) ? Number(header) : undefined;
   return seconds === undefined ? now + defaultMs : now + Math.min(seconds * 1000, maxMs);
+}
+
+/**
+ * The Authorization value(s) of a REST request. Node keeps only the first of
+ * repeated Authorization headers; we look at the raw list so that two (an
+ * ambiguous credential) are refused rather than one silently chosen.
+ */
+export function authorizationHeaders(raw: string[]): string | string[] | undefined {
+  let found: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 13 && raw[i]!.toLowerCase() === 'authorization') (found ??= []).push(raw[i + 1]!);
+  }
+  return found && found.length === 1 ? found[0] : found;
+}
+
+function grpcAuthorization(values: grpc.MetadataValue[]): string | string[] | undefined {
+  const strings = values.map(String);
+  return strings.length === 0 ? undefined : strings.length === 1 ? strings[0] : strings;
 }
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
@@ -76,7 +95,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   });
   await router.start();
   const pipeline = new Pipeline({ config, authenticator: new Authenticator(config.auth.issuers), router, audit, pseudonymizer, metrics, log });
-  const observe = requestObserver(log, metrics);
+  const observe = requestObserver(log, metrics, (model) => Object.hasOwn(config.models, model));
   const tls = readServerTls(gw.tls);
   const onHandshakeFailure = (door: string) => (reason: string, remoteAddress: string | undefined) => {
     metrics.handshakeFailures.inc({ door, reason });
@@ -84,7 +103,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   };
 
   // REST door
-  const rest = Fastify({ https: httpsOptions(tls), logger: false, bodyLimit: gw.rest.bodyLimitBytes, return503OnClosing: false });
+  const { app: rest, reloadTls: reloadRestTls } = createRestServer({ tls, bodyLimit: gw.rest.bodyLimitBytes, ...gw.rest });
   let closing = false;
   // While draining, a request that arrives on a kept-alive connection is told to go elsewhere, in our format.
   rest.addHook('onRequest', async (_req, reply) => {
@@ -102,11 +121,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     },
   });
   registerKServeRoutes(rest, pipeline, {
+    limits: gw.limits,
     context: (req): CallContext => ({
       door: 'rest',
-      requestId: requestIdFrom(req.headers['x-request-id']),
+      ...requestIdFrom(req.headers['x-request-id']),
       peer: peerFromSocket(req.raw.socket as TLSSocket),
-      authorization: req.headers.authorization,
+      authorization: authorizationHeaders(req.raw.rawHeaders),
       deadline: restDeadline(req.headers['request-timeout'], gw.defaultTimeoutMs, gw.maxTimeoutMs),
       remoteAddress: req.raw.socket.remoteAddress,
       startedAt: Date.now(),
@@ -119,12 +139,13 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
 
   // gRPC door
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': gw.grpc.maxMessageBytes, 'grpc.max_send_message_length': gw.grpc.maxMessageBytes });
-  grpcServer.addService(inferenceServiceDefinition, kserveGrpcImplementation(pipeline, {
+  grpcServer.addService(tolerantDefinition(inferenceServiceDefinition), kserveGrpcImplementation(pipeline, {
+    limits: gw.limits,
     context: (call): CallContext => ({
       door: 'grpc',
-      requestId: requestIdFrom(call.metadata.get('x-request-id')[0]),
+      ...requestIdFrom(call.metadata.get('x-request-id')[0]),
       peer: peerFromCertificate(call.getAuthContext().sslPeerCertificate),
-      authorization: String(call.metadata.get('authorization')[0] ?? '') || undefined,
+      authorization: grpcAuthorization(call.metadata.get('authorization')),
       deadline: grpcDeadline(call.getDeadline(), gw.defaultTimeoutMs, gw.maxTimeoutMs),
       remoteAddress: call.getPeer(),
       startedAt: Date.now(),
@@ -132,9 +153,18 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     }),
     finished: (ctx, rpc, code, model, error) => observe(ctx, rpc, grpc.status[code] ?? String(code), model, error),
   }));
+  const grpcCredentials = new MtlsServerCredentials(tls);
   const grpcPort = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync(`${gw.grpc.host}:${gw.grpc.port}`, grpcServerCredentials(tls), (err, port) => (err ? reject(err) : resolve(port))));
+    grpcServer.bindAsync(`${gw.grpc.host}:${gw.grpc.port}`, grpcCredentials, (err, port) => (err ? reject(err) : resolve(port))));
   if (!watchGrpcHandshakes(grpcServer, onHandshakeFailure('grpc'))) log.warn('cannot observe gRPC TLS handshakes with this grpc-js version');
+  if (!enforceDeadlines(grpcServer, gw.defaultTimeoutMs, gw.maxTimeoutMs)) throw new Error('cannot enforce gRPC deadlines with this grpc-js version');
+
+  // A changed CRL applies to the next handshake on both doors, without a restart.
+  const stopWatchingCrl = watchRevocations(gw.tls, (fresh) => {
+    reloadRestTls(fresh);
+    grpcCredentials.reload(fresh);
+    log.info({ file: gw.tls.crl }, 'certificate revocation list reloaded');
+  }, (reason) => log.error({ file: gw.tls.crl, reason }, 'certificate revocation list not reloaded; the previous one stays in force'));
 
   const admin = await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, () => ({ ready: router.ready() && audit.healthy, audit: audit.healthy ? 'ok' : 'failed', ...router.status() }));
   const ports = { rest: (rest.server.address() as AddressInfo).port, grpc: grpcPort, admin: admin.port };
@@ -161,6 +191,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       log.info('draining: not ready, no new connections, finishing in-flight requests');
       await Promise.all([new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())), rest.close()]);
       admin.server.close();
+      stopWatchingCrl();
       router.close();
       await audit.close(); // signs the final head
     },

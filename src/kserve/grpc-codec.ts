@@ -1,6 +1,7 @@
-import { invalid } from '../errors.js';
-import type { Tensor } from '../tensor/datatypes.js';
-import { parseDatatype, parseShape } from '../tensor/datatypes.js';
+import { invalid, quote } from '../errors.js';
+import type { Tensor, TensorLimits } from '../tensor/datatypes.js';
+import { DEFAULT_TENSOR_LIMITS, checkName, parseDatatype, parseShape } from '../tensor/datatypes.js';
+import { checkRequestShape } from './request-limits.js';
 import { tensorFromContents } from '../tensor/contents.js';
 import { tensorFromRaw, tensorToRaw } from '../tensor/raw.js';
 import type { InferParameter, ModelInferRequest, ModelInferResponse, ModelMetadataResponse, ServerMetadataResponse } from './messages.js';
@@ -34,7 +35,7 @@ interface WireTensorHeader { name: string; datatype: string; shape: Array<string
 
 function decodeTensors(
   headers: Array<WireTensorHeader & { contents?: ModelInferRequest['inputs'][number]['contents'] }>,
-  raw: Uint8Array[] | undefined, where: 'input' | 'output',
+  raw: Uint8Array[] | undefined, where: 'input' | 'output', limits: TensorLimits,
 ): Tensor[] {
   const rawList = raw ?? [];
   if (rawList.length > 0 && rawList.length !== headers.length) {
@@ -42,14 +43,15 @@ function decodeTensors(
   }
   return headers.map((h, i) => {
     if (!h.name) throw invalid(`${where} ${i} has no name`);
-    const at = `${where} '${h.name}'`;
+    checkName(h.name, `${where} ${i}`, limits);
+    const at = `${where} ${quote(h.name)}`;
     const datatype = parseDatatype(h.datatype, at);
-    const shape = parseShape(h.shape, at);
+    const shape = parseShape(h.shape, at, limits);
     if (rawList.length > 0) {
       if (hasContents(h.contents)) throw invalid(`${at}: sets contents while raw_${where}_contents is used; use one or the other`);
-      return tensorFromRaw(h.name, datatype, shape, rawList[i]!, where);
+      return tensorFromRaw(h.name, datatype, shape, rawList[i]!, where, limits);
     }
-    return tensorFromContents(h.name, datatype, shape, h.contents, where);
+    return tensorFromContents(h.name, datatype, shape, h.contents, where, limits);
   });
 }
 
@@ -57,16 +59,21 @@ function hasContents(c: ModelInferRequest['inputs'][number]['contents']): boolea
   return !!c && Object.values(c).some((v) => Array.isArray(v) && v.length > 0);
 }
 
-export function inferRequestFromGrpc(msg: ModelInferRequest): InferRequest {
+export function inferRequestFromGrpc(msg: ModelInferRequest, limits: TensorLimits = DEFAULT_TENSOR_LIMITS): InferRequest {
   if (!msg.model_name) throw invalid('model_name is required');
   if (!msg.inputs || msg.inputs.length === 0) throw invalid('a ModelInferRequest needs at least one input');
+  const outline = {
+    id: msg.id || undefined,
+    parameters: parametersFromGrpc(msg.parameters),
+    inputs: msg.inputs,
+    outputs: (msg.outputs ?? []).map((o, i) => checkName(o.name, `output ${i}`, limits)),
+  };
+  checkRequestShape(outline, limits);
   return {
     model: msg.model_name,
     version: msg.model_version || undefined,
-    id: msg.id || undefined,
-    parameters: parametersFromGrpc(msg.parameters),
-    inputs: decodeTensors(msg.inputs, msg.raw_input_contents, 'input'),
-    outputs: (msg.outputs ?? []).map((o) => o.name),
+    ...outline,
+    inputs: decodeTensors(msg.inputs, msg.raw_input_contents, 'input', limits),
   };
 }
 
@@ -94,13 +101,16 @@ export function inferResultToGrpc(res: InferResult): ModelInferResponse {
   };
 }
 
+const RESPONSE_LIMITS: TensorLimits = { maxTensorBytes: Number.MAX_SAFE_INTEGER, maxNameLength: 1024, maxRank: 64, maxTensors: 1024 };
+
 export function inferResultFromGrpc(msg: ModelInferResponse): InferResult {
   return {
     model: msg.model_name,
     version: msg.model_version,
     id: msg.id || undefined,
     parameters: parametersFromGrpc(msg.parameters),
-    outputs: decodeTensors(msg.outputs, msg.raw_output_contents, 'output'),
+    // A node's answer is bounded by the gRPC message limit, not by the request limits.
+    outputs: decodeTensors(msg.outputs, msg.raw_output_contents, 'output', RESPONSE_LIMITS),
   };
 }
 

@@ -1,3 +1,4 @@
+import type { CdsError } from '../errors.js';
 import type { CallContext } from './context.js';
 import type { InferRequest, InferResult, ModelMetadata, ServerMetadata } from './types.js';
 
@@ -19,4 +20,17 @@ export interface KServeHandlers {
    * the payload at all: a caller without a token gets 401, not a parse error.
    */
   infer(ctx: CallContext, model: string, version: string | undefined, decode: () => InferRequest): Promise<InferResult>;
+  /**
+   * Authenticates the caller from what the door has before the payload
+   * (certificate, headers) and keeps the outcome on `ctx.auth`; never throws.
+   * A door that has it calls it first and answers a failure without reading
+   * the body. Absent where the door's TLS identity check is all there is (the node).
+   */
+  authenticate?(ctx: CallContext): Promise<void>;
+  /**
+   * A request the door could not even decode (a gRPC message that is not
+   * protobuf): authenticated and recorded where the implementation audits,
+   * then refused with `error`.
+   */
+  refuse?(ctx: CallContext, route: string, error: CdsError): Promise<never>;
 }

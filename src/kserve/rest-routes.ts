@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify';
-import { CdsError, asCdsError, httpStatusOf } from '../errors.js';
+import type { TensorLimits } from '../tensor/datatypes.js';
+import { frameworkError } from './rest-server.js';
+import { CdsError, asCdsError, httpStatusOf, quote } from '../errors.js';
 import type { CallContext } from './context.js';
 import type { KServeHandlers } from './handlers.js';
 import { inferRequestFromJson, inferResultToJson } from './rest-codec.js';
@@ -10,6 +12,8 @@ export interface RestBinding {
   context(request: FastifyRequest): CallContext;
   /** Called once per answered request (logging, metrics); never sees the body. */
   finished?(ctx: CallContext, route: string, status: number, model: string | undefined, error: CdsError | undefined): void;
+  /** Bounds on a decoded request (tensor sizes, names, counts). */
+  limits: TensorLimits;
 }
 
 /** Registers the KServe v2 REST routes on `app`, answering errors as {"error": "..."}. */
@@ -33,7 +37,26 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
     const status = httpStatusOf(error.kind);
     const ctx = ctxOf(req);
     binding.finished?.(ctx, route, status, model, error);
-    return reply.code(status).headers({ ...error.headers, 'x-request-id': ctx.requestId }).send({ error: error.message });
+    return reply.code(status).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send({ error: error.message });
+  };
+
+  /**
+   * Authentication before the body: a caller that fails it is answered now,
+   * and the connection closed (lingering, so the answer arrives) instead of
+   * reading a body nobody may send.
+   */
+  const authenticateFirst = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+    if (!handlers.authenticate) return;
+    const ctx = ctxOf(req);
+    await handlers.authenticate(ctx);
+    if (!ctx.auth || !('error' in ctx.auth)) return;
+    const { model, version } = req.params;
+    reply.header('connection', 'close');
+    try {
+      await handlers.infer(ctx, model, version, () => { throw new CdsError('internal', 'unreachable: refused before decoding'); });
+    } catch (err) {
+      return fail(reply, req, 'infer', model, err);
+    }
   };
 
   const probe = (route: string, check: (ctx: CallContext) => Promise<boolean>, what: string) =>
@@ -72,15 +95,15 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
       try {
         return (await handlers.modelReady(ctxOf(req), model, version))
           ? send(reply, req, 'model_ready', model, 200)
-          : fail(reply, req, 'model_ready', model, new CdsError('unavailable', `model '${model}' is not ready`));
+          : fail(reply, req, 'model_ready', model, new CdsError('unavailable', `model ${quote(model)} is not ready`));
       } catch (err) {
         return fail(reply, req, 'model_ready', model, err);
       }
     });
-    app.post<{ Params: ModelParams }>(`${prefix}/infer`, async (req, reply) => {
+    app.post<{ Params: ModelParams }>(`${prefix}/infer`, { onRequest: authenticateFirst }, async (req, reply) => {
       const { model, version } = req.params;
       try {
-        const result = await handlers.infer(ctxOf(req), model, version, () => inferRequestFromJson(req.body, model, version));
+        const result = await handlers.infer(ctxOf(req), model, version, () => inferRequestFromJson(req.body, model, version, binding.limits));
         return send(reply, req, 'infer', model, 200, inferResultToJson(result));
       } catch (err) {
         return fail(reply, req, 'infer', model, err);
@@ -91,14 +114,11 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
   app.setNotFoundHandler((req, reply) => fail(reply, req, 'unknown', undefined, new CdsError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   // Framework-level rejections (body too large, malformed JSON, wrong content
-  // type). Their own messages can quote the body, so answer with our words.
+  // type or encoding). Their own messages can quote the body, so answer with our words.
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    const status = err.statusCode ?? 500;
-    let error: CdsError;
-    if (status === 413) error = new CdsError('payload_too_large', 'request body is larger than this server accepts');
-    else if (status === 415) error = new CdsError('invalid_argument', 'content type must be application/json');
-    else if (status >= 400 && status < 500) error = new CdsError('invalid_argument', 'request body is not valid JSON');
-    else error = new CdsError('internal', 'internal error');
+    const error = frameworkError(err);
+    // The body was not (all) read: close the connection rather than parse what follows as a request.
+    if (error.kind === 'payload_too_large' || error.kind === 'unsupported_media_type' || error.kind === 'request_timeout') reply.header('connection', 'close');
     return fail(reply, req, 'infer', undefined, error);
   });
 }

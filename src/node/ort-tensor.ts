@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import type { Datatype, NumericData, Tensor } from '../tensor/datatypes.js';
+import { quote } from '../errors.js';
 
 /** A tensor as it crosses the worker boundary: BYTES become strings, which is what ORT string tensors take. */
 export interface WireTensor { name: string; datatype: Datatype; shape: number[]; data: NumericData | string[] }
@@ -37,6 +38,6 @@ export function toOrt(w: WireTensor): ort.Tensor {
 
 export function fromOrt(name: string, t: ort.Tensor): WireTensor {
   const datatype = FROM_ORT.get(t.type);
-  if (!datatype) throw new Error(`output '${name}' has onnxruntime type ${t.type}, which cdsgate cannot return`);
+  if (!datatype) throw new Error(`output ${quote(name)} has onnxruntime type ${t.type}, which cdsgate cannot return`);
   return { name, datatype, shape: [...t.dims], data: t.data as NumericData | string[] };
 }

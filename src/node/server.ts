@@ -1,4 +1,3 @@
-import Fastify from 'fastify';
 import * as grpc from '@grpc/grpc-js';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +10,9 @@ import { createNodeMetrics } from '../metrics/node-metrics.js';
 import { startAdminServer } from '../metrics/admin-server.js';
 import type { Logger } from '../phi/logger.js';
 import { internalCause, type CdsError } from '../errors.js';
-import { grpcServerCredentials, httpsOptions, readServerTls, watchGrpcHandshakes, watchHandshakes } from '../tls/server-tls.js';
+import { MtlsServerCredentials, readServerTls, watchGrpcHandshakes, watchHandshakes, watchRevocations } from '../tls/server-tls.js';
+import { createRestServer } from '../kserve/rest-server.js';
+import { enforceDeadlines, tolerantDefinition } from '../kserve/grpc-server.js';
 import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
 import { loadRepository, type LoadedModel } from './repository.js';
 import { resolveProvider } from './provider.js';
@@ -63,7 +64,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
 
   // gRPC (the gateway's path)
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxMessageBytes, 'grpc.max_send_message_length': cfg.maxMessageBytes });
-  grpcServer.addService(inferenceServiceDefinition, kserveGrpcImplementation(service, {
+  grpcServer.addService(tolerantDefinition(inferenceServiceDefinition), kserveGrpcImplementation(service, {
+    limits: cfg.limits,
     context: (call): CallContext => {
       const deadline = call.getDeadline();
       const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : Date.now() + NODE_DEFAULT_TIMEOUT_MS;
@@ -71,7 +73,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       call.once('cancelled', () => cancelled.abort());
       return {
         door: 'grpc',
-        requestId: requestIdFrom(call.metadata.get('x-request-id')[0]),
+        requestId: requestIdFrom(call.metadata.get('x-request-id')[0]).requestId,
         peer: peerFromCertificate(call.getAuthContext().sslPeerCertificate),
         authorization: undefined,
         deadline: deadlineMs,
@@ -83,16 +85,19 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     },
     finished: (ctx, rpc, _code, model, error) => logFailure(ctx, rpc, model, error),
   }));
+  const grpcCredentials = new MtlsServerCredentials(tls);
   const grpcPort = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync(`${cfg.grpc.host}:${cfg.grpc.port}`, grpcServerCredentials(tls), (err, port) => (err ? reject(err) : resolve(port))));
+    grpcServer.bindAsync(`${cfg.grpc.host}:${cfg.grpc.port}`, grpcCredentials, (err, port) => (err ? reject(err) : resolve(port))));
   watchGrpcHandshakes(grpcServer, onHandshakeFailure('grpc'));
+  if (!enforceDeadlines(grpcServer, NODE_DEFAULT_TIMEOUT_MS, NODE_DEFAULT_TIMEOUT_MS)) throw new Error('cannot enforce gRPC deadlines with this grpc-js version');
 
   // REST (direct checks and benchmarks), same identity rule
-  const rest = Fastify({ https: httpsOptions(tls), logger: false, bodyLimit: cfg.maxMessageBytes });
+  const { app: rest, reloadTls: reloadRestTls } = createRestServer({ tls, bodyLimit: cfg.maxMessageBytes, ...cfg.rest });
   registerKServeRoutes(rest, service, {
+    limits: cfg.limits,
     context: (req): CallContext => ({
       door: 'rest',
-      requestId: requestIdFrom(req.headers['x-request-id']),
+      requestId: requestIdFrom(req.headers['x-request-id']).requestId,
       peer: peerFromSocket(req.raw.socket as TLSSocket),
       authorization: undefined,
       deadline: Date.now() + NODE_DEFAULT_TIMEOUT_MS,
@@ -105,6 +110,12 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   watchHandshakes(rest.server, onHandshakeFailure('rest'));
   await rest.listen({ host: cfg.rest.host, port: cfg.rest.port });
   const restPort = (rest.server.address() as AddressInfo).port;
+  // A revoked gateway certificate is refused from the next handshake on.
+  const stopWatchingCrl = watchRevocations(cfg.tls, (fresh) => {
+    reloadRestTls(fresh);
+    grpcCredentials.reload(fresh);
+    log.info({ file: cfg.tls.crl }, 'certificate revocation list reloaded');
+  }, (reason) => log.error({ file: cfg.tls.crl, reason }, 'certificate revocation list not reloaded; the previous one stays in force'));
 
   const admin = await startAdminServer(cfg.admin.host, cfg.admin.port, metrics.registry, () => ({
     node: cfg.id,
@@ -139,6 +150,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       await rest.close();
       admin.server.close();
+      stopWatchingCrl();
       await pool.close();
     },
   };

@@ -1,4 +1,4 @@
-import { CdsError } from '../errors.js';
+import { CdsError, quote } from '../errors.js';
 import type { CallContext } from '../kserve/context.js';
 import type { KServeHandlers } from '../kserve/handlers.js';
 import type { InferRequest, InferResult, ModelMetadata, ServerMetadata } from '../kserve/types.js';
@@ -9,7 +9,8 @@ import type { ResolvedProvider } from './provider.js';
 import type { LoadedModel, RepositoryEntry } from './repository.js';
 import { modelKey, type SessionPool } from './session-pool.js';
 
-export const SERVER_VERSION = '0.1.0';
+export { SERVER_VERSION } from '../kserve/version.js';
+import { SERVER_VERSION } from '../kserve/version.js';
 
 /**
  * The node's KServe operations over its verified model repository. Only the
@@ -75,7 +76,7 @@ export class NodeService implements KServeHandlers {
   async modelMetadata(ctx: CallContext, name: string, version: string | undefined): Promise<ModelMetadata> {
     this.admit(ctx);
     const entry = this.find(name, version);
-    if (!entry.config) throw new CdsError('unavailable', `model '${name}' failed to load: ${(entry as { reason: string }).reason}`);
+    if (!entry.config) throw new CdsError('unavailable', `model ${quote(name)} failed to load: ${(entry as { reason: string }).reason}`);
     const { config } = entry;
     const parameters: ModelMetadata['parameters'] = { ...this.providerParameters(), loaded: entry.status === 'loaded' };
     if (entry.status === 'loaded') parameters.sha256 = entry.sha256;
@@ -116,9 +117,9 @@ export class NodeService implements KServeHandlers {
 
   private find(name: string, version: string | undefined): RepositoryEntry {
     const entry = this.entries.find((e) => e.name === name);
-    if (!entry) throw new CdsError('not_found', `model '${name}' is not served by this node`);
+    if (!entry) throw new CdsError('not_found', `model ${quote(name)} is not served by this node`);
     if (version !== undefined && entry.version !== undefined && version !== entry.version) {
-      throw new CdsError('not_found', `model '${name}' version ${version} is not served by this node (it serves version ${entry.version})`);
+      throw new CdsError('not_found', `model ${quote(name)} version ${quote(version)} is not served by this node (it serves version ${entry.version})`);
     }
     return entry;
   }
@@ -126,7 +127,7 @@ export class NodeService implements KServeHandlers {
   private loaded(name: string, version: string | undefined): LoadedModel {
     if (this.phase === 'stopped') throw new CdsError('unavailable', `node ${this.nodeId} is shutting down`);
     const entry = this.find(name, version);
-    if (entry.status !== 'loaded') throw new CdsError('unavailable', `model '${name}' is not ready on node ${this.nodeId}: ${entry.reason}`);
+    if (entry.status !== 'loaded') throw new CdsError('unavailable', `model ${quote(name)} is not ready on node ${this.nodeId}: ${entry.reason}`);
     return entry;
   }
 

@@ -1,5 +1,4 @@
 import pino, { type Logger } from 'pino';
-import { redactText } from './text-redactor.js';
 
 export type { Logger };
 
@@ -10,11 +9,28 @@ const STRUCTURAL = new Set([
   'ready', 'breaker', 'file', 'discardedBytes', 'remoteAddress', 'version', 'faultDelayMs', 'drainGraceMs',
 ]);
 
+/** A JSON or single-quoted string literal inside a message: how our messages (and most libraries') quote a value. */
+const QUOTED = /"(?:[^"\\]|\\.)*"…?/g;
+const SINGLE_QUOTED = /'[^'\n]*'/g;
+/** A run of digits long enough to be an identifier (MRN, phone, SSN) in a foreign message. */
+const LONG_NUMBER = /\d{7,}/g;
+
+/**
+ * Free text in a log field. Our own messages quote every value a caller
+ * chose (errors.ts `quote`), so masking the quoted literals removes caller
+ * data and leaves our words readable. `cause` fields hold other libraries'
+ * messages, which may not quote: long digit runs are masked there too.
+ */
+export function scrubLogText(key: string, text: string): string {
+  // Single quotes too: other KServe servers (Triton) quote names that way in the errors we pass on.
+  const masked = text.replace(QUOTED, '"[caller text]"').replace(SINGLE_QUOTED, "'[caller text]'");
+  return key === 'cause' ? masked.replace(LONG_NUMBER, '[number]') : masked;
+}
+
 /**
  * The one logger factory. Callers log named fields only — never a body, a
  * header value or a token — and these paths are censored in case a future
- * caller slips. Every other string (error reasons and causes, which can quote
- * what a client or a library said) goes through the text redactor.
+ * caller slips. Every other string field is scrubbed (scrubLogText).
  */
 export function createLogger(service: string, level: string, base: Record<string, unknown> = {}, destination?: pino.DestinationStream): Logger {
   const options: pino.LoggerOptions = {
@@ -28,7 +44,7 @@ export function createLogger(service: string, level: string, base: Record<string
     formatters: {
       log(object) {
         for (const [key, value] of Object.entries(object)) {
-          if (typeof value === 'string' && !STRUCTURAL.has(key)) object[key] = redactText(value).text;
+          if (typeof value === 'string' && !STRUCTURAL.has(key)) object[key] = scrubLogText(key, value);
         }
         return object;
       },

@@ -21,20 +21,21 @@ type InputView =
   | { name: string; datatype: string; shape: number[]; phi: 'text'; redacted: string[] }
   | { name: string; datatype: string; shape: number[]; phi: 'fhir'; redacted: unknown[] };
 
-const SAFE_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
 const utf8 = new TextDecoder();
 
 /**
  * The audit view of a request, driven by the model's declaration of which
  * inputs carry PHI. Values of undeclared (`none`) inputs are not recorded at
  * all (the digest proves them); identifiers become pseudonyms; free text goes
- * through the text redactor and FHIR through the FHIR redactor. Names a client
- * made up are recorded only if they look like names.
+ * through the text redactor and FHIR through the FHIR redactor. A tensor name
+ * is recorded as it is only when the model is known to have it (`knownNames`);
+ * any other name is client text and is recorded as its pseudonym.
  */
-export function describeRequest(request: InferRequest, phiInputs: Record<string, PhiClass>, psn: Pseudonymizer): RequestDescription {
+export function describeRequest(request: InferRequest, phiInputs: Record<string, PhiClass>, psn: Pseudonymizer, knownNames: ReadonlySet<string>): RequestDescription {
   const patients = new Set<string>();
+  const nameView = (name: string) => (knownNames.has(name) ? name : psn.pseudonym('tensor-name', name));
   const inputs = request.inputs.map((t): InputView => {
-    const name = SAFE_NAME.test(t.name) ? t.name : '[unrecognised input name]';
+    const name = nameView(t.name);
     const base = { name, datatype: t.datatype, shape: t.shape };
     const phi = phiInputs[t.name] ?? 'none';
     if (phi === 'identifier') {
@@ -51,7 +52,7 @@ export function describeRequest(request: InferRequest, phiInputs: Record<string,
     return { ...base, phi: 'none' };
   });
   return {
-    view: { ...(request.id ? { id: psn.pseudonym('request-id', request.id) } : {}), inputs, outputs: request.outputs.filter((o) => SAFE_NAME.test(o)) },
+    view: { ...(request.id ? { id: psn.pseudonym('request-id', request.id) } : {}), inputs, outputs: request.outputs.map(nameView) },
     patients: [...patients],
     inputDigest: psn.inputDigest(request.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape, bytes: tensorToRaw(t) }))),
   };

@@ -1,6 +1,6 @@
-import { invalid } from '../errors.js';
+import { invalid, quote, shapeText } from '../errors.js';
 import type { InferTensorContents } from '../kserve/messages.js';
-import { type Datatype, type Tensor, elementCount, numericInfo } from './datatypes.js';
+import { type Datatype, type Tensor, type TensorLimits, DEFAULT_TENSOR_LIMITS, checkTensorSize, elementCount, numericInfo } from './datatypes.js';
 
 type ContentsField = keyof InferTensorContents;
 
@@ -22,16 +22,18 @@ const FIELD: Record<Exclude<Datatype, 'FP16' | 'BF16'>, ContentsField> = {
 /** gRPC typed `contents` → internal tensor. */
 export function tensorFromContents(
   name: string, datatype: Datatype, shape: number[], contents: InferTensorContents | null | undefined, where = 'input',
+  limits: TensorLimits = DEFAULT_TENSOR_LIMITS,
 ): Tensor {
-  const at = `${where} '${name}'`;
+  const at = `${where} ${quote(name)}`;
   if (datatype === 'FP16' || datatype === 'BF16') {
     throw invalid(`${at}: ${datatype} must be sent in raw_input_contents; typed contents have no ${datatype} field`);
   }
   const count = elementCount(shape, at);
+  checkTensorSize(datatype, shape, count, at, limits);
   const field = FIELD[datatype];
   const values = (contents?.[field] ?? []) as unknown[];
   if (values.length !== count) {
-    throw invalid(`${at}: contents.${field} has ${values.length} elements but shape ${JSON.stringify(shape)} needs ${count}`);
+    throw invalid(`${at}: contents.${field} has ${values.length} elements but shape ${shapeText(shape)} needs ${count}`);
   }
   if (datatype === 'BYTES') return { name, datatype, shape, data: (values as Uint8Array[]).map((b) => new Uint8Array(b)) };
   if (datatype === 'BOOL') return { name, datatype, shape, data: Uint8Array.from(values as boolean[], Number) };
@@ -62,7 +64,7 @@ export function tensorFromContents(
 /** Internal tensor → gRPC typed `contents` (used when a caller asks for typed outputs). */
 export function tensorToContents(t: Tensor): InferTensorContents {
   if (t.datatype === 'FP16' || t.datatype === 'BF16') {
-    throw invalid(`output '${t.name}': ${t.datatype} can only be returned in raw_output_contents`);
+    throw invalid(`output ${quote(t.name)}: ${t.datatype} can only be returned in raw_output_contents`);
   }
   const field = FIELD[t.datatype];
   const { data } = t;

@@ -1,4 +1,4 @@
-import { invalid } from '../errors.js';
+import { invalid, quote, shapeText } from '../errors.js';
 
 export const DATATYPES = [
   'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64',
@@ -60,7 +60,7 @@ export function isDatatype(value: unknown): value is Datatype {
 
 export function parseDatatype(value: unknown, where: string): Datatype {
   if (!isDatatype(value)) {
-    throw invalid(`${where}: unknown datatype ${JSON.stringify(value)}; expected one of ${DATATYPES.join(', ')}`);
+    throw invalid(`${where}: unknown datatype ${quote(value, 24)}; expected one of ${DATATYPES.join(', ')}`);
   }
   return value;
 }
@@ -69,22 +69,61 @@ export function numericInfo(datatype: Exclude<Datatype, 'BYTES'>): NumericInfo {
   return NUMERIC[datatype];
 }
 
+/**
+ * Bounds on what one decoded request may hold. They are checked on the
+ * header (name, datatype, shape) before any element is read or any buffer is
+ * allocated, so a hostile shape costs nothing.
+ */
+export interface TensorLimits {
+  /** Largest tensor, in bytes of its element storage (BYTES: 4 bytes an element at least). */
+  maxTensorBytes: number;
+  /** Longest tensor, output or parameter name, in characters. */
+  maxNameLength: number;
+  /** Most dimensions a shape may have. */
+  maxRank: number;
+  /** Most inputs (or outputs, or parameters) one request may name. */
+  maxTensors: number;
+}
+
+export const DEFAULT_TENSOR_LIMITS: TensorLimits = { maxTensorBytes: 8 * 1024 * 1024, maxNameLength: 128, maxRank: 16, maxTensors: 64 };
+
 /** Validates a shape and returns its element count. */
 export function elementCount(shape: readonly number[], where: string): number {
   let count = 1;
   for (const dim of shape) {
     if (!Number.isSafeInteger(dim) || dim < 0) {
-      throw invalid(`${where}: shape ${JSON.stringify(shape)} has an invalid dimension ${String(dim)}; dimensions are non-negative integers`);
+      throw invalid(`${where}: shape ${shapeText(shape)} has an invalid dimension ${quote(dim, 24)}; dimensions are non-negative integers`);
     }
     count *= dim;
   }
-  if (!Number.isSafeInteger(count)) throw invalid(`${where}: shape ${JSON.stringify(shape)} is too large`);
+  if (!Number.isSafeInteger(count)) throw invalid(`${where}: shape ${shapeText(shape)} is too large`);
   return count;
 }
 
-export function parseShape(value: unknown, where: string): number[] {
+export function parseShape(value: unknown, where: string, limits: TensorLimits = DEFAULT_TENSOR_LIMITS): number[] {
   if (!Array.isArray(value)) throw invalid(`${where}: "shape" must be an array of non-negative integers`);
-  const shape = value.map((d) => (typeof d === 'string' && /^\d+$/.test(d) ? Number(d) : d)) as number[];
+  if (value.length > limits.maxRank) throw invalid(`${where}: shape has ${value.length} dimensions; this server accepts at most ${limits.maxRank}`);
+  const shape = value.map((d) => (typeof d === 'string' && /^\d{1,16}$/.test(d) ? Number(d) : d)) as number[];
   elementCount(shape, where);
   return shape;
+}
+
+/** Bytes of element storage a tensor needs at the least; BYTES counts the 4-byte length of each element. */
+export function minimumTensorBytes(datatype: Datatype, count: number): number {
+  return count * (datatype === 'BYTES' ? 4 : NUMERIC[datatype].ctor.BYTES_PER_ELEMENT);
+}
+
+/** Refuses a tensor whose header asks for more storage than the limit, before anything is allocated. */
+export function checkTensorSize(datatype: Datatype, shape: readonly number[], count: number, where: string, limits: TensorLimits): void {
+  const bytes = minimumTensorBytes(datatype, count);
+  if (bytes > limits.maxTensorBytes) {
+    throw invalid(`${where}: ${datatype} shape ${shapeText(shape)} holds ${count} elements (${bytes} bytes), above this server's limit of ${limits.maxTensorBytes} bytes per tensor`);
+  }
+}
+
+/** A tensor, output or parameter name: a non-empty string no longer than the limit. */
+export function checkName(value: unknown, where: string, limits: TensorLimits): string {
+  if (typeof value !== 'string' || value.length === 0) throw invalid(`${where}: "name" must be a non-empty string`);
+  if (value.length > limits.maxNameLength) throw invalid(`${where}: name ${quote(value)} is ${value.length} characters long; this server accepts at most ${limits.maxNameLength}`);
+  return value;
 }

@@ -1,7 +1,7 @@
-import { invalid } from '../errors.js';
+import { invalid, quote, shapeText } from '../errors.js';
 import {
-  type Datatype, type Tensor, type NumericData,
-  elementCount, numericInfo, parseDatatype, parseShape,
+  type Datatype, type Tensor, type NumericData, type TensorLimits, DEFAULT_TENSOR_LIMITS,
+  checkName, checkTensorSize, elementCount, numericInfo, parseDatatype, parseShape,
 } from './datatypes.js';
 import { halfBitsToNumber, bfloat16BitsToNumber } from './half.js';
 
@@ -24,23 +24,24 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** Reads the name/datatype/shape header shared by JSON and binary inputs. */
-export function parseTensorHeader(value: unknown, where: string): { name: string; datatype: Datatype; shape: number[]; count: number } {
+export function parseTensorHeader(value: unknown, where: string, limits: TensorLimits = DEFAULT_TENSOR_LIMITS): { name: string; datatype: Datatype; shape: number[]; count: number } {
   if (!isRecord(value)) throw invalid(`${where} must be an object with name, shape, datatype and data`);
-  const { name } = value;
-  if (typeof name !== 'string' || name.length === 0) throw invalid(`${where}: "name" must be a non-empty string`);
-  const at = `${where} '${name}'`;
+  const name = checkName(value.name, where, limits);
+  const at = `${where} ${quote(name)}`;
   const datatype = parseDatatype(value.datatype, at);
-  const shape = parseShape(value.shape, at);
-  return { name, datatype, shape, count: elementCount(shape, at) };
+  const shape = parseShape(value.shape, at, limits);
+  const count = elementCount(shape, at);
+  checkTensorSize(datatype, shape, count, at, limits);
+  return { name, datatype, shape, count };
 }
 
 /**
  * KServe JSON tensor → internal tensor. `data` may be nested in the tensor's
  * natural shape or flat; either way it must hold exactly prod(shape) elements.
  */
-export function tensorFromJson(value: unknown, where = 'input'): Tensor {
-  const { name, datatype, shape, count } = parseTensorHeader(value, where);
-  const at = `${where} '${name}'`;
+export function tensorFromJson(value: unknown, where = 'input', limits: TensorLimits = DEFAULT_TENSOR_LIMITS): Tensor {
+  const { name, datatype, shape, count } = parseTensorHeader(value, where, limits);
+  const at = `${where} ${quote(name)}`;
   if (datatype === 'FP16' || datatype === 'BF16') {
     throw invalid(`${at}: ${datatype} has no JSON representation; send it as binary tensor data or over gRPC raw_input_contents`);
   }
@@ -56,11 +57,11 @@ export function tensorFromJson(value: unknown, where = 'input'): Tensor {
       for (let i = item.length - 1; i >= 0; i--) stack.push(item[i]);
       continue;
     }
-    if (written >= count) throw invalid(`${at}: data has more than the ${count} elements that shape ${JSON.stringify(shape)} holds`);
+    if (written >= count) throw invalid(`${at}: data has more than the ${count} elements that shape ${shapeText(shape)} holds`);
     sink.put(written++, item);
   }
   if (written !== count) {
-    throw invalid(`${at}: data has ${written} elements but shape ${JSON.stringify(shape)} needs ${count}`);
+    throw invalid(`${at}: data has ${written} elements but shape ${shapeText(shape)} needs ${count}`);
   }
   return { name, datatype, shape, data: sink.data };
 }

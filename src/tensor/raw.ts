@@ -1,5 +1,5 @@
-import { invalid } from '../errors.js';
-import { type Datatype, type Tensor, elementCount, numericInfo } from './datatypes.js';
+import { invalid, quote, shapeText } from '../errors.js';
+import { type Datatype, type Tensor, type TensorLimits, DEFAULT_TENSOR_LIMITS, checkTensorSize, elementCount, numericInfo } from './datatypes.js';
 
 // KServe raw tensors are little-endian; typed arrays use the host's order.
 // Every platform onnxruntime-node ships for (x64, arm64) is little-endian.
@@ -8,14 +8,19 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
 }
 
 /** Raw little-endian bytes (gRPC raw_*_contents, binary REST extension) → internal tensor. */
-export function tensorFromRaw(name: string, datatype: Datatype, shape: number[], bytes: Uint8Array, where = 'input'): Tensor {
-  const at = `${where} '${name}'`;
+export function tensorFromRaw(name: string, datatype: Datatype, shape: number[], bytes: Uint8Array, where = 'input', limits: TensorLimits = DEFAULT_TENSOR_LIMITS): Tensor {
+  const at = `${where} ${quote(name)}`;
   const count = elementCount(shape, at);
-  if (datatype === 'BYTES') return { name, datatype, shape, data: splitBytesElements(bytes, count, at) };
+  checkTensorSize(datatype, shape, count, at, limits);
+  if (datatype === 'BYTES') {
+    // Every element carries at least its 4-byte length: a count the bytes cannot hold is refused before the element list exists.
+    if (count * 4 > bytes.byteLength) throw invalid(`${at}: raw BYTES contents hold ${bytes.byteLength} bytes, too few for the ${count} elements of shape ${shapeText(shape)}`);
+    return { name, datatype, shape, data: splitBytesElements(bytes, count, at) };
+  }
   const { ctor } = numericInfo(datatype);
   const expected = count * ctor.BYTES_PER_ELEMENT;
   if (bytes.byteLength !== expected) {
-    throw invalid(`${at}: raw contents hold ${bytes.byteLength} bytes but ${datatype} shape ${JSON.stringify(shape)} needs ${expected}`);
+    throw invalid(`${at}: raw contents hold ${bytes.byteLength} bytes but ${datatype} shape ${shapeText(shape)} needs ${expected}`);
   }
   // View in place when aligned; gRPC buffers are often slices at odd offsets, so copy then.
   // (new Uint8Array(x) copies; Buffer#slice would only make another view.)

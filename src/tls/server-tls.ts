@@ -1,50 +1,158 @@
-import { readFileSync } from 'node:fs';
-import type { SecureVersion, TLSSocket } from 'node:tls';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import type { Server as NetServer, Socket } from 'node:net';
+import type { SecureContextOptions, SecureVersion, TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 
-export interface ServerTlsFiles { cert: string; key: string; ca: string; minVersion: SecureVersion }
+/**
+ * TLS 1.3 suites (all AEAD) and the TLS 1.2 ECDHE suites with AEAD ciphers:
+ * no CBC, no SHA-1 MAC, no static RSA key exchange. The default of every
+ * listener; an operator can widen it (`tls.ciphers`) knowingly.
+ */
+export const AEAD_CIPHERS = [
+  'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256',
+].join(':');
 
-export interface ServerTlsMaterial { cert: Buffer; key: Buffer; ca: Buffer; minVersion: SecureVersion }
+export interface ServerTlsFiles {
+  cert: string; key: string; ca: string; minVersion: SecureVersion; ciphers: string;
+  /** Certificate revocation list(s) for client certificates (PEM); re-read when the file changes. */
+  crl?: string;
+  /** A connection that has not finished its TLS handshake by then is closed. */
+  handshakeTimeoutMs: number;
+}
+
+export interface ServerTlsMaterial { cert: Buffer; key: Buffer; ca: Buffer; crl?: Buffer; minVersion: SecureVersion; ciphers: string; handshakeTimeoutMs: number }
 
 export function readServerTls(files: ServerTlsFiles): ServerTlsMaterial {
-  return { cert: readFileSync(files.cert), key: readFileSync(files.key), ca: readFileSync(files.ca), minVersion: files.minVersion };
+  return {
+    cert: readFileSync(files.cert), key: readFileSync(files.key), ca: readFileSync(files.ca),
+    ...(files.crl ? { crl: readFileSync(files.crl) } : {}),
+    minVersion: files.minVersion, ciphers: files.ciphers, handshakeTimeoutMs: files.handshakeTimeoutMs,
+  };
+}
+
+/** What goes into the secure context: swapped as a whole when the CRL changes. */
+function contextOptions(tls: ServerTlsMaterial): SecureContextOptions {
+  return { key: tls.key, cert: tls.cert, ca: tls.ca, ...(tls.crl ? { crl: tls.crl } : {}), minVersion: tls.minVersion, ciphers: tls.ciphers };
 }
 
 /** node:https options for an mTLS-only listener: a client certificate from the CA bundle is required. */
 export function httpsOptions(tls: ServerTlsMaterial) {
-  return { key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: tls.minVersion };
+  return { ...contextOptions(tls), requestCert: true, rejectUnauthorized: true, handshakeTimeout: tls.handshakeTimeoutMs };
 }
 
-/** grpc-js credentials for an mTLS-only listener (checkClientCertificate = true). */
-export function grpcServerCredentials(tls: ServerTlsMaterial): grpc.ServerCredentials {
-  return grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true);
+/**
+ * grpc-js credentials for an mTLS-only listener with the same rules as the
+ * REST door (AEAD suites, handshake timeout, CRL). grpc-js re-applies the
+ * secure context whenever `reload` is called, so a new CRL takes effect on
+ * the next handshake without a restart.
+ */
+export class MtlsServerCredentials extends grpc.ServerCredentials {
+  constructor(tls: ServerTlsMaterial) {
+    super({ requestCert: true, rejectUnauthorized: true, handshakeTimeout: tls.handshakeTimeoutMs, ciphers: tls.ciphers, minVersion: tls.minVersion }, contextOptions(tls));
+  }
+
+  reload(tls: ServerTlsMaterial): void {
+    this.updateSecureContextOptions(contextOptions(tls));
+  }
+
+  _equals(other: grpc.ServerCredentials): boolean {
+    return other === this;
+  }
+}
+
+/**
+ * Watches the CRL file (polling, so an atomic rename is seen too) and calls
+ * `apply` with freshly read material after each change. A CRL that cannot be
+ * read or parsed keeps the previous one in force and is reported.
+ */
+export function watchRevocations(files: ServerTlsFiles, apply: (tls: ServerTlsMaterial) => void, onError: (reason: string) => void, intervalMs = 1_000): () => void {
+  if (!files.crl) return () => undefined;
+  const file = files.crl;
+  watchFile(file, { interval: intervalMs, persistent: false }, (now, before) => {
+    if (now.mtimeMs === before.mtimeMs && now.size === before.size) return;
+    try {
+      apply(readServerTls(files));
+    } catch (err) {
+      onError((err as Error).message);
+    }
+  });
+  return () => unwatchFile(file);
 }
 
 export type HandshakeFailure = (reason: string, remoteAddress: string | undefined) => void;
 
-interface TlsErrorSource { on(event: 'tlsClientError', listener: (err: Error, socket: TLSSocket) => void): unknown }
+interface TlsServerLike {
+  on(event: 'tlsClientError', listener: (err: Error, socket: TLSSocket) => void): unknown;
+  on(event: 'secureConnection', listener: (socket: TLSSocket) => void): unknown;
+}
 
 /** Reports every failed TLS handshake (no certificate, untrusted CA, old protocol) on a TLS server. */
-export function watchHandshakes(server: TlsErrorSource, onFailure: HandshakeFailure): void {
+export function watchHandshakes(server: TlsServerLike, onFailure: HandshakeFailure): void {
   server.on('tlsClientError', (err, socket) => onFailure(handshakeReason(err), socket?.remoteAddress));
 }
 
 /**
- * grpc-js does not expose its HTTP/2 servers, and so no tlsClientError
- * event. It keeps them in a private `http2Servers` map; we attach to those,
- * and a test checks this keeps working when grpc-js is upgraded.
+ * grpc-js does not expose its HTTP/2 servers. It keeps them in a private
+ * `http2Servers` map; we attach to those, and a test checks this keeps
+ * working when grpc-js is upgraded.
  */
-export function watchGrpcHandshakes(server: grpc.Server, onFailure: HandshakeFailure): boolean {
-  const servers = (server as unknown as { http2Servers?: Map<TlsErrorSource, unknown> }).http2Servers;
-  if (!(servers instanceof Map) || servers.size === 0) return false;
-  for (const s of servers.keys()) watchHandshakes(s, onFailure);
-  return true;
+export function grpcHttp2Servers(server: grpc.Server): TlsServerLike[] {
+  const servers = (server as unknown as { http2Servers?: Map<TlsServerLike, unknown> }).http2Servers;
+  return servers instanceof Map ? [...servers.keys()] : [];
 }
 
-function handshakeReason(err: Error & { code?: string }): string {
+export function watchGrpcHandshakes(server: grpc.Server, onFailure: HandshakeFailure): boolean {
+  const servers = grpcHttp2Servers(server);
+  for (const s of servers) watchHandshakes(s, onFailure);
+  return servers.length > 0;
+}
+
+/** Mid-connection renegotiation is refused on every listener (a client-triggered CPU cost, and no use to us). */
+export function refuseRenegotiation(server: TlsServerLike): void {
+  server.on('secureConnection', (socket) => socket.disableRenegotiation());
+}
+
+/**
+ * Answers that close the connection (a refusal before the body was read, a
+ * 413) must reach a client that is still sending. Node ends the socket and
+ * destroys it at once, so the client's next write meets a reset and its
+ * stack throws the answer away unread. Instead, like nginx's lingering
+ * close: send FIN, keep reading and discarding for at most `lingerMs` and
+ * `maxBytes`, then close.
+ */
+export function lingerOnClose(server: NetServer, lingerMs: number, maxBytes: number): void {
+  server.on('secureConnection', (socket: Socket) => {
+    (socket as Socket & { destroySoon(): void }).destroySoon = function lingeringClose(this: Socket) {
+      if (this.destroyed) return;
+      this.end();
+      // The HTTP parser must not see what follows: the request it belonged to is answered.
+      this.removeAllListeners('data');
+      let discarded = 0;
+      const timer = setTimeout(() => this.destroy(), lingerMs);
+      timer.unref();
+      this.on('data', (chunk: Buffer) => {
+        discarded += chunk.length;
+        if (discarded > maxBytes) this.destroy();
+      });
+      this.once('close', () => clearTimeout(timer));
+      this.once('end', () => this.destroy());
+      this.resume();
+    };
+  });
+}
+
+/** Why a handshake failed, in the words of the metric's `reason` label. */
+export function handshakeReason(err: Error & { code?: string }): string {
   const text = `${err.code ?? ''} ${err.message}`;
   if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|certificate required|NO_CERTIFICATE/i.test(text)) return 'no_client_certificate';
-  if (/UNKNOWN_CA|unable to get|self.signed|CERTIFICATE_VERIFY_FAILED|certificate verify/i.test(text)) return 'untrusted_certificate';
+  if (/CERTIFICATE_REVOKED|certificate revoked/i.test(text)) return 'revoked_certificate';
+  if (/CERT_HAS_EXPIRED|certificate has expired|CERTIFICATE_EXPIRED|NOT_YET_VALID/i.test(text)) return 'expired_certificate';
+  if (/UNSUPPORTED_CERTIFICATE_PURPOSE|unsupported certificate purpose|INVALID_PURPOSE/i.test(text)) return 'wrong_certificate_purpose';
+  if (/UNKNOWN_CA|unable to get|self.signed|CERTIFICATE_VERIFY_FAILED|certificate verify|unknown ca|BAD_CERTIFICATE/i.test(text)) return 'untrusted_certificate';
+  if (/ETIMEDOUT|timed out|TLS handshake timeout/i.test(text)) return 'handshake_timeout';
+  if (/NO_SHARED_CIPHER|no shared cipher|NO_CIPHERS/i.test(text)) return 'no_shared_cipher';
   if (/VERSION|PROTOCOL/i.test(text)) return 'protocol_version';
   if (/ECONNRESET|socket hang up|EPIPE/i.test(text)) return 'connection_reset';
   return 'other';

@@ -1,17 +1,39 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/phi/logger.js';
+import { createLogger, scrubLogText } from '../../src/phi/logger.js';
+import { quote } from '../../src/errors.js';
+
+function capture() {
+  const lines: string[] = [];
+  const log = createLogger('test', 'info', {}, { write: (line: string) => void lines.push(line) });
+  return { log, lines };
+}
 
 describe('the one logger', () => {
-  it('scrubs free-text fields and censors bodies, headers and tokens, keeping structural fields', () => {
-    const lines: string[] = [];
-    const log = createLogger('test', 'info', {}, { write: (line: string) => void lines.push(line) });
+  it('masks every quoted caller value and censors bodies, headers and tokens, keeping structural fields', () => {
+    const { log, lines } = capture();
     log.info({
-      requestId: 'r1', model: 'news2', reason: 'failed for Jane Doe, MRN: A1234567, born 03/04/1950',
+      requestId: 'r1', model: 'news2', reason: `input ${quote('Jane Doe MRN A1234567')} has datatype FP64, model "news2" expects FP32`,
       token: 'eyJ.x.y', body: { note: 'Jane Doe' }, headers: { authorization: 'Bearer eyJ.x.y' },
     }, 'request failed');
     const line = JSON.parse(lines[0]!);
     expect(line).toMatchObject({ requestId: 'r1', model: 'news2', msg: 'request failed', token: '[REDACTED]', body: '[REDACTED]', headers: '[REDACTED]' });
-    expect(line.reason).toBe('failed for [NAME], MRN: [ID], born [DATE]');
+    expect(line.reason).toBe('input "[caller text]" has datatype FP64, model "[caller text]" expects FP32');
     expect(lines.join('')).not.toMatch(/Jane|A1234567|eyJ/);
+  });
+
+  it('leaves the words the code itself writes readable', () => {
+    const { log, lines } = capture();
+    log.warn({ reason: 'node node-1 failed: ONNXRUNTIME session error', cause: 'RangeError: Invalid typed array length: 4096' }, 'request failed');
+    const line = JSON.parse(lines[0]!);
+    expect(line.reason).toBe('node node-1 failed: ONNXRUNTIME session error');
+    expect(line.cause).toBe('RangeError: Invalid typed array length: 4096');
+  });
+
+  it('masks what other libraries quote with single quotes, and long digit runs in causes', () => {
+    expect(scrubLogText('reason', "unexpected inference input 'Jane Doe', allowed inputs are: vitals")).toBe("unexpected inference input '[caller text]', allowed inputs are: vitals");
+    expect(scrubLogText('cause', 'no record 5550123456 for patient')).toBe('no record [number] for patient');
+    // A cut quote keeps its mark of being cut, and escaped quotes inside a literal do not end it.
+    expect(scrubLogText('reason', `name ${quote('x'.repeat(100))} is too long`)).toBe('name "[caller text]" is too long');
+    expect(scrubLogText('reason', `id ${quote('a"b"c')} refused`)).toBe('id "[caller text]" refused');
   });
 });

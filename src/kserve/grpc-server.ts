@@ -1,0 +1,84 @@
+import { createRequire } from 'node:module';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import { grpcHttp2Servers } from '../tls/server-tls.js';
+
+/** Marks a request message that did not decode; the handler answers INVALID_ARGUMENT and records it. */
+const UNDECODABLE = Symbol('cdsgate.undecodable');
+export interface Undecodable { [UNDECODABLE]: string }
+
+export function undecodableReason(request: unknown): string | undefined {
+  return typeof request === 'object' && request !== null && UNDECODABLE in request ? (request as Undecodable)[UNDECODABLE] : undefined;
+}
+
+/** Stands in for a message grpc-js could not decompress, so it reaches the deserializer below instead of an INTERNAL reply. */
+const DECOMPRESS_FAILED = Buffer.from('cdsgate: message did not decompress');
+
+/**
+ * grpc-js answers a message that does not decompress with INTERNAL before any
+ * handler runs, so the caller is told it is our fault and nothing is counted
+ * or audited. Its decompression step is wrapped once per process so such a
+ * message becomes an ordinary undecodable request. The test suite checks
+ * this keeps working when grpc-js is upgraded.
+ */
+let decompressionWrapped = false;
+function wrapDecompression(): boolean {
+  if (decompressionWrapped) return true;
+  const require = createRequire(import.meta.url);
+  const internals = require('@grpc/grpc-js/build/src/server-interceptors.js') as { BaseServerInterceptingCall?: { prototype: Record<string, unknown> } };
+  const proto = internals.BaseServerInterceptingCall?.prototype;
+  const original = proto?.decompressMessage as ((this: unknown, message: Buffer, encoding: string) => Promise<Buffer>) | undefined;
+  if (!proto || typeof original !== 'function') return false;
+  proto.decompressMessage = function decompressOrMark(this: unknown, message: Buffer, encoding: string) {
+    return original.call(this, message, encoding).catch((err: { code?: number }) => (err?.code === grpc.status.INTERNAL ? DECOMPRESS_FAILED : Promise.reject(err)));
+  };
+  decompressionWrapped = true;
+  return true;
+}
+
+/**
+ * The service definition with deserializers that never throw: a message that
+ * is garbage, truncated, has an over-long varint or did not decompress comes
+ * to the handler as an Undecodable instead of grpc-js's INTERNAL.
+ */
+export function tolerantDefinition(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  wrapDecompression();
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    const deserialize = method.requestDeserialize;
+    out[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        if (bytes === DECOMPRESS_FAILED) return { [UNDECODABLE]: 'the message could not be decompressed' };
+        try {
+          return deserialize(bytes);
+        } catch {
+          return { [UNDECODABLE]: `the message is not a valid ${name} request (it does not decode as protobuf)` };
+        }
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}
+
+/** gRPC's grpc-timeout header: an integer of up to 8 digits and a unit. */
+const TIMEOUT = /^(\d{1,8})([HMSmun])$/;
+const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };
+
+/**
+ * Every call gets a deadline, before grpc-js sees it: the caller's, capped at
+ * maxMs, or defaultMs when it set none. grpc-js then ends the call with
+ * DEADLINE_EXCEEDED when it runs out — including a call whose message never
+ * arrives, which otherwise stays open for as long as the connection does.
+ */
+export function enforceDeadlines(server: grpc.Server, defaultMs: number, maxMs: number): boolean {
+  const servers = grpcHttp2Servers(server) as unknown as Array<{ prependListener(event: 'stream', l: (s: ServerHttp2Stream, h: IncomingHttpHeaders) => void): void }>;
+  for (const s of servers) {
+    s.prependListener('stream', (_stream, headers) => {
+      const asked = TIMEOUT.exec(String(headers['grpc-timeout'] ?? ''));
+      const ms = asked ? Number(asked[1]) * UNIT_MS[asked[2]!]! : defaultMs;
+      if (!asked || ms > maxMs) headers['grpc-timeout'] = `${Math.min(ms, maxMs)}m`;
+    });
+  }
+  return servers.length > 0;
+}
