@@ -56,7 +56,7 @@ interface Draft {
  */
 export class Pipeline implements KServeHandlers {
   private readonly policies = new Map<string, ModelPolicy>();
-  private readonly tensorNames = new Map<string, Set<string>>();
+  private readonly tensorNames = new Map<string, Promise<ReadonlySet<string>>>();
   private draining = false;
 
   constructor(private readonly d: PipelineDeps) {
@@ -105,7 +105,7 @@ export class Pipeline implements KServeHandlers {
       draft.model = { name: model, ...this.versionView(version) };
       const request = decode();
       const route = this.d.config.models[model]!;
-      const described = describeRequest(request, route.phiInputs, this.d.pseudonymizer, this.knownTensorNames(model));
+      const described = describeRequest(request, route.phiInputs, this.d.pseudonymizer, await this.knownTensorNames(model));
       draft.patients = described.patients;
       draft.inputDigest = described.inputDigest;
       draft.request = described.view;
@@ -152,22 +152,28 @@ export class Pipeline implements KServeHandlers {
 
   /**
    * Input and output names the audit record may hold in clear: those the
-   * configuration declares and those the model's metadata lists. Fetched once
-   * per model in the background; until it arrives, only declared names are
-   * clear and every other name is pseudonymised.
+   * configuration declares and those the model's metadata lists. The first
+   * request for a model waits (briefly) for the metadata; when it cannot be
+   * had, only declared names are clear and every other name is pseudonymised.
    */
-  private knownTensorNames(model: string): ReadonlySet<string> {
+  private async knownTensorNames(model: string): Promise<ReadonlySet<string>> {
     let names = this.tensorNames.get(model);
     if (!names) {
-      names = new Set(Object.keys(this.d.config.models[model]?.phiInputs ?? {}));
-      this.tensorNames.set(model, names);
-      const known = names;
-      this.d.router.metadata(model, undefined, METADATA_TIMEOUT_MS).then(
-        (m) => { for (const t of [...m.inputs, ...m.outputs]) known.add(t.name); },
-        () => this.tensorNames.delete(model), // asked again by the next request
+      names = this.d.router.metadata(model, undefined, METADATA_TIMEOUT_MS).then(
+        (m) => new Set([...Object.keys(this.d.config.models[model]?.phiInputs ?? {}), ...m.inputs.map((t) => t.name), ...m.outputs.map((t) => t.name)]),
+        () => {
+          this.tensorNames.delete(model); // asked again by the next request
+          return new Set(Object.keys(this.d.config.models[model]?.phiInputs ?? {}));
+        },
       );
+      this.tensorNames.set(model, names);
     }
     return names;
+  }
+
+  /** Fetches every configured model's tensor names ahead of the first request. */
+  warmUp(): void {
+    for (const model of Object.keys(this.d.config.models)) void this.knownTensorNames(model);
   }
 
   private async admit(ctx: CallContext, model: string, draft: Draft): Promise<void> {

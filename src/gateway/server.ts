@@ -95,6 +95,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   });
   await router.start();
   const pipeline = new Pipeline({ config, authenticator: new Authenticator(config.auth.issuers), router, audit, pseudonymizer, metrics, log });
+  pipeline.warmUp();
   const observe = requestObserver(log, metrics, (model) => Object.hasOwn(config.models, model));
   const tls = readServerTls(gw.tls);
   const onHandshakeFailure = (door: string) => (reason: string, remoteAddress: string | undefined) => {

@@ -27,10 +27,13 @@ function wrapDecompression(): boolean {
   const require = createRequire(import.meta.url);
   const internals = require('@grpc/grpc-js/build/src/server-interceptors.js') as { BaseServerInterceptingCall?: { prototype: Record<string, unknown> } };
   const proto = internals.BaseServerInterceptingCall?.prototype;
-  const original = proto?.decompressMessage as ((this: unknown, message: Buffer, encoding: string) => Promise<Buffer>) | undefined;
+  const original = proto?.decompressMessage as ((this: unknown, message: Buffer, encoding: string) => Buffer | Promise<Buffer>) | undefined;
   if (!proto || typeof original !== 'function') return false;
   proto.decompressMessage = function decompressOrMark(this: unknown, message: Buffer, encoding: string) {
-    return original.call(this, message, encoding).catch((err: { code?: number }) => (err?.code === grpc.status.INTERNAL ? DECOMPRESS_FAILED : Promise.reject(err)));
+    const result = original.call(this, message, encoding);
+    // Uncompressed messages come back synchronously; only the inflating path can fail this way.
+    if (!(result instanceof Promise)) return result;
+    return result.catch((err: { code?: number }) => (err?.code === grpc.status.INTERNAL ? DECOMPRESS_FAILED : Promise.reject(err)));
   };
   decompressionWrapped = true;
   return true;

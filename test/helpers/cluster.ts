@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -202,4 +203,13 @@ export function auditRecords(dir: string): Array<Record<string, any>> {
 
 export function auditText(dir: string): string {
   return readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+}
+
+/**
+ * A request id the gateway accepts as given (32 hex digits), derived from a
+ * readable label so tests can find their records: labels such as 'a-btg'
+ * are the kind of free text the gateway now replaces with its own id.
+ */
+export function rid(label: string): string {
+  return createHash('sha256').update(label).digest('hex').slice(0, 32);
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import {
-  auditRecords, auditText, grpcCall, grpcClient, httpsCall, jsonLogs, runCliAsync, scrapeMetrics, startCluster, startProcess, stopProcess, waitFor, type Cluster,
+  auditRecords, auditText, grpcCall, grpcClient, httpsCall, jsonLogs, rid, runCliAsync, scrapeMetrics, startCluster, startProcess, stopProcess, waitFor, type Cluster,
 } from '../helpers/cluster.js';
 
 const VITALS = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
@@ -23,7 +23,7 @@ describe('audit: one record per request, durable, verifiable', () => {
   afterAll(async () => { await cluster?.stop(); });
 
   const rest = (id: string, path: string, o: { token?: string; body?: unknown } = {}) => httpsCall(cluster.gateway.ports.rest!, path, {
-    ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: o.token, body: o.body, headers: { 'x-request-id': id },
+    ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: o.token, body: o.body, headers: { 'x-request-id': rid(id) },
   });
 
   it('records every outcome exactly once, on both doors, before answering', async () => {
@@ -39,7 +39,7 @@ describe('audit: one record per request, durable, verifiable', () => {
       ['a-ok-grpc', async () => {
         const client = grpcClient(cluster.gateway.ports.grpc!, cluster.pki.ca, cluster.pki.apps.smart);
         try {
-          return await grpcCall(client, 'ModelInfer', { model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], contents: { fp32_contents: [24, 93, 1, 105, 115, 0, 38.5] } }] }, treat, 10_000, 'a-ok-grpc');
+          return await grpcCall(client, 'ModelInfer', { model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], contents: { fp32_contents: [24, 93, 1, 105, 115, 0, 38.5] } }] }, treat, 10_000, rid('a-ok-grpc'));
         } finally {
           client.close();
         }
@@ -48,12 +48,12 @@ describe('audit: one record per request, durable, verifiable', () => {
     for (const [id, call, expected] of cases) {
       await call();
       // The answer has come back, so the record must already be on disk.
-      const records = auditRecords(join(cluster.dir, 'audit')).filter((r) => r.requestId === id);
+      const records = auditRecords(join(cluster.dir, 'audit')).filter((r) => r.requestId === rid(id));
       expect(records, id).toHaveLength(1);
       expect(records[0], id).toMatchObject(expected);
       sent.push({ id, expect: expected });
     }
-    const ok = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === 'a-ok-rest')!;
+    const ok = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-ok-rest'))!;
     expect(ok).toMatchObject({
       door: 'rest', route: 'infer', client: { name: 'spiffe://cdsgate.local/app/ehr-integration', thumbprint: expect.any(String) },
       principal: { sub: 'test-user', roles: ['clinician'], tokenId: expect.any(String) }, purposeOfUse: ['TREAT'], emergency: false,
@@ -62,9 +62,9 @@ describe('audit: one record per request, durable, verifiable', () => {
       request: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], phi: 'none' }] },
     });
     expect(JSON.stringify(ok.request)).not.toContain('38.5');
-    const grpcRecord = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === 'a-ok-grpc')!;
+    const grpcRecord = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-ok-grpc'))!;
     expect(grpcRecord.inputDigest).toBe(ok.inputDigest); // same input, same digest, either door
-    const noToken = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === 'a-no-token')!;
+    const noToken = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-no-token'))!;
     expect(noToken.principal).toBeNull();
     expect(noToken.client.name).toBe('spiffe://cdsgate.local/app/ehr-integration');
   });
@@ -73,10 +73,10 @@ describe('audit: one record per request, durable, verifiable', () => {
     const btg = await cluster.token(['physician'], { claims: { extensions: { ihe_iua: { purpose_of_use: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG' }] } } } });
     const res = await rest('a-btg', '/v2/models/news2/infer', { token: btg, body: VITALS });
     expect(res.status).toBe(200);
-    const record = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === 'a-btg')!;
+    const record = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-btg'))!;
     expect(record).toMatchObject({ emergency: true, breakTheGlass: true, purposeOfUse: ['BTG'], outcome: 'success' });
-    await waitFor(() => jsonLogs(cluster.gateway).some((l) => l.alert === 'emergency_access' && l.requestId === 'a-btg'), 5000, 'the alert line');
-    expect(jsonLogs(cluster.gateway).find((l) => l.requestId === 'a-btg' && l.alert)).toMatchObject({ level: 40, kind: 'break_the_glass', subject: 'test-user', model: 'news2' });
+    await waitFor(() => jsonLogs(cluster.gateway).some((l) => l.alert === 'emergency_access' && l.requestId === rid('a-btg')), 5000, 'the alert line');
+    expect(jsonLogs(cluster.gateway).find((l) => l.requestId === rid('a-btg') && l.alert)).toMatchObject({ level: 40, kind: 'break_the_glass', subject: 'test-user', model: 'news2' });
     expect(await scrapeMetrics(cluster.gateway.ports.admin!)).toMatch(/cdsgate_emergency_access_total\{model="news2",kind="break_the_glass"\} 1/);
     const notAllowed = await rest('a-btg-wrong-role', '/v2/models/news2/infer', { token: await cluster.token(['billing'], { claims: { purpose_of_use: 'BTG' } }), body: VITALS });
     expect(notAllowed.status).toBe(403);
@@ -101,12 +101,12 @@ describe('audit: one record per request, durable, verifiable', () => {
     expect(exported.code).toBe(0);
     const events = exported.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(events.length).toBe(auditRecords(dir).filter((r) => r.type === 'request').length);
-    const btg = events.find((e) => e.id === 'a-btg');
+    const btg = events.find((e) => e.id === rid('a-btg'));
     expect(btg).toMatchObject({ resourceType: 'AuditEvent', action: 'E', outcome: '0', purposeOfEvent: [{ coding: [{ code: 'BTG' }] }] });
     expect(btg.agent.find((a: any) => a.requestor).who.identifier.value).toBe('test-user');
     expect(btg.agent.find((a: any) => a.network)?.network.address).toBe('127.0.0.1');
     expect(btg.entity.find((e: any) => e.type.code === '2').detail).toContainEqual({ type: 'emergency-access', valueString: 'break-the-glass' });
-    expect(events.find((e) => e.id === 'a-no-token').outcome).toBe('4');
+    expect(events.find((e) => e.id === rid('a-no-token')).outcome).toBe('4');
 
     const { readFileSync, writeFileSync } = await import('node:fs');
     const file = join(dir, 'audit-000001.jsonl');
@@ -158,8 +158,8 @@ describe('audit: kill -9 under load', () => {
       while (!stop && n < 2000) {
         const id = `k-${n++}`;
         try {
-          const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, body: VITALS, headers: { 'x-request-id': id } });
-          if (res.status === 200) succeeded.push(id);
+          const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, body: VITALS, headers: { 'x-request-id': rid(id) } });
+          if (res.status === 200) succeeded.push(rid(id));
         } catch { /* the gateway died mid-request: no answer, no promise */ }
       }
     };

@@ -163,8 +163,8 @@ describe('errors map to the right status on both doors', () => {
   it('400 with an exact message for bad input; gRPC INVALID_ARGUMENT', async () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [1, 2, 3] }] }, /data has 3 elements but shape \[1,7\] needs 7/],
-      [{ inputs: [{ name: 'vital', datatype: 'FP32', shape: [1, 7], data: [1, 2, 3, 4, 5, 6, 7] }] }, /has no input 'vital'; its inputs are: vitals/],
-      [{ inputs: [{ name: 'vitals', datatype: 'FP64', shape: [1, 7], data: [1, 2, 3, 4, 5, 6, 7] }] }, /datatype FP64, model 'news2' expects FP32/],
+      [{ inputs: [{ name: 'vital', datatype: 'FP32', shape: [1, 7], data: [1, 2, 3, 4, 5, 6, 7] }] }, /has no input "vital"; its inputs are: vitals/],
+      [{ inputs: [{ name: 'vitals', datatype: 'FP64', shape: [1, 7], data: [1, 2, 3, 4, 5, 6, 7] }] }, /datatype FP64, model "news2" expects FP32/],
       [{ inputs: [{ name: 'vitals', datatype: 'FLOAT', shape: [1, 7], data: [1, 2, 3, 4, 5, 6, 7] }] }, /unknown datatype "FLOAT"/],
       [{ inputs: [] }, /"inputs" must be a non-empty array/],
     ];

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toAuditEvent } from '../../src/audit/fhir-export.js';
-import { auditRecords, httpsCall, scrapeMetrics, startCluster, waitFor, type Cluster } from '../helpers/cluster.js';
+import { auditRecords, httpsCall, rid, scrapeMetrics, startCluster, waitFor, type Cluster } from '../helpers/cluster.js';
 
 /** The value of one Prometheus sample, 0 when the series does not exist yet. */
 const sample = (text: string, name: string, labels: string): number => {
@@ -9,17 +9,23 @@ const sample = (text: string, name: string, labels: string): number => {
   return line ? Number(line.split(' ').pop()) : 0;
 };
 
+// One WDBC sample (the public data set's second row): plausible for every feature.
+const WDBC_ROW = [20.57, 17.77, 132.9, 1326, 0.08474, 0.07864, 0.0869, 0.07017, 0.1812, 0.05667, 0.5435, 0.7339, 3.398, 74.08, 0.005225, 0.01308, 0.0186, 0.0134, 0.01389, 0.003532, 24.99, 23.41, 158.8, 1956, 0.1238, 0.1866, 0.2416, 0.186, 0.275, 0.08902];
+
 describe('hedging (2 nodes, round-robin; news2 hedged, wdbc-risk not)', () => {
   let cluster: Cluster;
   let token: string;
   const slowNode = (delayMs: number) => fetch(`http://127.0.0.1:${cluster.nodes[0]!.ports.admin}/fault?delayMs=${delayMs}`, { method: 'POST' });
   const call = (model: string, requestId: string) => httpsCall(cluster.gateway.ports.rest!, `/v2/models/${model}/infer`, {
-    ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, headers: { 'x-request-id': requestId },
+    ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, headers: { 'x-request-id': rid(requestId) },
     body: model === 'news2'
       ? { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] }
-      : { inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 30], data: Array.from({ length: 30 }, (_, i) => (i % 7) + 0.5) }] },
+      : { inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 30], data: WDBC_ROW }] },
   });
-  const records = (prefix: string) => auditRecords(join(cluster.dir, 'audit')).filter((r) => String(r.requestId).startsWith(prefix));
+  const records = (prefix: string, count: number) => {
+    const ids = new Set(Array.from({ length: count }, (_, i) => rid(`${prefix}${i}`)));
+    return auditRecords(join(cluster.dir, 'audit')).filter((r) => ids.has(String(r.requestId)));
+  };
 
   beforeAll(async () => {
     cluster = await startCluster({
@@ -48,7 +54,7 @@ describe('hedging (2 nodes, round-robin; news2 hedged, wdbc-risk not)', () => {
     const node0Before = await scrapeMetrics(cluster.nodes[0]!.ports.admin!);
     for (let i = 0; i < 10; i++) expect((await call('news2', `hedge-${i}`)).status).toBe(200);
 
-    const phase = records('hedge-');
+    const phase = records('hedge-', 10);
     expect(phase).toHaveLength(10);
     // node-0 answers nothing: 1 s is far beyond the p95, so every first call on it is hedged and overtaken.
     for (const r of phase) {
@@ -79,7 +85,7 @@ describe('hedging (2 nodes, round-robin; news2 hedged, wdbc-risk not)', () => {
 
   it('hedging is off unless configured: wdbc-risk requests wait for the slow node, and go to one node only', async () => {
     for (let i = 0; i < 4; i++) expect((await call('wdbc-risk', `nohedge-${i}`)).status).toBe(200);
-    const rs = records('nohedge-');
+    const rs = records('nohedge-', 4);
     expect(rs).toHaveLength(4);
     expect(rs.every((r) => r.sentTo === undefined)).toBe(true);
     expect(rs.some((r) => r.node === 'node-0')).toBe(true);
@@ -102,13 +108,14 @@ describe('hedging draws on the retry budget', () => {
     try {
       const token = await cluster.token(['clinician']);
       const call = (id: string) => httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', {
-        ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, headers: { 'x-request-id': id },
+        ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, headers: { 'x-request-id': rid(id) },
         body: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] },
       });
       for (let i = 0; i < 20; i++) expect((await call(`warm-${i}`)).status).toBe(200);
       await fetch(`http://127.0.0.1:${cluster.nodes[0]!.ports.admin}/fault?delayMs=300`, { method: 'POST' });
       for (let i = 0; i < 4; i++) expect((await call(`budget-${i}`)).status).toBe(200);
-      const rs = auditRecords(join(cluster.dir, 'audit')).filter((r) => String(r.requestId).startsWith('budget-'));
+      const budgetIds = new Set([0, 1, 2, 3].map((i) => rid(`budget-${i}`)));
+      const rs = auditRecords(join(cluster.dir, 'audit')).filter((r) => budgetIds.has(String(r.requestId)));
       expect(rs.some((r) => r.node === 'node-0')).toBe(true);
       expect(rs.every((r) => r.sentTo === undefined)).toBe(true);
       const metrics = await scrapeMetrics(cluster.gateway.ports.admin!);

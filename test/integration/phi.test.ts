@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditRecords, auditText, httpsCall, startCluster, waitFor, type Cluster } from '../helpers/cluster.js';
+import { auditRecords, auditText, httpsCall, rid, startCluster, waitFor, type Cluster } from '../helpers/cluster.js';
 import { repositoryWithProbes } from '../helpers/phi-probe.js';
 import { syntheaPatients, type SyntheaPatient } from '../helpers/synthea.js';
 
@@ -42,7 +42,7 @@ function body(p: SyntheaPatient, id: string) {
 }
 
 const call = (model: string, p: SyntheaPatient, requestId: string) => httpsCall(cluster.gateway.ports.rest!, `/v2/models/${model}/infer`, {
-  ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, body: body(p, requestId), headers: { 'x-request-id': requestId },
+  ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, body: body(p, requestId), headers: { 'x-request-id': rid(requestId) },
 });
 
 describe('PHI through the gateway, every Synthea patient', () => {
@@ -55,7 +55,7 @@ describe('PHI through the gateway, every Synthea patient', () => {
     }
     const again = await call('phi-probe', patients[0]!, 'phi-again');
     expect(again.status).toBe(200);
-    await waitFor(() => cluster.gateway.logs.some((l) => l.includes('"phi-again"')), 5000, 'the last log line');
+    await waitFor(() => cluster.gateway.logs.some((l) => l.includes(`"${rid('phi-again')}"`)), 5000, 'the last log line');
 
     const logs = [...cluster.gateway.logs, ...cluster.nodes.flatMap((n) => n.logs)].join('\n');
     const audit = auditText(join(cluster.dir, 'audit'));
@@ -65,11 +65,11 @@ describe('PHI through the gateway, every Synthea patient', () => {
       expect({ patient: p.file, leakedToLogs, leakedToAudit }).toEqual({ patient: p.file, leakedToLogs: [], leakedToAudit: [] });
     }
     const records = auditRecords(join(cluster.dir, 'audit'));
-    const first = records.find((r) => r.requestId === 'phi-0')!;
-    const repeat = records.find((r) => r.requestId === 'phi-again')!;
+    const first = records.find((r) => r.requestId === rid('phi-0'))!;
+    const repeat = records.find((r) => r.requestId === rid('phi-again'))!;
     expect(first.patients.length).toBeGreaterThan(0);
     expect(repeat.patients).toEqual(first.patients);
-    expect(new Set(records.filter((r) => /^phi-\d+$/.test(r.requestId)).map((r) => r.patients[0])).size).toBe(new Set(patients.map((p) => p.mrn)).size);
+    expect(new Set(records.filter((r) => patients.some((_, i) => r.requestId === rid(`phi-${i}`))).map((r) => r.patients[0])).size).toBe(new Set(patients.map((p) => p.mrn)).size);
     // The redacted view is there, and useful: the note's clinical text survives redaction.
     expect(first.request.inputs.find((x: any) => x.name === 'note').redacted[0]).toMatch(/\[(NAME|DATE)\]/);
   });

@@ -129,8 +129,8 @@ describe('tensor codec client errors', () => {
 describe('model signature', () => {
   const model = {
     name: 'm', maxBatchSize: 4,
-    inputs: [{ name: 'a', datatype: 'FP32' as const, shape: [-1, 2] }, { name: 'b', datatype: 'INT64' as const, shape: [-1, 1] }],
-    outputs: [{ name: 'y', datatype: 'FP32' as const, shape: [-1, 1] }],
+    inputs: [{ name: 'a', datatype: 'FP32' as const, shape: [-1, 2], allowNonFinite: false }, { name: 'b', datatype: 'INT64' as const, shape: [-1, 1], allowNonFinite: false }],
+    outputs: [{ name: 'y', datatype: 'FP32' as const, shape: [-1, 1], allowNonFinite: false }],
   };
   const t = (name: string, datatype: Datatype, shape: number[]): Tensor => tensorFromJson({ name, datatype, shape, data: new Array(shape.reduce((a, b) => a * b, 1)).fill(datatype === 'INT64' ? 1 : 1.5) });
 
@@ -138,20 +138,20 @@ describe('model signature', () => {
     expect(matchInputs(model, [t('b', 'INT64', [1, 1]), t('a', 'FP32', [1, 2])]).map((x) => x.name)).toEqual(['a', 'b']);
   });
   it('names a wrong input', () => {
-    expectClientError(() => matchInputs(model, [t('a', 'FP32', [1, 2]), t('c', 'FP32', [1, 1])]), /model 'm' has no input 'c'; its inputs are: a, b/);
+    expectClientError(() => matchInputs(model, [t('a', 'FP32', [1, 2]), t('c', 'FP32', [1, 1])]), /model "m" has no input "c"; its inputs are: a, b/);
   });
   it('names a missing input', () => {
-    expectClientError(() => matchInputs(model, [t('a', 'FP32', [1, 2])]), /needs input 'b' \(INT64 \[-1,1\]\), which is missing/);
+    expectClientError(() => matchInputs(model, [t('a', 'FP32', [1, 2])]), /needs input "b" \(INT64 \[-1,1\]\), which is missing/);
   });
   it('rejects a datatype, rank or dimension mismatch and an oversize batch', () => {
-    expectClientError(() => matchInputs(model, [t('a', 'FP64', [1, 2]), t('b', 'INT64', [1, 1])]), /has datatype FP64, model 'm' expects FP32/);
+    expectClientError(() => matchInputs(model, [t('a', 'FP64', [1, 2]), t('b', 'INT64', [1, 1])]), /has datatype FP64, model "m" expects FP32/);
     expectClientError(() => matchInputs(model, [t('a', 'FP32', [2]), t('b', 'INT64', [1, 1])]), /expects rank 2/);
     expectClientError(() => matchInputs(model, [t('a', 'FP32', [1, 3]), t('b', 'INT64', [1, 1])]), /dimension 1 must be 2/);
-    expectClientError(() => matchInputs(model, [t('a', 'FP32', [5, 2]), t('b', 'INT64', [5, 1])]), /batch size 5, above model 'm' maximum of 4/);
+    expectClientError(() => matchInputs(model, [t('a', 'FP32', [5, 2]), t('b', 'INT64', [5, 1])]), /batch size 5, above model "m" maximum of 4/);
     expectClientError(() => matchInputs(model, [t('a', 'FP32', [1, 2]), t('a', 'FP32', [1, 2])]), /more than once/);
   });
   it('checks requested outputs', () => {
     expect(matchOutputs(model, [])).toEqual(['y']);
-    expectClientError(() => matchOutputs(model, ['z']), /has no output 'z'/);
+    expectClientError(() => matchOutputs(model, ['z']), /has no output "z"/);
   });
 });
