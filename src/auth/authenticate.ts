@@ -4,6 +4,7 @@ import type { IssuerConfig } from '../config/schema.js';
 import { peerName, thumbprintsEqual, type PeerIdentity } from '../tls/peer.js';
 import { jwksFor } from './jwks.js';
 import { TokenCache } from './token-cache.js';
+import { ReplayCache } from './replay-cache.js';
 import type { Principal } from './principal.js';
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
@@ -26,6 +27,7 @@ interface TrustedIssuer { config: IssuerConfig; keys: JWTVerifyGetKey }
 export class Authenticator {
   private readonly issuers = new Map<string, TrustedIssuer>();
   private readonly cache = new TokenCache();
+  private readonly replays = new ReplayCache();
 
   constructor(configs: IssuerConfig[]) {
     for (const config of configs) this.issuers.set(config.issuer, { config, keys: jwksFor(config.jwks) });
@@ -39,6 +41,10 @@ export class Authenticator {
     if (!token) throw unauthenticated('Authorization must be "Bearer <JWT>"', 'invalid_request');
 
     const { config, payload } = this.cachedClaims(token) ?? await this.verify(token);
+    if (config.replayProtection) {
+      // Every use counts, whether or not the signature check was cached.
+      this.replays.claim(config.issuer, payload.jti!, (payload.exp! + config.clockSkewSeconds) * 1000);
+    }
 
     const bound = boundThumbprint(payload);
     if (bound !== undefined && !thumbprintsEqual(bound, peer.thumbprint)) {
@@ -52,7 +58,7 @@ export class Authenticator {
       subject: payload.sub!,
       issuer: config.issuer,
       clientId: stringClaim(payload.azp) ?? stringClaim(payload.client_id),
-      roles: stringList(claimAt(payload, config.rolesClaim)),
+      roles: rolesFrom(claimAt(payload, config.rolesClaim), config.rolesClaimFormat),
       scopes: stringList(payload.scope ?? payload.scp),
       purposeOfUse: purposeCodes(claimAt(payload, 'extensions.ihe_iua.purpose_of_use') ?? claimAt(payload, config.purposeOfUseClaim)),
       tokenId: stringClaim(payload.jti),
@@ -80,11 +86,19 @@ export class Authenticator {
         algorithms: config.algorithms,
         clockTolerance: config.clockSkewSeconds,
         maxTokenAge: config.maxTokenAgeSeconds,
-        requiredClaims: ['exp', 'iat', 'sub'],
+        requiredClaims: ['exp', 'iat', 'sub', ...(config.replayProtection ? ['jti'] : [])],
       });
+      const lifetime = payload.exp! - payload.iat!;
+      if (lifetime > config.maxTokenLifetimeSeconds) {
+        throw unauthenticated(`token lifetime (exp - iat) is ${lifetime} s; this gateway accepts at most ${config.maxTokenLifetimeSeconds} s`);
+      }
+      if (config.replayProtection && (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256)) {
+        throw unauthenticated('token "jti" must be a string of 1 to 256 characters');
+      }
       this.cache.set(token, config.issuer, payload);
       return { config, payload };
     } catch (err) {
+      if (err instanceof CdsError) throw err;
       throw unauthenticated(describeJoseError(err));
     }
   }
@@ -106,6 +120,7 @@ export class Authenticator {
 function describeJoseError(err: unknown): string {
   if (err instanceof errors.JWTExpired) return 'token has expired';
   if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.reason === 'missing') return `token has no "${err.claim}" claim, which this gateway requires`;
     if (err.claim === 'nbf') return 'token is not yet valid';
     if (err.claim === 'iat') return 'token issue time is in the future';
     if (err.claim === 'aud') return 'token audience is not this gateway';
@@ -155,7 +170,23 @@ function purposeCodes(value: unknown): string[] {
   return [...new Set(codes.filter((c): c is string => typeof c === 'string' && /^[A-Za-z][A-Za-z0-9]{1,15}$/.test(c)).map((c) => c.toUpperCase()))];
 }
 
-/** A claim that is an array of strings or a space-delimited string. */
+/**
+ * Roles as the issuer's configured format says: a JSON array of strings, or
+ * (only when configured) one space-delimited string. A string where an array
+ * is expected is refused, never split: "guest clinician" is not two roles
+ * unless the operator said so.
+ */
+function rolesFrom(value: unknown, format: IssuerConfig['rolesClaimFormat']): string[] {
+  if (value === undefined) return [];
+  if (format === 'space-delimited') {
+    if (typeof value !== 'string') throw unauthenticated('roles claim must be a space-delimited string for this issuer');
+    return value.split(' ').filter(Boolean);
+  }
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw unauthenticated('roles claim must be a JSON array of strings');
+  return value as string[];
+}
+
+/** A claim that is an array of strings or a space-delimited string (OAuth scope). */
 function stringList(value: unknown): string[] {
   if (typeof value === 'string') return value.split(' ').filter(Boolean);
   if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');

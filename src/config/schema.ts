@@ -99,9 +99,23 @@ function schemas(baseDir: string) {
     algorithms: z.array(asymmetricAlg).min(1).default(['RS256', 'RS384', 'PS256', 'ES256', 'ES384', 'EdDSA']),
     /** Dot path of the roles claim, e.g. "roles" or "realm_access.roles". */
     rolesClaim: z.string().min(1).default('roles'),
+    /**
+     * How the roles claim is written: a JSON array of strings (the default;
+     * a string is then refused, never split), or one space-delimited string.
+     */
+    rolesClaimFormat: z.enum(['array', 'space-delimited']).default('array'),
     clockSkewSeconds: z.number().int().min(0).max(300).default(60),
-    /** Tokens older than this (by iat) are refused. */
+    /** Tokens older than this (by iat) are refused; iat is required. */
     maxTokenAgeSeconds: z.number().int().positive().default(3_600),
+    /** Tokens whose lifetime (exp − iat) is longer than this are refused: an exp years ahead is not a credential to honour. */
+    maxTokenLifetimeSeconds: z.number().int().positive().default(3_600),
+    /**
+     * Refuse a token whose jti was seen before (kept until its exp). Off by
+     * default because OAuth access tokens are meant to be reused for many
+     * calls (RFC 6750); turn it on for issuers of one-time tokens (CDS Hooks
+     * client JWTs, SMART backend-services assertions). jti is then required.
+     */
+    replayProtection: z.boolean().default(false),
     /** When true every token must carry cnf.x5t#S256 matching the client certificate (RFC 8705). */
     requireCertificateBinding: z.boolean().default(false),
     /**

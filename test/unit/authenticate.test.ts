@@ -24,7 +24,8 @@ let otherKey: CryptoKey;
 function issuer(overrides: Partial<IssuerConfig> = {}, jwksFile: string): IssuerConfig {
   return {
     issuer: ISS, audience: AUD, jwks: { file: jwksFile, cooldownMs: 30_000 }, algorithms: ['ES256', 'RS256'], rolesClaim: 'roles',
-    clockSkewSeconds: 30, maxTokenAgeSeconds: 3600, requireCertificateBinding: false, purposeOfUseClaim: 'purpose_of_use', ...overrides,
+    clockSkewSeconds: 30, maxTokenAgeSeconds: 3600, requireCertificateBinding: false, purposeOfUseClaim: 'purpose_of_use',
+    rolesClaimFormat: 'array', maxTokenLifetimeSeconds: 3600, replayProtection: false, ...overrides,
   };
 }
 
@@ -44,18 +45,18 @@ beforeAll(async () => {
 
 const now = () => Math.floor(Date.now() / 1000);
 
-async function token(claims: Record<string, unknown> = {}, o: { signWith?: CryptoKey; kid?: string; iat?: number; exp?: number | null } = {}): Promise<string> {
+async function token(claims: Record<string, unknown> = {}, o: { signWith?: CryptoKey; kid?: string; iat?: number | null; exp?: number | null } = {}): Promise<string> {
   const jwt = new SignJWT({ roles: ['clinician'], ...claims })
     .setProtectedHeader({ alg: 'ES256', kid: o.kid ?? kid, typ: 'JWT' })
     .setIssuer((claims.iss as string) ?? ISS)
     .setAudience((claims.aud as string) ?? AUD)
-    .setSubject('user-1')
-    .setIssuedAt(o.iat ?? now());
+    .setSubject('user-1');
+  if (o.iat !== null) jwt.setIssuedAt(o.iat ?? now());
   if (o.exp !== null) jwt.setExpirationTime(o.exp ?? now() + 300);
   return jwt.sign(o.signWith ?? key);
 }
 
-async function rejects(authorization: string | undefined, pattern: RegExp, who: PeerIdentity | null = peer, a = auth): Promise<CdsError> {
+async function rejects(authorization: string | string[] | undefined, pattern: RegExp, who: PeerIdentity | null = peer, a = auth): Promise<CdsError> {
   try {
     await a.authenticate(authorization, who ?? undefined);
   } catch (err) {
@@ -184,5 +185,47 @@ describe('JWT verification', () => {
     await rejects(`Bearer ${bound}`, /bound to a different client certificate/, stolen);
     const strict = new Authenticator([issuer({ requireCertificateBinding: true }, jwksFile)]);
     await rejects(`Bearer ${await token()}`, /must be bound/, peer, strict);
+  });
+});
+
+describe('ambiguous and over-long credentials', () => {
+  it('refuses two Authorization values instead of choosing one', async () => {
+    const good = `Bearer ${await token()}`;
+    await rejects([good, good], /more than one Authorization header/);
+  });
+
+  it('requires iat and says so, instead of calling it a future issue time', async () => {
+    await rejects(`Bearer ${await token({}, { iat: null })}`, /token has no "iat" claim/);
+  });
+
+  it('refuses an exp years ahead: lifetime (exp - iat) is bounded', async () => {
+    await rejects(`Bearer ${await token({}, { exp: now() + 10 * 365 * 86_400 })}`, /token lifetime \(exp - iat\) is \d+ s; this gateway accepts at most 3600 s/);
+  });
+
+  it('never splits a roles string: arrays by default, a space-delimited string only when configured', async () => {
+    await rejects(`Bearer ${await token({ roles: 'guest clinician' })}`, /roles claim must be a JSON array of strings/);
+    await rejects(`Bearer ${await token({ roles: ['clinician', 7] })}`, /roles claim must be a JSON array of strings/);
+    const spaced = new Authenticator([issuer({ rolesClaimFormat: 'space-delimited' }, jwksFile)]);
+    await expect(spaced.authenticate(`Bearer ${await token({ roles: 'guest clinician' })}`, peer)).resolves.toMatchObject({ roles: ['guest', 'clinician'] });
+    await rejects(`Bearer ${await token({ roles: ['clinician'] })}`, /space-delimited string/, peer, spaced);
+  });
+});
+
+describe('jti replay protection', () => {
+  it('is off by default: an access token serves many calls', async () => {
+    const t = `Bearer ${await token({ jti: 'reused-1' })}`;
+    await auth.authenticate(t, peer);
+    await expect(auth.authenticate(t, peer)).resolves.toBeDefined();
+  });
+
+  it('when on: a token is accepted once, its replay refused (cached signature or not), and jti is required', async () => {
+    const once = new Authenticator([issuer({ replayProtection: true }, jwksFile)]);
+    const t = `Bearer ${await token({ jti: 'one-time-1' })}`;
+    await expect(once.authenticate(t, peer)).resolves.toBeDefined();
+    await rejects(t, /already used/, peer, once);
+    // Another token with the same jti (re-signed) is the same replay.
+    await rejects(`Bearer ${await token({ jti: 'one-time-1', azp: 'x' })}`, /already used/, peer, once);
+    await expect(once.authenticate(`Bearer ${await token({ jti: 'one-time-2' })}`, peer)).resolves.toBeDefined();
+    await rejects(`Bearer ${await token()}`, /token has no "jti" claim/, peer, once);
   });
 });
