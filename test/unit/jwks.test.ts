@@ -28,6 +28,7 @@ let fetches = 0;
 
 const issuer = (jwks: IssuerConfig['jwks']): IssuerConfig => ({
   issuer: ISS, audience: 'cdsgate', jwks, algorithms: ['ES256'], rolesClaim: 'roles', clockSkewSeconds: 30, maxTokenAgeSeconds: 3600, requireCertificateBinding: false, purposeOfUseClaim: 'purpose_of_use',
+  rolesClaimFormat: 'array', maxTokenLifetimeSeconds: 3600, replayProtection: false,
 });
 
 beforeAll(async () => {
