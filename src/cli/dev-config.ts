@@ -1,5 +1,9 @@
 import type { DevPkiPaths } from '../tls/dev-pki.js';
 import { DEV_IDENTITIES } from '../tls/dev-pki.js';
+import { existsSync } from 'node:fs';
+
+/** The dev CA's revocation list, when the PKI has one (PKIs made before it existed do not). */
+const crlOf = (pki: DevPkiPaths): { crl?: string } => (existsSync(pki.crl) ? { crl: pki.crl } : {});
 import { DEV_AUDIENCE, DEV_ISSUER } from '../auth/dev-issuer.js';
 import type { DevSecrets } from './dev-material.js';
 
@@ -25,7 +29,7 @@ export function devNodeConfig(o: DevNodeOptions): Record<string, unknown> {
       grpc: { host: '127.0.0.1', port: ports.grpc },
       rest: { host: '127.0.0.1', port: ports.rest },
       admin: { host: '127.0.0.1', port: ports.admin },
-      tls: { cert: node.cert, key: node.key, ca: o.pki.ca },
+      tls: { cert: node.cert, key: node.key, ca: o.pki.ca, ...crlOf(o.pki) },
       allowedClients: o.allowedClients ?? [DEV_IDENTITIES.gatewayClient],
       modelRepository: o.modelRepository,
       executionProvider: o.executionProvider ?? 'auto',
@@ -58,7 +62,7 @@ export function devGatewayConfig(o: DevGatewayOptions): Record<string, unknown> 
       rest: { host: '127.0.0.1', port: ports.rest },
       grpc: { host: '127.0.0.1', port: ports.grpc },
       admin: { host: '127.0.0.1', port: ports.admin },
-      tls: { cert: o.pki.gatewayServer.cert, key: o.pki.gatewayServer.key, ca: o.pki.ca },
+      tls: { cert: o.pki.gatewayServer.cert, key: o.pki.gatewayServer.key, ca: o.pki.ca, ...crlOf(o.pki) },
       nodeClientTls: { cert: o.pki.gatewayClient.cert, key: o.pki.gatewayClient.key, ca: o.pki.ca },
     },
     auth: { issuers: [{ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, jwks: { file: o.jwksFile } }] },

@@ -29,12 +29,18 @@ authorization and routing to the nodes in FILE. Metrics on the admin port.`,
 Runs one inference node (one per GPU): KServe v2 over gRPC and REST (mTLS,
 gateway identity only), sessions in worker threads.`,
   certs: `Usage: cdsgate certs [--out DIR] [--nodes N] [--force]
+       cdsgate certs revoke NAME [--out DIR]
 
 Generates a development PKI and a development token issuer into DIR
 (default certs/dev, git-ignored): root CA, gateway server and client
 certificates, N node certificates (default 3), two application client
 certificates, an untrusted CA with a client certificate, and an ES256 issuer
-key with its JWKS. Existing files are kept unless --force is given.`,
+key with its JWKS. Existing files are kept unless --force is given.
+
+revoke NAME adds the certificate DIR/NAME.pem (e.g. app-ehr) to the CA's
+revocation list DIR/crl.pem and re-signs it. Gateways and nodes whose
+tls.crl names that file refuse the certificate from the next handshake,
+within about a second, without a restart.`,
   token: `Usage: cdsgate token --sub SUBJECT --roles R1,R2 [--ttl SECONDS] [--aud AUDIENCE]
                      [--key FILE] [--bind-cert PEM]
 
@@ -105,6 +111,12 @@ function onShutdown(log: Logger, close: () => Promise<void>): void {
   };
   process.on('SIGTERM', () => handler('SIGTERM'));
   process.on('SIGINT', () => handler('SIGINT'));
+  // Started by `cdsgate start` (or the tests): when the supervisor goes away, so do we, cleanly.
+  if (process.env.CDSGATE_SUPERVISED === '1') {
+    process.stdin.on('data', () => undefined);
+    process.stdin.once('end', () => handler('supervisor-exit'));
+    process.stdin.once('error', () => handler('supervisor-exit'));
+  }
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -133,8 +145,21 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'certs': {
-      const { values } = parseArgs({ args, options: { out: { type: 'string', default: 'certs/dev' }, nodes: { type: 'string', default: '3' }, force: { type: 'boolean' }, help: { type: 'boolean' } } });
+      const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string', default: 'certs/dev' }, nodes: { type: 'string', default: '3' }, force: { type: 'boolean' }, help: { type: 'boolean' } } });
       if (values.help) return void process.stdout.write(`${HELP.certs}\n`);
+      if (positionals[0] === 'revoke') {
+        const name = positionals[1];
+        if (!name || !/^[A-Za-z0-9._-]+$/.test(name)) fail(`certs revoke: give the certificate's name, e.g. app-ehr\n\n${HELP.certs}`, 2);
+        const { revokeDevCertificate } = await import('../tls/dev-pki.js');
+        const { join } = await import('node:path');
+        const { existsSync } = await import('node:fs');
+        const file = join(values.out!, `${name}.pem`);
+        if (!existsSync(file)) fail(`certs revoke: ${file} does not exist`, 2);
+        const revoked = await revokeDevCertificate(values.out!, file);
+        process.stdout.write(`revoked ${name} (serial ${revoked.serialNumber}); CRL written to ${revoked.crl}\n`);
+        return;
+      }
+      if (positionals.length > 0) fail(`certs: unknown argument ${positionals[0]}\n\n${HELP.certs}`, 2);
       const { ensureDevMaterial } = await import('./dev-material.js');
       const dir = await ensureDevMaterial(values.out!, Number(values.nodes), Boolean(values.force));
       process.stdout.write(`development PKI and issuer key in ${dir}\n`);

@@ -15,7 +15,11 @@ export interface Spawned {
  * log lines, and resolves when it logs that it is ready.
  */
 export function spawnCdsgate(command: 'gateway' | 'node', configFile: string, onLine: (line: string) => void, entry = CLI_ENTRY): Spawned {
-  const child = spawn(process.execPath, [entry, command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops each child exactly once.
+  // The stdin pipe is the child's lifeline: it closes if the supervisor dies, and the child then drains and exits.
+  const child = spawn(process.execPath, [entry, command, '--config', configFile], {
+    stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, CDSGATE_SUPERVISED: '1' },
+  });
   const ready = new Promise<Record<string, number>>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {

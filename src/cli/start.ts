@@ -28,9 +28,33 @@ export async function startDev(): Promise<void> {
   const configDir = join(DEV_DIR, 'config');
   mkdirSync(configDir, { recursive: true });
   const children: ChildProcess[] = [];
-  const stopAll = () => { for (const c of children) if (c.exitCode === null) c.kill('SIGTERM'); };
-  process.on('SIGINT', () => { stopAll(); setTimeout(() => process.exit(0), 500); });
-  process.on('SIGTERM', () => { stopAll(); setTimeout(() => process.exit(0), 500); });
+  const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
+  const stopAll = (signal: NodeJS.Signals = 'SIGTERM') => { for (const c of children) if (running(c)) c.kill(signal); };
+  let stopping = false;
+  /**
+   * One Ctrl-C: each child gets one SIGTERM (they run in their own process
+   * group, so the terminal's SIGINT does not reach them too), drains, and we
+   * wait for every one — the gateway signs its final audit head — then exit 0
+   * if they all did. A second Ctrl-C stops them at once.
+   */
+  const shutdown = () => {
+    if (stopping) {
+      process.stderr.write('stopping at once\n');
+      stopAll('SIGKILL');
+      process.exit(1);
+    }
+    stopping = true;
+    process.stdout.write('stopping: each process drains and exits (Ctrl-C again to force)\n');
+    const exits = children.map((c) => (running(c) ? new Promise<number | null>((r) => c.once('exit', (code) => r(code))) : Promise.resolve(c.exitCode)));
+    stopAll();
+    const force = setTimeout(() => { stopAll('SIGKILL'); process.exit(1); }, 30_000);
+    void Promise.all(exits).then((codes) => {
+      clearTimeout(force);
+      process.exit(codes.every((c) => c === 0) ? 0 : 1);
+    });
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
 
   const prefix = (name: string) => (line: string) => process.stdout.write(`[${name}] ${line}\n`);
   try {
@@ -54,7 +78,7 @@ export async function startDev(): Promise<void> {
     stopAll();
     throw err;
   }
-  for (const c of children) c.once('exit', (code) => { if (code !== 0) { process.stderr.write(`a cdsgate process exited (${code}); stopping\n`); stopAll(); process.exit(1); } });
+  for (const c of children) c.once('exit', (code) => { if (!stopping && code !== 0) { process.stderr.write(`a cdsgate process exited (${code}); stopping\n`); stopAll(); process.exit(1); } });
 
   const token = await mintDevToken(issuer.privateJwk, { subject: 'dr-dev', roles: ['clinician'], ttlSeconds: 3600 });
   const rel = (p: string) => relative(process.cwd(), p) || '.';

@@ -3,7 +3,7 @@ import { webcrypto } from 'node:crypto';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 
@@ -30,6 +30,11 @@ export interface DevPkiPaths {
   apps: { ehr: { cert: string; key: string }; smart: { cert: string; key: string } };
   untrustedCa: string;
   untrustedClient: { cert: string; key: string };
+  /** Client certificates the gateway must refuse at the handshake: long expired, and issued for serverAuth only. */
+  expiredClient: { cert: string; key: string };
+  serverAuthOnlyClient: { cert: string; key: string };
+  /** The CA's certificate revocation list (empty until `cdsgate certs revoke`). */
+  crl: string;
 }
 
 interface Issued { cert: x509.X509Certificate; keys: CryptoKeyPair }
@@ -58,7 +63,7 @@ async function createCa(name: string): Promise<Issued> {
 
 type SanEntry = { type: 'dns' | 'ip' | 'url'; value: string };
 
-async function issue(ca: Issued, commonName: string, sans: SanEntry[], usage: 'server' | 'client' | 'both'): Promise<Issued> {
+async function issue(ca: Issued, commonName: string, sans: SanEntry[], usage: 'server' | 'client' | 'both', validity = { notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 365 * DAY) }): Promise<Issued> {
   const keys = await newKeys();
   const eku = usage === 'server' ? [x509.ExtendedKeyUsage.serverAuth]
     : usage === 'client' ? [x509.ExtendedKeyUsage.clientAuth]
@@ -67,8 +72,7 @@ async function issue(ca: Issued, commonName: string, sans: SanEntry[], usage: 's
     serialNumber: randomSerial(),
     subject: `CN=${commonName}, O=cdsgate development`,
     issuer: ca.cert.subject,
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 365 * DAY),
+    ...validity,
     signingAlgorithm: ALG,
     publicKey: keys.publicKey,
     signingKey: ca.keys.privateKey,
@@ -118,6 +122,10 @@ export async function generateDevPki(dir: string, nodeCount = 3): Promise<DevPki
   const ca = await createCa('cdsgate development root CA');
   const untrusted = await createCa('untrusted CA');
   writeFileSync(join(dir, 'ca.pem'), ca.cert.toString('pem') + '\n');
+  // The CA key stays (git-ignored, mode 0600) so the dev PKI can revoke: `cdsgate certs revoke NAME`.
+  writeFileSync(join(dir, 'ca.key'), await keyPem(ca.keys.privateKey), { mode: 0o600 });
+  chmodSync(join(dir, 'ca.key'), 0o600);
+  await writeCrl(dir, ca, []);
   writeFileSync(join(dir, 'untrusted-ca.pem'), untrusted.cert.toString('pem') + '\n');
   const nodes = [];
   for (let i = 0; i < nodeCount; i++) {
@@ -138,7 +146,47 @@ export async function generateDevPki(dir: string, nodeCount = 3): Promise<DevPki
     },
     untrustedCa: join(dir, 'untrusted-ca.pem'),
     untrustedClient: await save(dir, 'untrusted-client', await issue(untrusted, 'cdsgate gateway', [{ type: 'url', value: DEV_IDENTITIES.gatewayClient }], 'client')),
+    expiredClient: await save(dir, 'expired-client', await issue(ca, 'expired app', [{ type: 'url', value: 'spiffe://cdsgate.local/app/expired' }], 'client',
+      { notBefore: new Date(Date.now() - 400 * DAY), notAfter: new Date(Date.now() - 35 * DAY) })),
+    serverAuthOnlyClient: await save(dir, 'server-only-client', await issue(ca, 'server-only app', [{ type: 'url', value: 'spiffe://cdsgate.local/app/server-only' }], 'server')),
+    crl: join(dir, 'crl.pem'),
   };
+}
+
+/** Signs and writes the CA's CRL (atomically: the servers poll the file and must never read half of it). */
+async function writeCrl(dir: string, ca: Issued, serials: string[]): Promise<void> {
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: ca.cert.subject,
+    thisUpdate: new Date(Date.now() - 60_000),
+    nextUpdate: new Date(Date.now() + 30 * DAY),
+    entries: serials.map((serialNumber) => ({ serialNumber, revocationDate: new Date(Date.now() - 60_000) })),
+    signingAlgorithm: ALG,
+    signingKey: ca.keys.privateKey,
+    extensions: [await x509.AuthorityKeyIdentifierExtension.create(ca.cert)],
+  });
+  const file = join(dir, 'crl.pem');
+  writeFileSync(`${file}.tmp`, crl.toString('pem') + '\n');
+  renameSync(`${file}.tmp`, file);
+}
+
+/**
+ * Revokes a certificate of the development PKI: adds its serial to the CA's
+ * CRL (crl.pem) and re-signs it. Servers configured with `tls.crl` pick the
+ * change up within a second, without a restart.
+ */
+export async function revokeDevCertificate(dir: string, certificateFile: string): Promise<{ serialNumber: string; crl: string }> {
+  const keyFile = join(dir, 'ca.key');
+  if (!existsSync(keyFile)) throw new Error(`${keyFile} is missing: this PKI was generated without its CA key; regenerate it with cdsgate certs --force`);
+  const caCert = new x509.X509Certificate(readFileSync(join(dir, 'ca.pem'), 'utf8'));
+  const der = x509.PemConverter.decodeFirst(readFileSync(keyFile, 'utf8'));
+  const privateKey = await webcrypto.subtle.importKey('pkcs8', der, ALG, false, ['sign']) as CryptoKey;
+  const target = new x509.X509Certificate(readFileSync(certificateFile, 'utf8'));
+  if (target.issuer !== caCert.subject) throw new Error(`${certificateFile} was not issued by this CA`);
+  const crlFile = join(dir, 'crl.pem');
+  const serials = existsSync(crlFile) ? new x509.X509Crl(readFileSync(crlFile, 'utf8')).entries.map((e) => e.serialNumber) : [];
+  if (!serials.includes(target.serialNumber)) serials.push(target.serialNumber);
+  await writeCrl(dir, { cert: caCert, keys: { privateKey, publicKey: await caCert.publicKey.export() } as CryptoKeyPair }, serials);
+  return { serialNumber: target.serialNumber, crl: crlFile };
 }
 
 /** The paths generateDevPki writes, without generating (for a PKI that already exists). */
@@ -153,5 +201,8 @@ export function devPkiPaths(dir: string, nodeCount = 3): DevPkiPaths {
     apps: { ehr: pair('app-ehr'), smart: pair('app-smart') },
     untrustedCa: join(dir, 'untrusted-ca.pem'),
     untrustedClient: pair('untrusted-client'),
+    expiredClient: pair('expired-client'),
+    serverAuthOnlyClient: pair('server-only-client'),
+    crl: join(dir, 'crl.pem'),
   };
 }
