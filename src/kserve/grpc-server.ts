@@ -54,6 +54,7 @@ export function tolerantDefinition(definition: grpc.ServiceDefinition): grpc.Ser
       requestDeserialize: (bytes: Buffer) => {
         if (bytes === DECOMPRESS_FAILED) return { [UNDECODABLE]: 'the message could not be decompressed' };
         try {
+          if (!wellFormedWire(bytes)) throw new Error('malformed');
           return deserialize(bytes);
         } catch {
           return { [UNDECODABLE]: `the message is not a valid ${name} request (it does not decode as protobuf)` };
@@ -64,24 +65,75 @@ export function tolerantDefinition(definition: grpc.ServiceDefinition): grpc.Ser
   return out as grpc.ServiceDefinition;
 }
 
+/**
+ * Checks the top level of a protobuf message's wire format: every tag and
+ * varint at most 10 bytes, every length-delimited field and fixed-width value
+ * inside the message. protobufjs reads a string whose length runs past the
+ * end without complaint (a truncated message decodes as a shorter one), so
+ * this walk is what refuses it. One pass over the field headers; field
+ * contents are not touched.
+ */
+export function wellFormedWire(bytes: Uint8Array): boolean {
+  let pos = 0;
+  const end = bytes.length;
+  const varint = (): number | undefined => {
+    let value = 0, scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (pos >= end) return undefined;
+      const b = bytes[pos++]!;
+      value += (b & 0x7f) * scale;
+      if (b < 0x80) return value;
+      scale *= 128;
+    }
+    return undefined; // an 11th byte: over-long
+  };
+  while (pos < end) {
+    const tag = varint();
+    if (tag === undefined || tag < 8) return false; // field number 0 is invalid
+    switch (tag % 8) {
+      case 0: if (varint() === undefined) return false; break;
+      case 1: pos += 8; break;
+      case 2: {
+        const length = varint();
+        if (length === undefined) return false;
+        pos += length;
+        break;
+      }
+      case 5: pos += 4; break;
+      default: return false; // groups (3, 4) are not proto3; 6 and 7 do not exist
+    }
+    if (pos > end) return false;
+  }
+  return true;
+}
+
 /** gRPC's grpc-timeout header: an integer of up to 8 digits and a unit. */
 const TIMEOUT = /^(\d{1,8})([HMSmun])$/;
 const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };
 
 /**
- * Every call gets a deadline, before grpc-js sees it: the caller's, capped at
- * maxMs, or defaultMs when it set none. grpc-js then ends the call with
- * DEADLINE_EXCEEDED when it runs out — including a call whose message never
- * arrives, which otherwise stays open for as long as the connection does.
+ * What every call's headers are made to say before grpc-js reads them:
+ * - a deadline: the caller's, capped at maxMs, or defaultMs when it set none.
+ *   grpc-js then ends the call with DEADLINE_EXCEEDED when it runs out —
+ *   including a call whose message never arrives, which otherwise stays open
+ *   for as long as the connection does;
+ * - every Authorization value: Node's HTTP/2 layer keeps only the first of
+ *   repeated authorization fields, so a second one would be dropped silently
+ *   and the first would win. All of them are passed on, and the gateway
+ *   refuses the ambiguity.
  */
+export function prepareCallHeaders(headers: IncomingHttpHeaders, rawHeaders: readonly string[], defaultMs: number, maxMs: number): void {
+  const asked = TIMEOUT.exec(String(headers['grpc-timeout'] ?? ''));
+  const ms = asked ? Number(asked[1]) * UNIT_MS[asked[2]!]! : defaultMs;
+  if (!asked || ms > maxMs) headers['grpc-timeout'] = `${Math.min(ms, maxMs)}m`;
+  let authorization: string[] | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i] === 'authorization') (authorization ??= []).push(rawHeaders[i + 1]!);
+  if (authorization && authorization.length > 1) (headers as Record<string, unknown>).authorization = authorization;
+}
+
 export function enforceDeadlines(server: grpc.Server, defaultMs: number, maxMs: number): boolean {
-  const servers = grpcHttp2Servers(server) as unknown as Array<{ prependListener(event: 'stream', l: (s: ServerHttp2Stream, h: IncomingHttpHeaders) => void): void }>;
-  for (const s of servers) {
-    s.prependListener('stream', (_stream, headers) => {
-      const asked = TIMEOUT.exec(String(headers['grpc-timeout'] ?? ''));
-      const ms = asked ? Number(asked[1]) * UNIT_MS[asked[2]!]! : defaultMs;
-      if (!asked || ms > maxMs) headers['grpc-timeout'] = `${Math.min(ms, maxMs)}m`;
-    });
-  }
+  type StreamListener = (s: ServerHttp2Stream, h: IncomingHttpHeaders, flags: number, raw: string[]) => void;
+  const servers = grpcHttp2Servers(server) as unknown as Array<{ prependListener(event: 'stream', l: StreamListener): void }>;
+  for (const s of servers) s.prependListener('stream', (_stream, headers, _flags, raw) => prepareCallHeaders(headers, raw ?? [], defaultMs, maxMs));
   return servers.length > 0;
 }

@@ -165,7 +165,9 @@ async function writeCrl(dir: string, ca: Issued, serials: string[]): Promise<voi
     extensions: [await x509.AuthorityKeyIdentifierExtension.create(ca.cert)],
   });
   const file = join(dir, 'crl.pem');
-  writeFileSync(`${file}.tmp`, crl.toString('pem') + '\n');
+  // OpenSSL reads the RFC 7468 label "X509 CRL"; the library writes plain "CRL".
+  const base64 = Buffer.from(crl.rawData).toString('base64').replace(/(.{64})/g, '$1\n').trim();
+  writeFileSync(`${file}.tmp`, `-----BEGIN X509 CRL-----\n${base64}\n-----END X509 CRL-----\n`);
   renameSync(`${file}.tmp`, file);
 }
 

@@ -9,6 +9,7 @@ import { matchInputs } from '../../src/tensor/signature.js';
 import { inferRequestFromJson } from '../../src/kserve/rest-codec.js';
 import { inferRequestFromGrpc } from '../../src/kserve/grpc-codec.js';
 import { requestIdFrom } from '../../src/kserve/context.js';
+import { prepareCallHeaders, wellFormedWire } from '../../src/kserve/grpc-server.js';
 import { modelConfigSchema } from '../../src/config/schema.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -139,5 +140,42 @@ describe('request ids', () => {
       expect(requestId).not.toBe(given);
       expect(clientRequestId).toBe(given.slice(0, 256));
     }
+  });
+});
+
+describe('gRPC call headers and wire checks', () => {
+  it('every call gets a deadline: the default when none, capped when too long, kept when shorter', () => {
+    const none: Record<string, unknown> = {};
+    prepareCallHeaders(none as never, [], 10_000, 60_000);
+    expect(none['grpc-timeout']).toBe('10000m');
+    const long: Record<string, unknown> = { 'grpc-timeout': '5H' };
+    prepareCallHeaders(long as never, [], 10_000, 60_000);
+    expect(long['grpc-timeout']).toBe('60000m');
+    const short: Record<string, unknown> = { 'grpc-timeout': '250m' };
+    prepareCallHeaders(short as never, [], 10_000, 60_000);
+    expect(short['grpc-timeout']).toBe('250m');
+    const garbage: Record<string, unknown> = { 'grpc-timeout': '99999999999S' };
+    prepareCallHeaders(garbage as never, [], 10_000, 60_000);
+    expect(garbage['grpc-timeout']).toBe('10000m');
+  });
+
+  it('two authorization fields on the wire reach the gateway as two values (Node alone would keep the first)', () => {
+    const headers: Record<string, unknown> = { authorization: 'Bearer a' };
+    prepareCallHeaders(headers as never, ['authorization', 'Bearer a', 'authorization', 'Bearer b'], 10_000, 60_000);
+    expect(headers.authorization).toEqual(['Bearer a', 'Bearer b']);
+    const single: Record<string, unknown> = { authorization: 'Bearer a' };
+    prepareCallHeaders(single as never, ['authorization', 'Bearer a'], 10_000, 60_000);
+    expect(single.authorization).toBe('Bearer a');
+  });
+
+  it('refuses truncated, over-long and impossible wire formats, accepts real messages (seeded)', () => {
+    expect(wellFormedWire(Buffer.from([0x0a, 0x20, 0x6e, 0x65]))).toBe(false); // string runs past the end
+    expect(wellFormedWire(Buffer.from([0x08, ...new Array(10).fill(0xff), 0x01]))).toBe(false); // 11-byte varint
+    expect(wellFormedWire(Buffer.from([0x0b]))).toBe(false); // group
+    expect(wellFormedWire(Buffer.from([0x0a, 0x05, 0x6e, 0x65, 0x77, 0x73, 0x32]))).toBe(true);
+    expect(wellFormedWire(Buffer.alloc(0))).toBe(true);
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+      expect(typeof wellFormedWire(bytes)).toBe('boolean');
+    }), { seed: 5, numRuns: 2_000 });
   });
 });
