@@ -9,7 +9,7 @@ import { requestIdFrom, type CallContext } from '../kserve/context.js';
 import { kserveGrpcImplementation } from '../kserve/grpc-service.js';
 import { registerKServeRoutes } from '../kserve/rest-routes.js';
 import { createRestServer } from '../kserve/rest-server.js';
-import { enforceDeadlines, tolerantDefinition } from '../kserve/grpc-server.js';
+import { hardenGrpcServer, tolerantDefinition } from '../kserve/grpc-server.js';
 import { inferenceServiceDefinition } from '../kserve/service.js';
 import { startAdminServer } from '../metrics/admin-server.js';
 import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
@@ -17,7 +17,7 @@ import { Gauge } from 'prom-client';
 import type { Logger } from '../phi/logger.js';
 import { Router } from '../routing/router.js';
 import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
-import { MtlsServerCredentials, readServerTls, watchGrpcHandshakes, watchHandshakes, watchRevocations } from '../tls/server-tls.js';
+import { LiveConnections, MtlsServerCredentials, readServerTls, watchRevocations } from '../tls/server-tls.js';
 import { requestObserver } from './observe.js';
 import { Pipeline } from './pipeline.js';
 import { AuditLog } from '../audit/log.js';
@@ -104,7 +104,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   };
 
   // REST door
-  const { app: rest, reloadTls: reloadRestTls } = createRestServer({ tls, bodyLimit: gw.rest.bodyLimitBytes, ...gw.rest });
+  const { app: rest, reloadTls: reloadRestTls } = createRestServer({ tls, onHandshakeFailure: onHandshakeFailure('rest'), bodyLimit: gw.rest.bodyLimitBytes, ...gw.rest });
   let closing = false;
   // While draining, a request that arrives on a kept-alive connection is told to go elsewhere, in our format.
   rest.addHook('onRequest', async (_req, reply) => {
@@ -135,7 +135,6 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     }),
     finished: (ctx, route, status, model, error) => observe(ctx, route, String(status), model, error),
   });
-  watchHandshakes(rest.server, onHandshakeFailure('rest'));
   await rest.listen({ host: gw.rest.host, port: gw.rest.port });
 
   // gRPC door
@@ -155,15 +154,16 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     finished: (ctx, rpc, code, model, error) => observe(ctx, rpc, grpc.status[code] ?? String(code), model, error),
   }));
   const grpcCredentials = new MtlsServerCredentials(tls);
+  const grpcConnections = new LiveConnections();
+  hardenGrpcServer(grpcServer, { connections: grpcConnections, onHandshakeFailure: onHandshakeFailure('grpc'), defaultTimeoutMs: gw.defaultTimeoutMs, maxTimeoutMs: gw.maxTimeoutMs });
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${gw.grpc.host}:${gw.grpc.port}`, grpcCredentials, (err, port) => (err ? reject(err) : resolve(port))));
-  if (!watchGrpcHandshakes(grpcServer, onHandshakeFailure('grpc'))) log.warn('cannot observe gRPC TLS handshakes with this grpc-js version');
-  if (!enforceDeadlines(grpcServer, gw.defaultTimeoutMs, gw.maxTimeoutMs)) throw new Error('cannot enforce gRPC deadlines with this grpc-js version');
 
   // A changed CRL applies to the next handshake on both doors, without a restart.
   const stopWatchingCrl = watchRevocations(gw.tls, (fresh) => {
     reloadRestTls(fresh);
     grpcCredentials.reload(fresh);
+    grpcConnections.dropRevoked(fresh.crl);
     log.info({ file: gw.tls.crl }, 'certificate revocation list reloaded');
   }, (reason) => log.error({ file: gw.tls.crl, reason }, 'certificate revocation list not reloaded; the previous one stays in force'));
 

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { grpcHttp2Servers } from '../tls/server-tls.js';
+import { refuseUnverifiedPeers, watchHandshakes, type HandshakeFailure, type LiveConnections } from '../tls/server-tls.js';
 
 /** Marks a request message that did not decode; the handler answers INVALID_ARGUMENT and records it. */
 const UNDECODABLE = Symbol('cdsgate.undecodable');
@@ -131,9 +131,35 @@ export function prepareCallHeaders(headers: IncomingHttpHeaders, rawHeaders: rea
   if (authorization && authorization.length > 1) (headers as Record<string, unknown>).authorization = authorization;
 }
 
-export function enforceDeadlines(server: grpc.Server, defaultMs: number, maxMs: number): boolean {
+export interface GrpcHardening {
+  /** Every refused handshake, with its reason (the metric and the log line). */
+  onHandshakeFailure: HandshakeFailure;
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+  /** Where the verified connections are kept, so a CRL reload can close those of revoked peers. */
+  connections: LiveConnections;
+}
+
+/**
+ * Applies the listener rules to every HTTP/2 server grpc-js creates for
+ * `server`, at creation, before it listens: the mTLS rule with its reasons
+ * (refuseUnverifiedPeers), handshake failure reporting, and prepareCallHeaders
+ * on every stream. grpc-js does not expose its servers, so this wraps its
+ * (private) factory; if that is gone after an upgrade the gateway refuses to
+ * start rather than serve without these rules, and a test shows it works.
+ * Call before bindAsync.
+ */
+export function hardenGrpcServer(server: grpc.Server, o: GrpcHardening): void {
   type StreamListener = (s: ServerHttp2Stream, h: IncomingHttpHeaders, flags: number, raw: string[]) => void;
-  const servers = grpcHttp2Servers(server) as unknown as Array<{ prependListener(event: 'stream', l: StreamListener): void }>;
-  for (const s of servers) s.prependListener('stream', (_stream, headers, _flags, raw) => prepareCallHeaders(headers, raw ?? [], defaultMs, maxMs));
-  return servers.length > 0;
+  type H2Server = Parameters<typeof refuseUnverifiedPeers>[0] & Parameters<typeof watchHandshakes>[0] & { prependListener(event: 'stream', l: StreamListener): void };
+  const target = server as unknown as { createHttp2Server?: (this: unknown, credentials: unknown) => H2Server };
+  const create = target.createHttp2Server;
+  if (typeof create !== 'function') throw new Error('this @grpc/grpc-js version does not let cdsgate apply its TLS and deadline rules; refusing to start');
+  target.createHttp2Server = function hardened(this: unknown, credentials: unknown): H2Server {
+    const h2 = create.call(this, credentials);
+    refuseUnverifiedPeers(h2, o.onHandshakeFailure, o.connections);
+    watchHandshakes(h2, o.onHandshakeFailure);
+    h2.prependListener('stream', (_stream, headers, _flags, raw) => prepareCallHeaders(headers, raw ?? [], o.defaultTimeoutMs, o.maxTimeoutMs));
+    return h2;
+  };
 }

@@ -5,10 +5,12 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type RawServerDefault } from 'fastify';
 import secureJson from 'secure-json-parse';
 import { CdsError, httpStatusOf, quote } from '../errors.js';
-import { httpsOptions, lingerOnClose, refuseRenegotiation, type ServerTlsMaterial } from '../tls/server-tls.js';
+import { LiveConnections, httpsOptions, lingerOnClose, refuseRenegotiation, refuseUnverifiedPeers, watchHandshakes, type HandshakeFailure, type ServerTlsMaterial } from '../tls/server-tls.js';
 
 export interface RestServerOptions {
   tls: ServerTlsMaterial;
+  /** Every refused handshake, with its reason (the metric and the log line). */
+  onHandshakeFailure: HandshakeFailure;
   bodyLimit: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
@@ -28,12 +30,13 @@ const MAX_PARAM_LENGTH = 256;
  */
 export interface RestServer {
   app: FastifyInstance;
-  /** Applies new TLS material (a changed CRL) to the next handshake. */
+  /** Applies new TLS material (a changed CRL) to the next handshake, and closes open connections of revoked peers. */
   reloadTls(tls: ServerTlsMaterial): void;
 }
 
 export function createRestServer(o: RestServerOptions): RestServer {
   let server: Server | undefined;
+  const live = new LiveConnections();
   const app = Fastify({
     serverFactory: (handler) => {
       server = createServer({
@@ -44,6 +47,8 @@ export function createRestServer(o: RestServerOptions): RestServer {
         // Node checks the two timeouts above on this interval (30 s by default, which made them ~90 s).
         connectionsCheckingInterval: Math.min(250, o.headersTimeoutMs),
       }, handler);
+      refuseUnverifiedPeers(server, o.onHandshakeFailure, live);
+      watchHandshakes(server, o.onHandshakeFailure);
       refuseRenegotiation(server);
       lingerOnClose(server, o.lingerMs, o.bodyLimit);
       return server as unknown as RawServerDefault;
@@ -91,7 +96,13 @@ export function createRestServer(o: RestServerOptions): RestServer {
     return counted as unknown as Readable;
   });
 
-  return { app, reloadTls: (tls) => server!.setSecureContext(httpsOptions(tls)) };
+  return {
+    app,
+    reloadTls: (tls) => {
+      server!.setSecureContext(httpsOptions(tls));
+      live.dropRevoked(tls.crl);
+    },
+  };
 }
 
 /** A request body as JSON; keys that could reach an object prototype are refused by name. */

@@ -10,9 +10,9 @@ import { createNodeMetrics } from '../metrics/node-metrics.js';
 import { startAdminServer } from '../metrics/admin-server.js';
 import type { Logger } from '../phi/logger.js';
 import { internalCause, type CdsError } from '../errors.js';
-import { MtlsServerCredentials, readServerTls, watchGrpcHandshakes, watchHandshakes, watchRevocations } from '../tls/server-tls.js';
+import { LiveConnections, MtlsServerCredentials, readServerTls, watchRevocations } from '../tls/server-tls.js';
 import { createRestServer } from '../kserve/rest-server.js';
-import { enforceDeadlines, tolerantDefinition } from '../kserve/grpc-server.js';
+import { hardenGrpcServer, tolerantDefinition } from '../kserve/grpc-server.js';
 import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
 import { loadRepository, type LoadedModel } from './repository.js';
 import { resolveProvider } from './provider.js';
@@ -86,13 +86,13 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     finished: (ctx, rpc, _code, model, error) => logFailure(ctx, rpc, model, error),
   }));
   const grpcCredentials = new MtlsServerCredentials(tls);
+  const grpcConnections = new LiveConnections();
+  hardenGrpcServer(grpcServer, { connections: grpcConnections, onHandshakeFailure: onHandshakeFailure('grpc'), defaultTimeoutMs: NODE_DEFAULT_TIMEOUT_MS, maxTimeoutMs: NODE_DEFAULT_TIMEOUT_MS });
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${cfg.grpc.host}:${cfg.grpc.port}`, grpcCredentials, (err, port) => (err ? reject(err) : resolve(port))));
-  watchGrpcHandshakes(grpcServer, onHandshakeFailure('grpc'));
-  if (!enforceDeadlines(grpcServer, NODE_DEFAULT_TIMEOUT_MS, NODE_DEFAULT_TIMEOUT_MS)) throw new Error('cannot enforce gRPC deadlines with this grpc-js version');
 
   // REST (direct checks and benchmarks), same identity rule
-  const { app: rest, reloadTls: reloadRestTls } = createRestServer({ tls, bodyLimit: cfg.maxMessageBytes, ...cfg.rest });
+  const { app: rest, reloadTls: reloadRestTls } = createRestServer({ tls, onHandshakeFailure: onHandshakeFailure('rest'), bodyLimit: cfg.maxMessageBytes, ...cfg.rest });
   registerKServeRoutes(rest, service, {
     limits: cfg.limits,
     context: (req): CallContext => ({
@@ -107,13 +107,13 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     }),
     finished: (ctx, route, _status, model, error) => logFailure(ctx, route, model, error),
   });
-  watchHandshakes(rest.server, onHandshakeFailure('rest'));
   await rest.listen({ host: cfg.rest.host, port: cfg.rest.port });
   const restPort = (rest.server.address() as AddressInfo).port;
   // A revoked gateway certificate is refused from the next handshake on.
   const stopWatchingCrl = watchRevocations(cfg.tls, (fresh) => {
     reloadRestTls(fresh);
     grpcCredentials.reload(fresh);
+    grpcConnections.dropRevoked(fresh.crl);
     log.info({ file: cfg.tls.crl }, 'certificate revocation list reloaded');
   }, (reason) => log.error({ file: cfg.tls.crl, reason }, 'certificate revocation list not reloaded; the previous one stays in force'));
 

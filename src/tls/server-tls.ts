@@ -2,6 +2,8 @@ import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { SecureContextOptions, SecureVersion, TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import 'reflect-metadata';
+import { X509Crl } from '@peculiar/x509';
 
 /**
  * TLS 1.3 suites (all AEAD) and the TLS 1.2 ECDHE suites with AEAD ciphers:
@@ -37,9 +39,41 @@ function contextOptions(tls: ServerTlsMaterial): SecureContextOptions {
   return { key: tls.key, cert: tls.cert, ca: tls.ca, ...(tls.crl ? { crl: tls.crl } : {}), minVersion: tls.minVersion, ciphers: tls.ciphers };
 }
 
-/** node:https options for an mTLS-only listener: a client certificate from the CA bundle is required. */
+/**
+ * node:https options for an mTLS-only listener: a client certificate from the
+ * CA bundle is required. `rejectUnauthorized` is false only so that the
+ * refusal happens in refuseUnverifiedPeers(), where its reason (expired,
+ * revoked, foreign CA, wrong purpose) can be counted: Node's own refusal
+ * closes the socket without saying why.
+ */
 export function httpsOptions(tls: ServerTlsMaterial) {
-  return { ...contextOptions(tls), requestCert: true, rejectUnauthorized: true, handshakeTimeout: tls.handshakeTimeoutMs };
+  return { ...contextOptions(tls), requestCert: true, rejectUnauthorized: false, handshakeTimeout: tls.handshakeTimeoutMs };
+}
+
+export interface SecureServerLike {
+  prependListener(event: 'secureConnection', listener: (socket: TLSSocket) => void): unknown;
+  listenerCount(event: string): number;
+}
+
+/**
+ * The mTLS rule of every listener: a connection whose client certificate did
+ * not verify (none, foreign CA, expired, revoked, not for clientAuth) is
+ * closed the moment its handshake ends, before any byte of a request is
+ * read, and reported with the verifier's reason. Runs first among the
+ * server's listeners. Returns false if it could not attach (the caller must
+ * then refuse to start: fail closed).
+ */
+export function refuseUnverifiedPeers(server: SecureServerLike, onFailure: HandshakeFailure, live?: LiveConnections): boolean {
+  server.prependListener('secureConnection', (socket) => {
+    if (socket.authorized) {
+      live?.add(socket);
+      return;
+    }
+    const code = String((socket as TLSSocket & { authorizationError?: unknown }).authorizationError ?? 'NO_CERTIFICATE');
+    onFailure(handshakeReason(Object.assign(new Error(code), { code })), socket.remoteAddress);
+    socket.destroy();
+  });
+  return server.listenerCount('secureConnection') > 0;
 }
 
 /**
@@ -50,7 +84,8 @@ export function httpsOptions(tls: ServerTlsMaterial) {
  */
 export class MtlsServerCredentials extends grpc.ServerCredentials {
   constructor(tls: ServerTlsMaterial) {
-    super({ requestCert: true, rejectUnauthorized: true, handshakeTimeout: tls.handshakeTimeoutMs, ciphers: tls.ciphers, minVersion: tls.minVersion }, contextOptions(tls));
+    // rejectUnauthorized: false for the same reason as httpsOptions: refuseUnverifiedPeers() refuses, and says why.
+    super({ requestCert: true, rejectUnauthorized: false, handshakeTimeout: tls.handshakeTimeoutMs, ciphers: tls.ciphers, minVersion: tls.minVersion }, contextOptions(tls));
   }
 
   reload(tls: ServerTlsMaterial): void {
@@ -94,19 +129,42 @@ export function watchHandshakes(server: TlsServerLike, onFailure: HandshakeFailu
 }
 
 /**
- * grpc-js does not expose its HTTP/2 servers. It keeps them in a private
- * `http2Servers` map; we attach to those, and a test checks this keeps
- * working when grpc-js is upgraded.
+ * The verified connections a listener holds open. A new CRL applies to the
+ * next handshake by itself; connections already open (a gateway's HTTP/2
+ * channel to a node lives for hours) are closed here when their peer's
+ * certificate is on it, so a revocation takes effect on them too.
  */
-export function grpcHttp2Servers(server: grpc.Server): TlsServerLike[] {
-  const servers = (server as unknown as { http2Servers?: Map<TlsServerLike, unknown> }).http2Servers;
-  return servers instanceof Map ? [...servers.keys()] : [];
+export class LiveConnections {
+  private readonly sockets = new Set<TLSSocket>();
+
+  add(socket: TLSSocket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  /** Closes every connection whose peer certificate's serial number is in `crlPem`; returns how many. */
+  dropRevoked(crlPem: Buffer | undefined): number {
+    if (!crlPem) return 0;
+    const revoked = revokedSerials(crlPem);
+    let dropped = 0;
+    for (const socket of this.sockets) {
+      const serial = socket.getPeerCertificate()?.serialNumber?.toLowerCase().replace(/^0+/, '');
+      if (serial && revoked.has(serial)) {
+        socket.destroy();
+        dropped++;
+      }
+    }
+    return dropped;
+  }
 }
 
-export function watchGrpcHandshakes(server: grpc.Server, onFailure: HandshakeFailure): boolean {
-  const servers = grpcHttp2Servers(server);
-  for (const s of servers) watchHandshakes(s, onFailure);
-  return servers.length > 0;
+/** Serial numbers (lowercase hex, no leading zeros) of every CRL in a PEM bundle. */
+export function revokedSerials(crlPem: Buffer): Set<string> {
+  const serials = new Set<string>();
+  for (const block of crlPem.toString('utf8').match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g) ?? []) {
+    for (const entry of new X509Crl(block).entries) serials.add(entry.serialNumber.toLowerCase().replace(/^0+/, ''));
+  }
+  return serials;
 }
 
 /** Mid-connection renegotiation is refused on every listener (a client-triggered CPU cost, and no use to us). */
@@ -147,10 +205,11 @@ export function lingerOnClose(server: NetServer, lingerMs: number, maxBytes: num
 export function handshakeReason(err: Error & { code?: string }): string {
   const text = `${err.code ?? ''} ${err.message}`;
   if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|certificate required|NO_CERTIFICATE/i.test(text)) return 'no_client_certificate';
-  if (/CERTIFICATE_REVOKED|certificate revoked/i.test(text)) return 'revoked_certificate';
+  if (/CERT_REVOKED|CERTIFICATE_REVOKED|certificate revoked/i.test(text)) return 'revoked_certificate';
   if (/CERT_HAS_EXPIRED|certificate has expired|CERTIFICATE_EXPIRED|NOT_YET_VALID/i.test(text)) return 'expired_certificate';
   if (/UNSUPPORTED_CERTIFICATE_PURPOSE|unsupported certificate purpose|INVALID_PURPOSE/i.test(text)) return 'wrong_certificate_purpose';
-  if (/UNKNOWN_CA|unable to get|self.signed|CERTIFICATE_VERIFY_FAILED|certificate verify|unknown ca|BAD_CERTIFICATE/i.test(text)) return 'untrusted_certificate';
+  if (/CRL_HAS_EXPIRED|UNABLE_TO_GET_CRL|CRL_NOT_YET_VALID|CRL_SIGNATURE/i.test(text)) return 'revocation_list_unusable';
+  if (/UNKNOWN_CA|unable.to.(get|verify)|self.signed|CERTIFICATE_VERIFY_FAILED|certificate verify|unknown ca|BAD_CERTIFICATE|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED|CERT_REJECTED|INVALID_CA/i.test(text)) return 'untrusted_certificate';
   if (/ETIMEDOUT|timed out|TLS handshake timeout/i.test(text)) return 'handshake_timeout';
   if (/NO_SHARED_CIPHER|no shared cipher|NO_CIPHERS/i.test(text)) return 'no_shared_cipher';
   if (/VERSION|PROTOCOL/i.test(text)) return 'protocol_version';

@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import {
-  auditRecords, grpcCall, grpcClient, httpsCall, rid, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient, type Identity,
+  auditRecords, grpcCall, grpcClient, httpsCall, rid, runCliAsync, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient, type Identity,
 } from '../helpers/cluster.js';
 
 /**
@@ -341,5 +341,95 @@ describe('the one error form, and bodies read as they should be', () => {
       const res = await rest('/v2/models/news2/infer', { rawBody: big });
       expect(res.status).toBe(413);
     }
+  });
+});
+
+describe('client-chosen strings never reach a log, a metric or an audit record in clear', () => {
+  it('a patient name placed in the model name, version, an extra input name and the request id', async () => {
+    const canary = 'Zebulon Quickfoot-Canary';
+    const compact = 'ZebulonQuickfootCanary';
+    await rest(`/v2/models/${encodeURIComponent(canary)}/infer`, { body: VITALS, headers: { 'x-request-id': compact } });
+    await rest(`/v2/models/news2/versions/${compact}/infer`, { body: VITALS, headers: { 'x-request-id': `${compact}-2` } });
+    await rest('/v2/models/news2/infer', { body: { inputs: [...VITALS.inputs, { name: compact, datatype: 'FP32', shape: [1], data: [1] }], outputs: [{ name: `${compact}-out` }] } });
+    await grpcCall(app, 'ModelInfer', { ...grpcVitals, model_name: canary }, token, 10_000, compact).catch(() => undefined);
+    await grpcCall(app, 'ModelInfer', { ...grpcVitals, model_version: compact }, token).catch(() => undefined);
+    const metrics = await scrapeMetrics(cluster.gateway.ports.admin!);
+    await waitFor(() => cluster.gateway.logs.length > 0, 1_000);
+    const audit = readAudit();
+    for (const where of [metrics, cluster.gateway.logs.join('\n'), ...cluster.nodes.map((n) => n.logs.join('\n')), audit]) {
+      expect(where).not.toMatch(/Zebulon|Quickfoot/);
+    }
+    // What the audit record keeps instead: pseudonyms, and a minted request id.
+    const records = auditRecords(join(cluster.dir, 'audit')).filter((r) => r.model?.requested || r.model?.requestedVersion || r.clientRequestId);
+    expect(records.some((r) => r.model?.name === '(unknown)' && /^psn_/.test(r.model.requested))).toBe(true);
+    expect(records.some((r) => /^psn_/.test(r.model?.requestedVersion ?? ''))).toBe(true);
+    expect(records.some((r) => /^psn_/.test(r.clientRequestId))).toBe(true);
+  });
+});
+
+function readAudit(): string {
+  return auditRecords(join(cluster.dir, 'audit')).map((r) => JSON.stringify(r)).join('\n');
+}
+
+describe('certificates', () => {
+  /** 'served' when the door answers a request on a connection made with `identity`, 'refused' when the connection is closed first. */
+  const handshake = async (identity: Identity, port: number): Promise<'served' | 'refused'> => {
+    if (port === cluster.gateway.ports.grpc) {
+      const client = grpcClient(port, cluster.pki.ca, identity);
+      try {
+        await grpcCall(client, 'ServerLive', {}, undefined, 10_000);
+        return 'served';
+      } catch (err) {
+        expect((err as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
+        return 'refused';
+      } finally {
+        client.close();
+      }
+    }
+    try {
+      const s = await rawTls(identity);
+      // TLS 1.3: the server's verdict on our certificate arrives after the client's side of the handshake is done.
+      const closed = untilClosed(s);
+      s.write('GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+      return statusOf(await closed) === 200 ? 'served' : 'refused';
+    } catch {
+      return 'refused';
+    }
+  };
+
+  it('foreign, expired and serverAuth-only certificates are refused and counted by their real reason', async () => {
+    for (const port of [cluster.gateway.ports.rest!, cluster.gateway.ports.grpc!]) {
+      expect(await handshake(cluster.pki.untrustedClient, port)).toBe('refused');
+      expect(await handshake(cluster.pki.expiredClient, port)).toBe('refused');
+      expect(await handshake(cluster.pki.serverAuthOnlyClient, port)).toBe('refused');
+    }
+    let metrics = '';
+    await waitFor(async () => {
+      metrics = await scrapeMetrics(cluster.gateway.ports.admin!);
+      return ['untrusted_certificate', 'expired_certificate', 'wrong_certificate_purpose'].every((reason) =>
+        ['rest', 'grpc'].every((door) => metrics.includes(`cdsgate_tls_handshake_failures_total{door="${door}",reason="${reason}"}`)));
+    }, 5_000, 'each refusal counted by reason on both doors').catch(() => undefined);
+    for (const reason of ['untrusted_certificate', 'expired_certificate', 'wrong_certificate_purpose']) {
+      for (const door of ['rest', 'grpc']) expect(metrics, `${door} ${reason}`).toContain(`cdsgate_tls_handshake_failures_total{door="${door}",reason="${reason}"}`);
+    }
+  });
+
+  it('a revoked application certificate is refused on both doors within one CRL reload, without a restart', async () => {
+    const smart = cluster.pki.apps.smart;
+    expect(await handshake(smart, cluster.gateway.ports.rest!)).toBe('served');
+    const revoked = await runCliAsync(['certs', 'revoke', 'app-smart', '--out', cluster.dir]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    await waitFor(async () => (await handshake(smart, cluster.gateway.ports.rest!)) === 'refused', 10_000, 'the REST door to refuse the revoked certificate');
+    expect(await handshake(smart, cluster.gateway.ports.grpc!)).toBe('refused');
+    expect(await handshake(cluster.pki.apps.ehr, cluster.gateway.ports.rest!)).toBe('served');
+    await waitFor(async () => (await scrapeMetrics(cluster.gateway.ports.admin!)).includes('reason="revoked_certificate"'), 5_000, 'the refusal counted as revoked');
+  });
+
+  it('nodes refuse a revoked gateway certificate (run last: it takes the pool down)', async () => {
+    const revoked = await runCliAsync(['certs', 'revoke', 'gateway-client', '--out', cluster.dir]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    await waitFor(async () => !(await allNodesReady()), 15_000, 'the nodes to refuse the gateway');
+    const res = await rest('/v2/models/news2/infer', { body: VITALS });
+    expect(res.status).toBe(503);
   });
 });
