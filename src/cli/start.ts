@@ -9,7 +9,8 @@ import { devGatewayConfig, devNodeConfig } from './dev-config.js';
 import { spawnCdsgate } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const DEV_DIR = join(ROOT, 'certs', 'dev');
+/** Where the dev PKI, keys, configs and audit log live; CDSGATE_DEV_DIR moves them (the tests do). */
+const DEV_DIR = process.env.CDSGATE_DEV_DIR ?? join(ROOT, 'certs', 'dev');
 
 /** Fixed loopback ports for development; CDSGATE_DEV_PORT_BASE moves them all. */
 function devPorts() {

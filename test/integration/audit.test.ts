@@ -111,7 +111,7 @@ describe('audit: one record per request, durable, verifiable', () => {
     const { readFileSync, writeFileSync } = await import('node:fs');
     const file = join(dir, 'audit-000001.jsonl');
     const lines = readFileSync(file, 'utf8').split('\n');
-    const i = lines.findIndex((l) => l.includes('"a-no-purpose"'));
+    const i = lines.findIndex((l) => l.includes(`"${rid('a-no-purpose')}"`));
     lines[i] = lines[i]!.replace('"outcome":"failure"', '"outcome":"success"');
     writeFileSync(file, lines.join('\n'));
     const tampered = await runCliAsync(['audit', 'verify', '--public-key', cluster.secrets.auditPublicKey, dir]);

@@ -79,21 +79,38 @@ describe('availability under faults (short chaos scenarios, 3 nodes)', () => {
 
 describe('load shedding', () => {
   it('beyond the pool limit and queue: 503 with Retry-After at once, never an unbounded wait', async () => {
-    const cluster = await startCluster({ nodes: 1, gatewayPatch: (c) => { c.pools.default.concurrencyLimit = 1; c.pools.default.queueSize = 1; } });
+    // The node holds every inference for 1.5 s (fault injection), so the pool is full however fast or
+    // busy this machine is: with a limit of 1 and a queue of 1, of 8 simultaneous requests two are
+    // served and six are refused — and every refusal arrives before the first answer.
+    const cluster = await startCluster({
+      nodes: 1,
+      gatewayPatch: (c) => {
+        c.pools.default.concurrencyLimit = 1;
+        c.pools.default.queueSize = 1;
+        c.pools.default.breaker = { timeoutMs: 20_000 };
+        c.gateway.defaultTimeoutMs = 30_000;
+      },
+      nodeConfigPatch: (c) => { c.node.faultInjection = true; },
+    });
     try {
-      const token = await cluster.token(['loadtest']);
-      const body = { inputs: [{ name: 'image', datatype: 'FP32', shape: [16, 1, 224, 224], data: new Array(16 * 224 * 224).fill(0.5) }] };
+      const token = await cluster.token(['clinician']);
+      await fetch(`http://127.0.0.1:${cluster.nodes[0]!.ports.admin}/fault?delayMs=1500`, { method: 'POST' });
+      const body = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
+      let order = 0;
       const results = await Promise.all(Array.from({ length: 8 }, async () => {
-        const started = Date.now();
-        const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/cxr-loadtest/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, body });
-        return { status: res.status, retryAfter: res.headers['retry-after'], ms: Date.now() - started, error: res.status === 503 ? res.json().error : undefined };
+        const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, body });
+        return { status: res.status, retryAfter: res.headers['retry-after'], at: order++, error: res.status === 503 ? res.json().error : undefined };
       }));
+      const served = results.filter((r) => r.status === 200);
       const shed = results.filter((r) => r.status === 503);
-      expect(results.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(1);
+      expect(served.length + shed.length, JSON.stringify(results)).toBe(8);
+      expect(served.length).toBeGreaterThanOrEqual(1);
       expect(shed.length).toBeGreaterThanOrEqual(1);
       for (const r of shed) {
         expect(r.retryAfter).toBe('1');
         expect(r.error).toMatch(/at capacity/);
+        // "At once": answered while the first admitted request was still on the node.
+        expect(r.at).toBeLessThan(Math.min(...served.map((x) => x.at)));
       }
     } finally {
       await cluster.stop();

@@ -428,7 +428,11 @@ describe('certificates', () => {
   it('nodes refuse a revoked gateway certificate (run last: it takes the pool down)', async () => {
     const revoked = await runCliAsync(['certs', 'revoke', 'gateway-client', '--out', cluster.dir]);
     expect(revoked.code, revoked.stderr).toBe(0);
-    await waitFor(async () => !(await allNodesReady()), 15_000, 'the nodes to refuse the gateway');
+    // Each node re-reads the CRL on its own; wait until neither serves the gateway any more.
+    await waitFor(async () => {
+      const status = await (await fetch(`http://127.0.0.1:${cluster.gateway.ports.admin}/status`)).json() as { nodes: Array<{ state: string }> };
+      return status.nodes.every((n) => n.state !== 'ready');
+    }, 15_000, 'the nodes to refuse the gateway');
     const res = await rest('/v2/models/news2/infer', { body: VITALS });
     expect(res.status).toBe(503);
   });

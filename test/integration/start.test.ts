@@ -1,0 +1,48 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI, waitFor } from '../helpers/cluster.js';
+
+/** A base port whose next 18 ports are all free now (npm start uses base … base+17). */
+async function freePortBase(): Promise<number> {
+  const free = (port: number) => new Promise<boolean>((resolve) => {
+    const s = createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    let ok = true;
+    for (let p = base; p < base + 18 && ok; p++) ok = await free(p);
+    if (ok) return base;
+  }
+  throw new Error('no free port range');
+}
+
+describe('npm start', () => {
+  it('one Ctrl-C: every process drains once, the final audit head is signed, exit 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-start-'));
+    // Its own process group, as a shell gives a foreground job: Ctrl-C is SIGINT to the whole group.
+    const start = spawn(process.execPath, [CLI, 'start'], {
+      detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, CDSGATE_DEV_DIR: dir, CDSGATE_DEV_PORT_BASE: String(await freePortBase()) },
+    });
+    let output = '';
+    start.stdout.on('data', (c: Buffer) => { output += c.toString(); });
+    start.stderr.on('data', (c: Buffer) => { output += c.toString(); });
+    const exited = new Promise<number | null>((resolve) => start.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(() => output.includes('cdsgate is ready'), 60_000, 'the ready banner');
+      process.kill(-start.pid!, 'SIGINT');
+      expect(await exited, output.slice(-3000)).toBe(0);
+      const shutdowns = output.split('\n').filter((l) => l.includes('"msg":"shutting down"'));
+      expect(shutdowns, 'each of the three processes stops once').toHaveLength(3);
+      const heads = readFileSync(join(dir, 'audit', 'heads.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { final: boolean });
+      expect(heads.at(-1)!.final).toBe(true);
+    } finally {
+      if (start.exitCode === null) process.kill(-start.pid!, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
