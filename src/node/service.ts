@@ -109,8 +109,10 @@ export class NodeService implements KServeHandlers {
       if (err instanceof CdsError) outcome = err.kind;
       throw err;
     } finally {
-      this.metrics.inferences.inc({ model: modelName, outcome });
-      this.metrics.inferenceSeconds.observe({ model: modelName }, (performance.now() - started) / 1000);
+      // A label is a model this node serves, never a caller's text.
+      const label = this.entries.some((e) => e.name === modelName) ? modelName : '(unknown)';
+      this.metrics.inferences.inc({ model: label, outcome });
+      this.metrics.inferenceSeconds.observe({ model: label }, (performance.now() - started) / 1000);
       this.metrics.queueDepth.set(this.pool.queued);
     }
   }
