@@ -39,6 +39,17 @@ const rest = (): Promise<TLSSocket> => new Promise((resolve, reject) => {
   s.once('error', reject);
 });
 
+/** Sends `head` on a new REST connection (then one more byte a second if `drip`) and times how long the server holds it. */
+async function restStall(head: string, drip = false): Promise<{ ms: number; capped: boolean; answer: string }> {
+  const s = await rest();
+  const started = Date.now();
+  s.write(head);
+  const dripping = drip ? setInterval(() => { if (!s.destroyed) s.write('['); }, 1000) : undefined;
+  const r = await timeToClose(s, started);
+  clearInterval(dripping);
+  return r;
+}
+
 const stalls: Array<{ name: string; run: () => Promise<{ ms: number; capped: boolean; answer: string }> }> = [
   {
     name: 'no token, declares 4 MiB, sends only headers (time to the 401)',
@@ -56,33 +67,15 @@ const stalls: Array<{ name: string; run: () => Promise<{ ms: number; capped: boo
   },
   {
     name: 'body at 1 byte/s (time until closed)',
-    run: async () => {
-      const s = await rest();
-      const started = Date.now();
-      s.write(`POST /v2/models/news2/infer HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`);
-      const drip = setInterval(() => { if (!s.destroyed) s.write('['); }, 1000);
-      const r = await timeToClose(s, started);
-      clearInterval(drip);
-      return r;
-    },
+    run: () => restStall(`POST /v2/models/news2/infer HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`, true),
   },
   {
     name: 'headers complete, no body (time until closed)',
-    run: async () => {
-      const s = await rest();
-      const started = Date.now();
-      s.write(`POST /v2/models/news2/infer HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`);
-      return timeToClose(s, started);
-    },
+    run: () => restStall(`POST /v2/models/news2/infer HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`),
   },
   {
     name: 'headers never finish (time until closed)',
-    run: async () => {
-      const s = await rest();
-      const started = Date.now();
-      s.write('GET /v2/health/ready HTTP/1.1\r\nHost: localhost\r\nX-Slow: ');
-      return timeToClose(s, started);
-    },
+    run: () => restStall('GET /v2/health/ready HTTP/1.1\r\nHost: localhost\r\nX-Slow: '),
   },
   {
     name: 'TCP connect, no TLS handshake, REST port (time until closed)',

@@ -17,7 +17,7 @@ import { Gauge } from 'prom-client';
 import type { Logger } from '../phi/logger.js';
 import { Router } from '../routing/router.js';
 import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
-import { LiveConnections, MtlsServerCredentials, readServerTls, watchRevocations } from '../tls/server-tls.js';
+import { LiveConnections, MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
 import { requestObserver } from './observe.js';
 import { Pipeline } from './pipeline.js';
 import { AuditLog } from '../audit/log.js';
@@ -160,12 +160,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     grpcServer.bindAsync(`${gw.grpc.host}:${gw.grpc.port}`, grpcCredentials, (err, port) => (err ? reject(err) : resolve(port))));
 
   // A changed CRL applies to the next handshake on both doors, without a restart.
-  const stopWatchingCrl = watchRevocations(gw.tls, (fresh) => {
-    reloadRestTls(fresh);
-    grpcCredentials.reload(fresh);
-    grpcConnections.dropRevoked(fresh.crl);
-    log.info({ file: gw.tls.crl }, 'certificate revocation list reloaded');
-  }, (reason) => log.error({ file: gw.tls.crl, reason }, 'certificate revocation list not reloaded; the previous one stays in force'));
+  const stopWatchingCrl = reloadOnRevocation(gw.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh), (fresh) => grpcConnections.dropRevoked(fresh.crl)], log);
 
   const admin = await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, () => ({ ready: router.ready() && audit.healthy, audit: audit.healthy ? 'ok' : 'failed', ...router.status() }));
   const ports = { rest: (rest.server.address() as AddressInfo).port, grpc: grpcPort, admin: admin.port };

@@ -10,7 +10,7 @@ import { createNodeMetrics } from '../metrics/node-metrics.js';
 import { startAdminServer } from '../metrics/admin-server.js';
 import type { Logger } from '../phi/logger.js';
 import { internalCause, type CdsError } from '../errors.js';
-import { LiveConnections, MtlsServerCredentials, readServerTls, watchRevocations } from '../tls/server-tls.js';
+import { LiveConnections, MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
 import { createRestServer } from '../kserve/rest-server.js';
 import { hardenGrpcServer, tolerantDefinition } from '../kserve/grpc-server.js';
 import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
@@ -110,12 +110,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   await rest.listen({ host: cfg.rest.host, port: cfg.rest.port });
   const restPort = (rest.server.address() as AddressInfo).port;
   // A revoked gateway certificate is refused from the next handshake on.
-  const stopWatchingCrl = watchRevocations(cfg.tls, (fresh) => {
-    reloadRestTls(fresh);
-    grpcCredentials.reload(fresh);
-    grpcConnections.dropRevoked(fresh.crl);
-    log.info({ file: cfg.tls.crl }, 'certificate revocation list reloaded');
-  }, (reason) => log.error({ file: cfg.tls.crl, reason }, 'certificate revocation list not reloaded; the previous one stays in force'));
+  const stopWatchingCrl = reloadOnRevocation(cfg.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh), (fresh) => grpcConnections.dropRevoked(fresh.crl)], log);
 
   const admin = await startAdminServer(cfg.admin.host, cfg.admin.port, metrics.registry, () => ({
     node: cfg.id,

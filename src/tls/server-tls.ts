@@ -116,6 +116,17 @@ export function watchRevocations(files: ServerTlsFiles, apply: (tls: ServerTlsMa
   return () => unwatchFile(file);
 }
 
+/**
+ * Each listener of a process applies a changed CRL (`apply`), logged either
+ * way: reloaded, or kept as it was because the new file could not be read.
+ */
+export function reloadOnRevocation(files: ServerTlsFiles, apply: Array<(tls: ServerTlsMaterial) => void>, log: { info(o: object, msg: string): void; error(o: object, msg: string): void }): () => void {
+  return watchRevocations(files, (fresh) => {
+    for (const a of apply) a(fresh);
+    log.info({ file: files.crl }, 'certificate revocation list reloaded');
+  }, (reason) => log.error({ file: files.crl, reason }, 'certificate revocation list not reloaded; the previous one stays in force'));
+}
+
 export type HandshakeFailure = (reason: string, remoteAddress: string | undefined) => void;
 
 interface TlsServerLike {

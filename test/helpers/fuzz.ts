@@ -148,7 +148,7 @@ export async function runFuzz(cluster: Cluster, o: { seed: number; restRuns: num
     switch (c.encoding.kind) {
       case 'truncated': raw = raw.subarray(0, c.encoding.cut % Math.max(1, raw.length)); break;
       case 'gzip': raw = gzipSync(raw); headers['content-encoding'] = 'gzip'; break;
-      case 'corrupt-gzip': raw = gzipSync(raw); raw[Math.floor(raw.length / 2)] ^= 0xff; headers['content-encoding'] = 'gzip'; break;
+      case 'corrupt-gzip': raw = gzipSync(raw); raw[Math.floor(raw.length / 2)] = raw[Math.floor(raw.length / 2)]! ^ 0xff; headers['content-encoding'] = 'gzip'; break;
       case 'type': headers['content-type'] = c.encoding.type; break;
       case 'proto-key': raw = Buffer.concat([Buffer.from('{"__proto__":{"polluted":true},"constructor":{"prototype":{}},'), raw.subarray(1)]); break;
       default: break;

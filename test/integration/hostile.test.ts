@@ -64,6 +64,32 @@ function untilClosed(socket: TLSSocket | import('node:net').Socket): Promise<str
   });
 }
 
+/**
+ * One ModelInfer over a bare HTTP/2 stream, to send what grpc-js clients will
+ * not: a stream left open with no message (`frame` undefined), or a frame
+ * built by hand. Resolves with the grpc-status the server ends it with.
+ */
+async function rawGrpcCall(headers: Record<string, string>, frame: Buffer | undefined): Promise<number> {
+  const session = http2Connect(`https://127.0.0.1:${cluster.gateway.ports.grpc}`, {
+    ca: readFileSync(cluster.pki.ca), cert: readFileSync(cluster.pki.apps.ehr.cert), key: readFileSync(cluster.pki.apps.ehr.key), servername: 'localhost',
+  });
+  try {
+    const stream = session.request({
+      [h2.HTTP2_HEADER_METHOD]: 'POST', [h2.HTTP2_HEADER_PATH]: '/inference.GRPCInferenceService/ModelInfer',
+      'content-type': 'application/grpc', te: 'trailers', ...headers,
+    }, { endStream: false });
+    if (frame) stream.end(frame);
+    const trailers = await new Promise<Record<string, unknown>>((resolve) => {
+      stream.on('trailers', (t) => resolve(t));
+      stream.on('response', (h) => { if (h['grpc-status']) resolve(h); });
+      stream.resume();
+    });
+    return Number(trailers['grpc-status']);
+  } finally {
+    session.destroy();
+  }
+}
+
 async function allNodesReady(): Promise<boolean> {
   const status = await (await fetch(`http://127.0.0.1:${cluster.gateway.ports.admin}/status`)).json() as { nodes: Array<{ state: string }> };
   return status.nodes.length === 2 && status.nodes.every((n) => n.state === 'ready');
@@ -107,23 +133,9 @@ describe('nothing is read before authentication, and nothing waits forever', () 
   });
 
   it('a gRPC call whose message never arrives ends with DEADLINE_EXCEEDED', async () => {
-    const session = http2Connect(`https://127.0.0.1:${cluster.gateway.ports.grpc}`, {
-      ca: readFileSync(cluster.pki.ca), cert: readFileSync(cluster.pki.apps.ehr.cert), key: readFileSync(cluster.pki.apps.ehr.key), servername: 'localhost',
-    });
-    try {
-      const stream = session.request({
-        [h2.HTTP2_HEADER_METHOD]: 'POST', [h2.HTTP2_HEADER_PATH]: '/inference.GRPCInferenceService/ModelInfer',
-        'content-type': 'application/grpc', te: 'trailers', authorization: `Bearer ${token}`,
-      }, { endStream: false });
-      const trailers = await new Promise<Record<string, unknown>>((resolve) => {
-        stream.on('trailers', (t) => resolve(t));
-        stream.on('response', (h) => { if (h['grpc-status']) resolve(h); });
-        stream.resume();
-      });
-      expect(Number(trailers['grpc-status'])).toBe(grpc.status.DEADLINE_EXCEEDED);
-    } finally {
-      session.destroy();
-    }
+    // Headers only: the stream stays open and no message ever follows.
+    const status = await rawGrpcCall({ authorization: `Bearer ${token}` }, undefined);
+    expect(status).toBe(grpc.status.DEADLINE_EXCEEDED);
   });
 
   it('TLS renegotiation is refused on the REST door', async () => {
@@ -198,28 +210,12 @@ describe('hostile shapes and payloads are refused before work, on both doors', (
   });
 
   it('a gRPC message whose gzip is corrupt → INVALID_ARGUMENT, audited', async () => {
-    const session = http2Connect(`https://127.0.0.1:${cluster.gateway.ports.grpc}`, {
-      ca: readFileSync(cluster.pki.ca), cert: readFileSync(cluster.pki.apps.ehr.cert), key: readFileSync(cluster.pki.apps.ehr.key), servername: 'localhost',
-    });
-    try {
-      const corrupt = gzipSync(Buffer.from('0a056e65777332', 'hex'));
-      corrupt[corrupt.length - 6] ^= 0xff; // break the CRC
-      const frame = Buffer.concat([Buffer.from([1]), Buffer.from(new Uint8Array(new Uint32Array([0]).buffer)), corrupt]);
-      frame.writeUInt32BE(corrupt.length, 1);
-      const stream = session.request({
-        [h2.HTTP2_HEADER_METHOD]: 'POST', [h2.HTTP2_HEADER_PATH]: '/inference.GRPCInferenceService/ModelInfer',
-        'content-type': 'application/grpc', te: 'trailers', 'grpc-encoding': 'gzip', authorization: `Bearer ${token}`, 'x-request-id': rid('corrupt-gzip'),
-      });
-      stream.end(frame);
-      const trailers = await new Promise<Record<string, unknown>>((resolve) => {
-        stream.on('trailers', (t) => resolve(t));
-        stream.on('response', (h) => { if (h['grpc-status']) resolve(h); });
-        stream.resume();
-      });
-      expect(Number(trailers['grpc-status'])).toBe(grpc.status.INVALID_ARGUMENT);
-    } finally {
-      session.destroy();
-    }
+    const corrupt = gzipSync(Buffer.from('0a056e65777332', 'hex'));
+    corrupt[corrupt.length - 6]! ^= 0xff; // break the CRC
+    const frame = Buffer.concat([Buffer.from([1, 0, 0, 0, 0]), corrupt]); // compressed flag, then the length
+    frame.writeUInt32BE(corrupt.length, 1);
+    const status = await rawGrpcCall({ 'grpc-encoding': 'gzip', authorization: `Bearer ${token}`, 'x-request-id': rid('corrupt-gzip') }, frame);
+    expect(status).toBe(grpc.status.INVALID_ARGUMENT);
     await waitFor(() => auditRecords(join(cluster.dir, 'audit')).some((r) => r.requestId === rid('corrupt-gzip') && r.status === 'invalid_argument'), 5_000, 'the record');
   });
 });
