@@ -169,7 +169,11 @@ function schemas(baseDir: string) {
     gateway: z.strictObject({
       name: z.string().min(1).default('cdsgate'),
       rest: listener('127.0.0.1').extend({ bodyLimitBytes: z.number().int().positive().default(8 * 1024 * 1024), ...restLimits }),
-      grpc: listener('127.0.0.1').extend({ maxMessageBytes: z.number().int().positive().default(8 * 1024 * 1024) }),
+      grpc: listener('127.0.0.1').extend({
+        maxMessageBytes: z.number().int().positive().default(8 * 1024 * 1024),
+        /** A connection with no call in flight for this long is closed. */
+        idleTimeoutMs: z.number().int().positive().default(300_000),
+      }),
       limits: tensorLimits.default(tensorLimits.parse({})),
       admin: listener('127.0.0.1'),
       tls: serverTls,

@@ -138,7 +138,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   await rest.listen({ host: gw.rest.host, port: gw.rest.port });
 
   // gRPC door
-  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': gw.grpc.maxMessageBytes, 'grpc.max_send_message_length': gw.grpc.maxMessageBytes });
+  const grpcServer = new grpc.Server({
+    'grpc.max_receive_message_length': gw.grpc.maxMessageBytes,
+    'grpc.max_send_message_length': gw.grpc.maxMessageBytes,
+    // An HTTP/2 connection with no call for this long is closed (REST's equivalent is keepAliveTimeoutMs).
+    'grpc.max_connection_idle_ms': gw.grpc.idleTimeoutMs,
+  });
   grpcServer.addService(tolerantDefinition(inferenceServiceDefinition), kserveGrpcImplementation(pipeline, {
     limits: gw.limits,
     context: (call): CallContext => ({

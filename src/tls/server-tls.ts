@@ -69,7 +69,9 @@ export function refuseUnverifiedPeers(server: SecureServerLike, onFailure: Hands
       live?.add(socket);
       return;
     }
-    const code = String((socket as TLSSocket & { authorizationError?: unknown }).authorizationError ?? 'NO_CERTIFICATE');
+    // Node reports a missing certificate as UNABLE_TO_GET_ISSUER_CERT; an empty peer certificate says what it really is.
+    const presented = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+    const code = presented ? String((socket as TLSSocket & { authorizationError?: unknown }).authorizationError ?? 'UNVERIFIED') : 'NO_CERTIFICATE';
     onFailure(handshakeReason(Object.assign(new Error(code), { code })), socket.remoteAddress);
     socket.destroy();
   });
