@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { httpsCall, scrapeMetrics, startCluster } from '../test/helpers/cluster.js';
 import { writeReport } from './lib/measure.js';
 
-const { values } = parseArgs({ options: { cap: { type: 'string', default: '30' }, label: { type: 'string', default: 'this build' } } });
+const { values } = parseArgs({ options: { cap: { type: 'string', default: '30' }, label: { type: 'string', default: 'this build' }, 'shapes-only': { type: 'boolean', default: false } } });
 const capMs = Number(values.cap) * 1000;
 
 const cluster = await startCluster({ nodes: 1 });
@@ -109,23 +109,43 @@ async function rssMb(): Promise<number> {
   return Number(/^cdsgate_process_process_resident_memory_bytes (\S+)/m.exec(m)?.[1]) / 2 ** 20;
 }
 
+/**
+ * The gateway's peak virtual size (VmPeak) and peak resident size (VmHWM)
+ * since it started, from /proc: a transient allocation between two scrapes
+ * shows here. Linux only; NaN elsewhere.
+ */
+function peaksMb(): { vmPeak: number; vmHwm: number } {
+  try {
+    const status = readFileSync(`/proc/${cluster.gateway.child.pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]) / 1024;
+    return { vmPeak: Math.round(kb('VmPeak')), vmHwm: Math.round(kb('VmHWM')) };
+  } catch {
+    return { vmPeak: NaN, vmHwm: NaN };
+  }
+}
+
 const stallRows: Array<{ name: string; ms: number; capped: boolean; answer: string }> = [];
-const shapeRows: Array<{ shape: string; status: number | string; ms: number; rssBeforeMb: number; rssAfterMb: number }> = [];
+const shapeRows: Array<{ shape: string; status: number | string; ms: number; rssBeforeMb: number; rssAfterMb: number; vmPeakMb: [number, number]; vmHwmMb: [number, number] }> = [];
 try {
-  for (const s of stalls) {
+  for (const s of values['shapes-only'] ? [] : stalls) {
     const r = await s.run();
     stallRows.push({ name: s.name, ...r });
     console.log(`${s.name}: ${r.capped ? `still open after ${capMs / 1000} s` : `${(r.ms / 1000).toFixed(2)} s`} ${r.answer}`);
   }
   for (const [datatype, shape] of shapes) {
     const before = await rssMb();
+    const peaksBefore = peaksMb();
     const started = Date.now();
     const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', {
       ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, body: { inputs: [{ name: 'vitals', datatype, shape, data: [1, 2, 3, 4, 5, 6, 7] }] },
     }).catch((err: Error) => ({ status: `error: ${err.message}` }));
-    const row = { shape: `${datatype} ${JSON.stringify(shape)}`, status: res.status, ms: Date.now() - started, rssBeforeMb: Math.round(before), rssAfterMb: Math.round(await rssMb()) };
+    const peaksAfter = peaksMb();
+    const row = {
+      shape: `${datatype} ${JSON.stringify(shape)}`, status: res.status, ms: Date.now() - started, rssBeforeMb: Math.round(before), rssAfterMb: Math.round(await rssMb()),
+      vmPeakMb: [peaksBefore.vmPeak, peaksAfter.vmPeak] as [number, number], vmHwmMb: [peaksBefore.vmHwm, peaksAfter.vmHwm] as [number, number],
+    };
     shapeRows.push(row);
-    console.log(`${row.shape}: ${row.status} in ${row.ms} ms; gateway RSS ${row.rssBeforeMb} → ${row.rssAfterMb} MB`);
+    console.log(`${row.shape}: ${row.status} in ${row.ms} ms; gateway RSS ${row.rssBeforeMb} → ${row.rssAfterMb} MB; peak virtual ${row.vmPeakMb.join(' → ')} MB; peak resident ${row.vmHwmMb.join(' → ')} MB`);
   }
 } finally {
   await cluster.stop();
@@ -136,6 +156,6 @@ writeReport('hostile-limits', { benchmark: 'hostile-limits', label: values.label
   `${new Date().toISOString()}; each stall waited for at most ${capMs / 1000} s; one gateway, one node, 127.0.0.1.`, '',
   '| stall | held for | answer |', '| --- | --- | --- |',
   ...stallRows.map((r) => `| ${r.name} | ${r.capped ? `> ${capMs / 1000} s (still open)` : `${(r.ms / 1000).toFixed(2)} s`} | ${r.answer || '–'} |`), '',
-  '| shape (news2 REST) | status | ms | gateway RSS before → after (MB) |', '| --- | --- | --- | --- |',
-  ...shapeRows.map((r) => `| ${r.shape} | ${r.status} | ${r.ms} | ${r.rssBeforeMb} → ${r.rssAfterMb} |`), '',
+  '| shape (news2 REST) | status | ms | gateway RSS before → after (MB) | peak virtual size before → after (MB) | peak resident before → after (MB) |', '| --- | --- | --- | --- | --- | --- |',
+  ...shapeRows.map((r) => `| ${r.shape} | ${r.status} | ${r.ms} | ${r.rssBeforeMb} → ${r.rssAfterMb} | ${r.vmPeakMb.join(' → ')} | ${r.vmHwmMb.join(' → ')} |`), '',
 ].join('\n'));

@@ -111,7 +111,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
     });
   }
 
-  app.setNotFoundHandler((req, reply) => fail(reply, req, 'unknown', undefined, new CdsError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
+  app.setNotFoundHandler((req, reply) => fail(reply, req, 'unknown', undefined, new CdsError('not_found', `no route ${quote(req.method, 16)} ${quote(req.url.split('?')[0], 80)}`)));
 
   // Framework-level rejections (body too large, malformed JSON, wrong content
   // type or encoding). Their own messages can quote the body, so answer with our words.
