@@ -5,7 +5,11 @@ import { ROOT } from '../../test/helpers/cluster.js';
 
 export interface Figures { target: string; run: number; requests: number; rps: number; p50: number; p99: number; non2xx: number; errors: number }
 
-export interface Target { port: number; path: string; identity: { cert: string; key: string }; ca: string; token?: string; body: unknown }
+export interface Target {
+  port: number; path: string; identity: { cert: string; key: string }; ca: string; token?: string; body: unknown;
+  /** Several bearer tokens, used in turn, one per request (a signature check each, where a verifier caches by token). */
+  tokens?: string[];
+}
 
 /** One bounded autocannon run against 127.0.0.1 over mTLS. */
 export async function measure(name: string, run: number, t: Target, seconds: number, connections: number): Promise<Figures> {
@@ -18,6 +22,7 @@ export async function measure(name: string, run: number, t: Target, seconds: num
     body: JSON.stringify(t.body),
     tlsOptions: { cert: readFileSync(t.identity.cert), key: readFileSync(t.identity.key), ca: readFileSync(t.ca) },
     servername: 'localhost',
+    ...(t.tokens && t.tokens.length > 1 ? { requests: [{ setupRequest: rotateTokens(t.tokens) }] } : {}),
   } as autocannon.Options);
   return {
     target: name, run,
@@ -28,6 +33,11 @@ export async function measure(name: string, run: number, t: Target, seconds: num
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
   };
+}
+
+function rotateTokens(tokens: string[]) {
+  let next = 0;
+  return (req: { headers?: Record<string, string> }) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` } });
 }
 
 export const median = (xs: number[]): number => {

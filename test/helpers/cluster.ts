@@ -58,11 +58,17 @@ export interface Cluster extends Material {
 export async function startCluster(options: { nodes?: number; gatewayPatch?: (c: Record<string, any>) => void; nodeConfigPatch?: (c: Record<string, any>) => void; modelRepository?: string } = {}): Promise<Cluster> {
   const count = options.nodes ?? 2;
   const material = await makeMaterial(Math.max(3, count));
-  const nodes = await Promise.all(Array.from({ length: count }, (_, index) => {
+  const started = await Promise.allSettled(Array.from({ length: count }, (_, index) => {
     const config = devNodeConfig({ pki: material.pki, index, modelRepository: options.modelRepository ?? MODELS, executionProvider: 'cpu' }) as Record<string, any>;
     options.nodeConfigPatch?.(config);
     return startProcess('node', config, material.dir, `node-${index}`);
   }));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  if (failed) {
+    await Promise.all(nodes.map((n) => stopProcess(n))); // never leave the nodes that did start behind
+    throw failed.reason;
+  }
   const gatewayConfig = devGatewayConfig({
     pki: material.pki, jwksFile: material.issuer.jwks, secrets: material.secrets, healthIntervalMs: 200,
     nodes: nodes.map((n, index) => ({ index, grpcPort: n.ports.grpc! })),

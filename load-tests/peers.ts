@@ -1,0 +1,206 @@
+/**
+ * cdsgate against the proxy a user would otherwise put in front of their
+ * inference servers: HAProxy (Debian's `haproxy`) terminating mTLS, checking
+ * the JWT (signature, iss, aud, exp, role) and proxying to the node's REST
+ * door over TLS with the gateway's client certificate — and cdsgate doing all
+ * that and more (audit, redaction, policy, routing) in front of the same node.
+ *
+ *   npm run bench:peers [-- --rounds 3 --seconds 10 --connections 1,32 --tokens 1 --only rest]
+ *
+ * Rows: node direct (REST and gRPC), HAProxy → node REST, cdsgate REST and
+ * gRPC with durable audit, cdsgate REST and gRPC without fsync. Rounds are
+ * interleaved (every row once per round, in turn), figures are medians over
+ * rounds, and each cdsgate/HAProxy ratio is the median of per-round ratios.
+ * CPU µs per request is read from /proc for each process in the path.
+ * Writes load-tests/reports/peers.{json,md,svg}.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEV_AUDIENCE, DEV_ISSUER } from '../src/auth/dev-issuer.js';
+import { httpsCall, startCluster, startProcess, stopProcess, type Proc } from '../test/helpers/cluster.js';
+import { grpcLoad } from './lib/grpc-load.js';
+import { measure, median, writeReport, type Figures, type Target } from './lib/measure.js';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '1,32' }, tokens: { type: 'string', default: '1' },
+    only: { type: 'string' },
+  },
+});
+const rounds = Number(values.rounds), seconds = Number(values.seconds), tokenCount = Number(values.tokens);
+const connectionCounts = values.connections!.split(',').map(Number);
+
+try {
+  execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
+} catch {
+  console.error('bench:peers needs HAProxy (the peer it measures against): apt-get install haproxy');
+  process.exit(2);
+}
+
+const freePort = () => new Promise<number>((resolve) => {
+  const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)); });
+});
+
+/** CPU time of a process so far, in microseconds (user + system, from /proc). */
+function cpuMicros(pid: number | undefined): number {
+  if (!pid) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * (1_000_000 / 100); // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+const cluster = await startCluster({ nodes: 1 });
+const node = cluster.nodes[0]!;
+const d = cluster.dir;
+let haproxy: ChildProcess | undefined;
+let noFsync: Proc | undefined;
+try {
+  // cdsgate without fsync: a second gateway over the same node.
+  const config = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
+  config.audit = { ...config.audit, dir: join(d, 'audit-nofsync'), fsync: false };
+  noFsync = await startProcess('gateway', config, d, 'gateway-nofsync');
+
+  // HAProxy with the equivalent checks. jwt_payload_query reads no arrays, so the role is looked for in roles[0..3].
+  const jwks = JSON.parse(readFileSync(cluster.issuer.jwks, 'utf8')) as { keys: Array<Record<string, unknown>> };
+  writeFileSync(join(d, 'issuer-pub.pem'), createPublicKey({ key: jwks.keys[0]!, format: 'jwk' } as Parameters<typeof createPublicKey>[0]).export({ type: 'spki', format: 'pem' }));
+  writeFileSync(join(d, 'haproxy-server.pem'), readFileSync(cluster.pki.gatewayServer.cert, 'utf8') + readFileSync(cluster.pki.gatewayServer.key, 'utf8'), { mode: 0o600 });
+  writeFileSync(join(d, 'haproxy-client.pem'), readFileSync(cluster.pki.gatewayClient.cert, 'utf8') + readFileSync(cluster.pki.gatewayClient.key, 'utf8'), { mode: 0o600 });
+  const haproxyPort = await freePort();
+  writeFileSync(join(d, 'haproxy.cfg'), [
+    'global', '  nbthread 2', '  log stderr format short local0 warning',
+    'defaults', '  mode http', '  timeout connect 5s', '  timeout client 30s', '  timeout server 30s', '  http-reuse always',
+    'frontend cds',
+    `  bind 127.0.0.1:${haproxyPort} ssl crt ${d}/haproxy-server.pem ca-file ${cluster.pki.ca} verify required alpn http/1.1`,
+    '  http-request deny deny_status 401 unless { req.hdr(authorization) -m beg "Bearer " }',
+    "  http-request set-var(txn.alg) http_auth_bearer,jwt_header_query('$.alg')",
+    "  http-request set-var(txn.iss) http_auth_bearer,jwt_payload_query('$.iss')",
+    "  http-request set-var(txn.aud) http_auth_bearer,jwt_payload_query('$.aud')",
+    "  http-request set-var(txn.exp) http_auth_bearer,jwt_payload_query('$.exp','int')",
+    ...[0, 1, 2, 3].map((i) => `  http-request set-var(txn.r${i}) http_auth_bearer,jwt_payload_query('$.roles[${i}]')`),
+    '  http-request deny deny_status 401 unless { var(txn.alg) -m str ES256 }',
+    `  http-request deny deny_status 401 unless { var(txn.iss) -m str ${DEV_ISSUER} }`,
+    `  http-request deny deny_status 401 unless { var(txn.aud) -m str ${DEV_AUDIENCE} }`,
+    `  http-request deny deny_status 401 unless { http_auth_bearer,jwt_verify(txn.alg,"${d}/issuer-pub.pem") -m int 1 }`,
+    '  http-request set-var(txn.now) date()',
+    '  http-request deny deny_status 401 if { var(txn.exp),sub(txn.now) -m int lt 0 }',
+    `  http-request deny deny_status 403 unless ${[0, 1, 2, 3].map((i) => `{ var(txn.r${i}) -m str clinician }`).join(' || ')}`,
+    '  default_backend node',
+    'backend node',
+    `  server n0 127.0.0.1:${node.ports.rest} ssl verify required ca-file ${cluster.pki.ca} crt ${d}/haproxy-client.pem sni str(node-0.cdsgate.local) verifyhost node-0.cdsgate.local alpn http/1.1`,
+    '',
+  ].join('\n'));
+  haproxy = spawn('haproxy', ['-f', join(d, 'haproxy.cfg'), '-db'], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+  const tokens = await Promise.all(Array.from({ length: tokenCount }, (_, i) => cluster.token(['clinician'], { subject: `bench-user-${i}`, ttlSeconds: 3600 })));
+  const body = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
+  const grpcRequest = { model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: ['1', '7'] }], raw_input_contents: [Buffer.from(new Float32Array([24, 93, 1, 105, 115, 0, 38.5]).buffer)] };
+  const rest = (port: number, identity: { cert: string; key: string }, withToken: boolean): Target => ({
+    port, path: '/v2/models/news2/infer', identity, ca: cluster.pki.ca, body, ...(withToken ? { token: tokens[0], tokens } : {}),
+  });
+  const grpcTarget = (port: number, identity: { cert: string; key: string }, serverName: string, withToken: boolean) =>
+    ({ port, ca: cluster.pki.ca, identity, serverName, tokens: withToken ? tokens : [], request: grpcRequest });
+
+  // Every path answers before anything is measured (HAProxy needs a moment to listen).
+  for (let i = 0; i < 100 && !(await new Promise<boolean>((r) => { const s = connect(haproxyPort, '127.0.0.1', () => { s.destroy(); r(true); }).on('error', () => r(false)); })); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const probe = await httpsCall(haproxyPort, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: tokens[0], body });
+  if (probe.status !== 200) throw new Error(`HAProxy path is not serving: ${probe.status} ${probe.body.slice(0, 200)}`);
+
+  interface Row { name: string; kind: 'rest' | 'grpc'; pids: Array<number | undefined>; proxyPid?: number; run: (run: number, connections: number) => Promise<Figures> }
+  const allRows: Row[] = [
+    { name: 'node REST directly', kind: 'rest', pids: [node.child.pid], run: (r, c) => measure('node REST directly', r, rest(node.ports.rest!, cluster.pki.gatewayClient, false), seconds, c) },
+    { name: 'node gRPC directly', kind: 'grpc', pids: [node.child.pid], run: (r, c) => grpcLoad('node gRPC directly', r, grpcTarget(node.ports.grpc!, cluster.pki.gatewayClient, 'node-0.cdsgate.local', false), seconds, c) },
+    { name: 'HAProxy → node REST', kind: 'rest', pids: [haproxy.pid, node.child.pid], proxyPid: haproxy.pid, run: (r, c) => measure('HAProxy → node REST', r, rest(haproxyPort, cluster.pki.apps.ehr, true), seconds, c) },
+    { name: 'cdsgate REST (audit fsync)', kind: 'rest', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c) => measure('cdsgate REST (audit fsync)', r, rest(cluster.gateway.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) },
+    { name: 'cdsgate REST (no fsync)', kind: 'rest', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c) => measure('cdsgate REST (no fsync)', r, rest(noFsync!.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) },
+    { name: 'cdsgate gRPC (audit fsync)', kind: 'grpc', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c) => grpcLoad('cdsgate gRPC (audit fsync)', r, grpcTarget(cluster.gateway.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), seconds, c) },
+    { name: 'cdsgate gRPC (no fsync)', kind: 'grpc', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c) => grpcLoad('cdsgate gRPC (no fsync)', r, grpcTarget(noFsync!.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), seconds, c) },
+  ];
+  const rows = allRows.filter((row) => !values.only || row.kind === values.only || row.name.startsWith('HAProxy'));
+
+  interface Sample extends Figures { connections: number; proxyCpuUs: number; nodeCpuUs: number }
+  const samples: Sample[] = [];
+  for (const c of connectionCounts) for (const row of rows) await row.run(0, c); // warm-up: JIT, TLS session caches, token cache
+  for (let round = 1; round <= rounds; round++) {
+    for (const c of connectionCounts) {
+      for (const row of rows) {
+        const proxyBefore = cpuMicros(row.proxyPid), nodeBefore = cpuMicros(node.child.pid);
+        const f = await row.run(round, c);
+        const perRequest = (before: number, pid: number | undefined) => Math.round((cpuMicros(pid) - before) / Math.max(1, f.requests));
+        samples.push({ ...f, connections: c, proxyCpuUs: row.proxyPid ? perRequest(proxyBefore, row.proxyPid) : NaN, nodeCpuUs: perRequest(nodeBefore, node.child.pid) });
+        console.log(`round ${round}, ${c} conn: ${row.name}: ${f.rps} req/s, p50 ${f.p50} ms, p99 ${f.p99} ms, non-2xx ${f.non2xx}, errors ${f.errors}`);
+      }
+    }
+  }
+
+  const table: string[] = [];
+  const summary: Array<Record<string, unknown>> = [];
+  for (const c of connectionCounts) {
+    table.push('', `### ${c} connection${c === 1 ? '' : 's'}`, '', '| path | req/s | p50 ms | p99 ms | proxy CPU µs/req | node CPU µs/req | non-2xx | errors |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const row of rows) {
+      const s = samples.filter((x) => x.target === row.name && x.connections === c);
+      const m = { path: row.name, connections: c, rps: median(s.map((x) => x.rps)), p50: median(s.map((x) => x.p50)), p99: median(s.map((x) => x.p99)), proxyCpuUs: median(s.map((x) => x.proxyCpuUs)), nodeCpuUs: median(s.map((x) => x.nodeCpuUs)), non2xx: s.reduce((n, x) => n + x.non2xx, 0), errors: s.reduce((n, x) => n + x.errors, 0) };
+      summary.push(m);
+      table.push(`| ${row.name} | ${m.rps} | ${m.p50} | ${m.p99} | ${Number.isNaN(m.proxyCpuUs) ? '–' : m.proxyCpuUs} | ${m.nodeCpuUs} | ${m.non2xx} | ${m.errors} |`);
+    }
+    // Ratios measured in one run: per round, then the median.
+    const ratio = (of: string, metric: 'rps' | 'p99' | 'p50' | 'proxyCpuUs') => {
+      const per = Array.from({ length: rounds }, (_, i) => {
+        const a = samples.find((x) => x.target === of && x.connections === c && x.run === i + 1);
+        const b = samples.find((x) => x.target === 'HAProxy → node REST' && x.connections === c && x.run === i + 1);
+        return a && b ? a[metric] / b[metric] : NaN;
+      }).filter(Number.isFinite);
+      return per.length ? Number(median(per).toFixed(2)) : NaN;
+    };
+    table.push('', '| cdsgate ÷ HAProxy (median of per-round ratios) | req/s | p50 | p99 | proxy CPU per request |', '| --- | --- | --- | --- | --- |');
+    for (const name of rows.map((r) => r.name).filter((n) => n.startsWith('cdsgate REST'))) {
+      const r = { path: name, connections: c, rps: ratio(name, 'rps'), p50: ratio(name, 'p50'), p99: ratio(name, 'p99'), cpu: ratio(name, 'proxyCpuUs') };
+      summary.push({ ratioToHaproxy: r });
+      table.push(`| ${name} | ${r.rps}× | ${r.p50}× | ${r.p99}× | ${r.cpu}× |`);
+    }
+    const direct = summary.find((x) => x.path === 'node REST directly' && x.connections === c) as { p50: number } | undefined;
+    const gw = summary.find((x) => x.path === 'cdsgate REST (audit fsync)' && x.connections === c) as { p50: number } | undefined;
+    const hp = summary.find((x) => x.path === 'HAProxy → node REST' && x.connections === c) as { p50: number } | undefined;
+    if (direct && gw && hp) table.push('', `Added at p50 over the node directly: cdsgate ${(gw.p50 - direct.p50).toFixed(2)} ms, HAProxy ${(hp.p50 - direct.p50).toFixed(2)} ms (autocannon rounds REST latencies to 1 ms).`);
+  }
+
+  const svg = plot(summary.filter((x) => typeof x.rps === 'number' && x.path !== undefined) as Array<{ path: string; connections: number; rps: number; p99: number }>);
+  writeFileSync(join(process.cwd(), 'load-tests', 'reports', 'peers.svg'), svg);
+  writeReport('peers', { benchmark: 'peers', date: new Date().toISOString(), rounds, seconds, connections: connectionCounts, tokens: tokenCount, machine: { cpus: cpus().length, node: process.version }, summary, samples }, [
+    '# cdsgate against HAProxy, in front of the same node (news2)', '',
+    `${new Date().toISOString()}; ${rounds} interleaved rounds × ${seconds} s per row; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}; ${cpus().length} cores, everything on 127.0.0.1; `
+    + 'HAProxy checks mTLS, the ES256 signature, iss, aud, exp and the role; cdsgate also writes the audit record, redacts, applies policy and routes.',
+    ...table, '', '![req/s and p99 per path](peers.svg)', '',
+  ].join('\n'));
+} finally {
+  haproxy?.kill();
+  if (noFsync) await stopProcess(noFsync);
+  await cluster.stop();
+}
+
+/** Two bar charts side by side: req/s and p99 per path, one colour per connection count. */
+function plot(rows: Array<{ path: string; connections: number; rps: number; p99: number }>): string {
+  const paths = [...new Set(rows.map((r) => r.path))];
+  const conns = [...new Set(rows.map((r) => r.connections))];
+  const colours = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759'];
+  const panel = (metric: 'rps' | 'p99', x0: number, title: string) => {
+    const max = Math.max(...rows.map((r) => r[metric]), 1);
+    const bars = paths.flatMap((p, i) => conns.map((c, j) => {
+      const r = rows.find((x) => x.path === p && x.connections === c);
+      const w = r ? (r[metric] / max) * 260 : 0;
+      const y = 40 + i * 44 + j * 14;
+      return `<rect x="${x0 + 170}" y="${y}" width="${w.toFixed(1)}" height="12" fill="${colours[j % colours.length]}"/><text x="${x0 + 174 + w}" y="${y + 10}" font-size="10">${r ? r[metric] : ''}</text>`;
+    }));
+    const labels = paths.map((p, i) => `<text x="${x0 + 165}" y="${52 + i * 44}" font-size="11" text-anchor="end">${p.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`);
+    return `<text x="${x0 + 170}" y="24" font-size="13" font-weight="bold">${title}</text>${labels.join('')}${bars.join('')}`;
+  };
+  const legend = conns.map((c, j) => `<rect x="${20 + j * 120}" y="${60 + paths.length * 44}" width="12" height="12" fill="${colours[j % colours.length]}"/><text x="${36 + j * 120}" y="${70 + paths.length * 44}" font-size="11">${c} connection${c === 1 ? '' : 's'}</text>`);
+  const height = 90 + paths.length * 44;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="980" height="${height}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${panel('rps', 0, 'requests per second')}${panel('p99', 490, 'p99 latency (ms)')}${legend.join('')}</svg>\n`;
+}
