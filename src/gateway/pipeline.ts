@@ -79,7 +79,7 @@ export class Pipeline implements KServeHandlers {
   }
 
   async serverMetadata(): Promise<ServerMetadata> {
-    return { name: this.d.config.gateway.name, version: SERVER_VERSION, extensions: [], parameters: {} };
+    return { name: this.d.config.gateway.name, version: SERVER_VERSION, extensions: ['binary_tensor_data'], parameters: {} };
   }
 
   async modelMetadata(ctx: CallContext, model: string, version: string | undefined): Promise<ModelMetadata> {

@@ -1,6 +1,7 @@
 import { invalid } from '../errors.js';
 import { type TensorLimits, DEFAULT_TENSOR_LIMITS, checkName } from '../tensor/datatypes.js';
-import { tensorFromJson, tensorToJson, type JsonTensor } from '../tensor/json.js';
+import { tensorFromJson, tensorToJson, parseTensorHeader, type JsonTensor } from '../tensor/json.js';
+import { tensorFromRaw, tensorToRaw } from '../tensor/raw.js';
 import { checkRequestShape } from './request-limits.js';
 import type { InferRequest, InferResult, ParameterValue } from './types.js';
 
@@ -22,17 +23,26 @@ function parseParameters(value: unknown, where: string): Record<string, Paramete
 }
 
 /** KServe v2 JSON inference request body → internal request. */
-export function inferRequestFromJson(body: unknown, model: string, version: string | undefined, limits: TensorLimits = DEFAULT_TENSOR_LIMITS): InferRequest {
+/**
+ * KServe v2 JSON inference request → internal request. With the Triton binary
+ * tensor extension, `binary` holds the bytes after the JSON header: each input
+ * whose parameters give `binary_data_size` takes that many bytes, in order,
+ * and every byte must be taken.
+ */
+export function inferRequestFromJson(body: unknown, model: string, version: string | undefined, limits: TensorLimits = DEFAULT_TENSOR_LIMITS, binary?: Uint8Array): InferRequest {
   if (!isRecord(body)) throw invalid('request body must be a JSON object with an "inputs" array');
   const { id, inputs, outputs } = body;
   if (id !== undefined && typeof id !== 'string') throw invalid('"id" must be a string');
   if (!Array.isArray(inputs) || inputs.length === 0) throw invalid('"inputs" must be a non-empty array');
   if (outputs !== undefined && !Array.isArray(outputs)) throw invalid('"outputs" must be an array of {"name": ...}');
+  const parameters = parseParameters(body.parameters, 'parameters');
+  // A presentation choice of the REST door (binary outputs), not something to forward to a node.
+  delete parameters[BINARY_DATA_OUTPUT];
   const request: InferRequest = {
     model,
     version,
     id,
-    parameters: parseParameters(body.parameters, 'parameters'),
+    parameters,
     inputs: [],
     outputs: (outputs ?? []).map((o: unknown, i: number) => {
       if (!isRecord(o)) throw invalid(`outputs[${i}] must be an object with a "name"`);
@@ -41,8 +51,49 @@ export function inferRequestFromJson(body: unknown, model: string, version: stri
   };
   // Counts, names and parameters are checked before any tensor's data is read.
   checkRequestShape({ ...request, inputs: inputs as unknown[] }, limits);
-  request.inputs = inputs.map((input, i) => tensorFromJson(input, `inputs[${i}]`, limits));
+  let offset = 0;
+  request.inputs = inputs.map((input, i) => {
+    const size = binaryDataSize(input, `inputs[${i}]`);
+    if (size === undefined) return tensorFromJson(input, `inputs[${i}]`, limits);
+    const { name, datatype, shape } = parseTensorHeader(input, `inputs[${i}]`, limits);
+    if (!binary || offset + size > binary.length) {
+      throw invalid(`inputs[${i}]: binary_data_size is ${size} but only ${binary ? binary.length - offset : 0} bytes of binary data follow the JSON header`);
+    }
+    const bytes = binary.subarray(offset, offset + size);
+    offset += size;
+    return tensorFromRaw(name, datatype, shape, bytes, `inputs[${i}]`, limits);
+  });
+  if (binary && offset !== binary.length) {
+    throw invalid(`${binary.length - offset} bytes of binary data after the JSON header belong to no input (binary_data_size accounts for ${offset})`);
+  }
   return request;
+}
+
+const BINARY_DATA_OUTPUT = 'binary_data_output';
+
+/** An input's `parameters.binary_data_size`, when it has one: a whole number of bytes. */
+function binaryDataSize(input: unknown, where: string): number | undefined {
+  const params = isRecord(input) && isRecord(input.parameters) ? input.parameters : undefined;
+  const size = params?.binary_data_size;
+  if (size === undefined) return undefined;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw invalid(`${where}: parameters.binary_data_size must be a whole number of bytes`);
+  if (isRecord(input) && input.data !== undefined) throw invalid(`${where}: has both "data" and binary_data_size; send one or the other`);
+  return size;
+}
+
+/** Which outputs the caller wants as binary tensor data: all of them, or those named with `binary_data: true`. */
+export interface BinaryOutputChoice { all: boolean; names: ReadonlySet<string> }
+
+export function binaryOutputChoice(body: unknown): BinaryOutputChoice {
+  if (!isRecord(body)) return { all: false, names: new Set() };
+  const all = isRecord(body.parameters) && body.parameters[BINARY_DATA_OUTPUT] === true;
+  const names = new Set<string>();
+  if (Array.isArray(body.outputs)) {
+    for (const o of body.outputs) {
+      if (isRecord(o) && typeof o.name === 'string' && isRecord(o.parameters) && o.parameters.binary_data === true) names.add(o.name);
+    }
+  }
+  return { all, names };
 }
 
 export interface JsonInferResponse {
@@ -53,12 +104,31 @@ export interface JsonInferResponse {
   outputs: JsonTensor[];
 }
 
-export function inferResultToJson(res: InferResult): JsonInferResponse {
+/**
+ * The REST answer. With binary outputs (Triton's extension), the JSON header
+ * names each binary output's `binary_data_size` and the raw bytes follow it,
+ * in output order; `headerLength` is what Inference-Header-Content-Length says.
+ */
+export function inferResultToRest(res: InferResult, binary: BinaryOutputChoice): { json: JsonInferResponse } | { body: Buffer; headerLength: number } {
+  const wantsBinary = (name: string) => binary.all || binary.names.has(name);
+  if (!res.outputs.some((t) => wantsBinary(t.name))) return { json: inferResultToJson(res) };
+  const tails: Uint8Array[] = [];
+  const json = inferResultToJson(res, (t) => {
+    if (!wantsBinary(t.name)) return undefined;
+    const raw = tensorToRaw(t);
+    tails.push(raw);
+    return { name: t.name, datatype: t.datatype, shape: t.shape, parameters: { binary_data_size: raw.byteLength } };
+  });
+  const header = Buffer.from(JSON.stringify(json));
+  return { body: Buffer.concat([header, ...tails]), headerLength: header.length };
+}
+
+export function inferResultToJson(res: InferResult, asBinary: (t: InferResult['outputs'][number]) => JsonTensor | undefined = () => undefined): JsonInferResponse {
   return {
     model_name: res.model,
     model_version: res.version,
     ...(res.id !== undefined ? { id: res.id } : {}),
     ...(Object.keys(res.parameters).length ? { parameters: res.parameters } : {}),
-    outputs: res.outputs.map(tensorToJson),
+    outputs: res.outputs.map((t) => asBinary(t) ?? tensorToJson(t)),
   };
 }

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify';
 import type { TensorLimits } from '../tensor/datatypes.js';
-import { frameworkError } from './rest-server.js';
+import { frameworkError, type RestBody } from './rest-server.js';
 import { CdsError, asCdsError, httpStatusOf, quote } from '../errors.js';
 import type { CallContext } from './context.js';
 import type { KServeHandlers } from './handlers.js';
-import { inferRequestFromJson, inferResultToJson } from './rest-codec.js';
+import { binaryOutputChoice, inferRequestFromJson, inferResultToRest } from './rest-codec.js';
 
 type ModelParams = { model: string; version?: string };
 
@@ -29,7 +29,11 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
     const ctx = ctxOf(req);
     reply.header('x-request-id', ctx.requestId);
     binding.finished?.(ctx, route, status, model, undefined);
-    return body === undefined ? reply.code(status).send() : reply.code(status).send(body);
+    if (body === undefined) return reply.code(status).send();
+    if (Buffer.isBuffer(body)) return reply.code(status).send(body);
+    // Serialized here and sent as bytes, so the header stays exactly this string (fastify adds "; charset=utf-8" to JSON it sends):
+    // KServe's Python client compares it as a whole.
+    return reply.code(status).header('content-type', 'application/json').send(Buffer.from(JSON.stringify(body)));
   };
 
   const fail = (reply: FastifyReply, req: FastifyRequest, route: string, model: string | undefined, err: unknown): FastifyReply => {
@@ -37,7 +41,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
     const status = httpStatusOf(error.kind);
     const ctx = ctxOf(req);
     binding.finished?.(ctx, route, status, model, error);
-    return reply.code(status).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send({ error: error.message });
+    return reply.code(status).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(Buffer.from(JSON.stringify({ error: error.message })));
   };
 
   /**
@@ -103,8 +107,12 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
     app.post<{ Params: ModelParams }>(`${prefix}/infer`, { onRequest: authenticateFirst }, async (req, reply) => {
       const { model, version } = req.params;
       try {
-        const result = await handlers.infer(ctxOf(req), model, version, () => inferRequestFromJson(req.body, model, version, binding.limits));
-        return send(reply, req, 'infer', model, 200, inferResultToJson(result));
+        const body = req.body as RestBody | undefined;
+        const result = await handlers.infer(ctxOf(req), model, version, () => inferRequestFromJson(body?.json, model, version, binding.limits, body?.binary));
+        const answer = inferResultToRest(result, binaryOutputChoice(body?.json));
+        if ('json' in answer) return send(reply, req, 'infer', model, 200, answer.json);
+        reply.headers({ 'content-type': 'application/octet-stream', 'inference-header-content-length': String(answer.headerLength) });
+        return send(reply, req, 'infer', model, 200, answer.body);
       } catch (err) {
         return fail(reply, req, 'infer', model, err);
       }

@@ -64,15 +64,16 @@ export function createRestServer(o: RestServerOptions): RestServer {
       const error = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
         ? new CdsError('not_found', `a path segment is longer than the ${MAX_PARAM_LENGTH} characters this server accepts`)
         : new CdsError('invalid_argument', 'the request URL is not valid');
-      void (reply as FastifyReply).code(httpStatusOf(error.kind)).header('content-type', 'application/json').send({ error: error.message });
+      void (reply as FastifyReply).code(httpStatusOf(error.kind)).header('content-type', 'application/json').send(Buffer.from(JSON.stringify({ error: error.message })));
     },
   });
 
-  // Only JSON is read, through our parser: no text/plain, no prototype keys, clear messages.
+  // One parser for every body: JSON (with or without a Content-Type: tritonclient sends none), or the
+  // Triton binary tensor extension (a JSON header, then raw tensors). Anything else is a 415 saying so.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
     try {
-      done(null, parseJsonBody(body as Buffer));
+      done(null, parseRestBody(body as Buffer, req.headers['content-type'], req.headers['inference-header-content-length']));
     } catch (err) {
       done(err as Error, undefined);
     }
@@ -105,6 +106,34 @@ export function createRestServer(o: RestServerOptions): RestServer {
   };
 }
 
+/**
+ * A REST request body: the JSON document, and for the Triton binary tensor
+ * extension the raw tensor bytes that follow it (inputs whose parameters
+ * give `binary_data_size` take their bytes from there, in order).
+ */
+export interface RestBody { json: unknown; binary?: Buffer }
+
+const READABLE_TYPES = new Set(['', 'application/json', 'application/octet-stream']);
+
+export function parseRestBody(body: Buffer, contentType: string | undefined, headerLength: string | string[] | undefined): RestBody {
+  const type = String(contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (!READABLE_TYPES.has(type)) {
+    throw new CdsError('unsupported_media_type', 'content type must be application/json, or application/octet-stream with Inference-Header-Content-Length (binary tensor data)');
+  }
+  if (headerLength === undefined) {
+    if (type === 'application/octet-stream') {
+      throw new CdsError('invalid_argument', 'an application/octet-stream body needs an Inference-Header-Content-Length header giving the length of its JSON part (binary tensor data extension)');
+    }
+    return { json: parseJsonBody(body) };
+  }
+  const text = Array.isArray(headerLength) ? '' : headerLength.trim();
+  const length = /^\d{1,10}$/.test(text) ? Number(text) : NaN;
+  if (!(length <= body.length)) {
+    throw new CdsError('invalid_argument', `Inference-Header-Content-Length must be one whole number no larger than the body (${body.length} bytes)`);
+  }
+  return { json: parseJsonBody(body.subarray(0, length)), binary: body.subarray(length) };
+}
+
 /** A request body as JSON; keys that could reach an object prototype are refused by name. */
 function parseJsonBody(body: Buffer): unknown {
   if (body.length === 0) throw new CdsError('invalid_argument', 'request body is empty; send a JSON object');
@@ -126,7 +155,7 @@ export function frameworkError(err: FastifyError | CdsError): CdsError {
       return new CdsError('payload_too_large', 'request body is larger than this server accepts');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_TYPE':
-      return new CdsError('unsupported_media_type', 'content type must be application/json');
+      return new CdsError('unsupported_media_type', 'content type must be application/json, or application/octet-stream with Inference-Header-Content-Length (binary tensor data)');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new CdsError('invalid_argument', 'request body length does not match its Content-Length');
     case 'Z_DATA_ERROR':

@@ -64,7 +64,7 @@ export class NodeService implements KServeHandlers {
 
   async serverMetadata(ctx: CallContext): Promise<ServerMetadata> {
     this.admit(ctx);
-    return { name: `cdsgate-node/${this.nodeId}`, version: SERVER_VERSION, extensions: [], parameters: this.providerParameters() };
+    return { name: `cdsgate-node/${this.nodeId}`, version: SERVER_VERSION, extensions: ['binary_tensor_data'], parameters: this.providerParameters() };
   }
 
   async modelReady(ctx: CallContext, name: string, version: string | undefined): Promise<boolean> {

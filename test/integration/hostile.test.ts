@@ -305,7 +305,7 @@ describe('the one error form, and bodies read as they should be', () => {
     expect(zstd.json().error).toMatch(/content encoding "zstd" is not supported/);
     const text = await rest('/v2/models/news2/infer', { rawBody: json, headers: { 'content-type': 'text/plain' } });
     expect(text.status).toBe(415);
-    expect(text.json().error).toBe('content type must be application/json');
+    expect(text.json().error).toMatch(/^content type must be application\/json/);
   });
 
   it('__proto__ keys are refused by name', async () => {
