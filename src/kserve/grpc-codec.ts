@@ -13,8 +13,10 @@ export function parametersFromGrpc(params: Record<string, InferParameter> | unde
   for (const [key, p] of Object.entries(params ?? {})) {
     switch (p.parameter_choice) {
       case 'bool_param': out[key] = Boolean(p.bool_param); break;
-      case 'int64_param': out[key] = Number(p.int64_param); break;
+      case 'int64_param': out[key] = BigInt(p.int64_param ?? 0); break;
       case 'string_param': out[key] = p.string_param ?? ''; break;
+      case 'double_param': out[key] = Number(p.double_param ?? 0); break;
+      case 'uint64_param': out[key] = { uint64: BigInt(p.uint64_param ?? 0) }; break;
       default: break; // unset or a newer member we do not know: ignored
     }
   }
@@ -25,8 +27,10 @@ export function parametersToGrpc(params: Record<string, ParameterValue>): Record
   const out: Record<string, InferParameter> = {};
   for (const [key, v] of Object.entries(params)) {
     if (typeof v === 'boolean') out[key] = { bool_param: v };
-    else if (typeof v === 'number' && Number.isSafeInteger(v)) out[key] = { int64_param: v };
-    else out[key] = { string_param: String(v) };
+    else if (typeof v === 'bigint') out[key] = { int64_param: v.toString() };
+    else if (typeof v === 'number') out[key] = { double_param: v };
+    else if (typeof v === 'object') out[key] = { uint64_param: v.uint64.toString() };
+    else out[key] = { string_param: v };
   }
   return out;
 }

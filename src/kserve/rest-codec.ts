@@ -3,7 +3,7 @@ import { type TensorLimits, DEFAULT_TENSOR_LIMITS, checkName } from '../tensor/d
 import { tensorFromJson, tensorToJson, parseTensorHeader, type JsonTensor } from '../tensor/json.js';
 import { tensorFromRaw, tensorToRaw } from '../tensor/raw.js';
 import { checkRequestShape } from './request-limits.js';
-import type { InferRequest, InferResult, ParameterValue } from './types.js';
+import { parametersToJson, type InferRequest, type InferResult, type ParameterValue } from './types.js';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -17,7 +17,8 @@ function parseParameters(value: unknown, where: string): Record<string, Paramete
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
       throw invalid(`${where}: every value must be a string, number or boolean`);
     }
-    out[k] = v;
+    // A JSON integer is an int64 parameter (as Triton reads it); any other number a double.
+    out[k] = typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : v;
   }
   return out;
 }
@@ -100,7 +101,7 @@ export interface JsonInferResponse {
   model_name: string;
   model_version: string;
   id?: string;
-  parameters?: Record<string, ParameterValue>;
+  parameters?: Record<string, string | number | boolean>;
   outputs: JsonTensor[];
 }
 
@@ -128,7 +129,7 @@ export function inferResultToJson(res: InferResult, asBinary: (t: InferResult['o
     model_name: res.model,
     model_version: res.version,
     ...(res.id !== undefined ? { id: res.id } : {}),
-    ...(Object.keys(res.parameters).length ? { parameters: res.parameters } : {}),
+    ...(Object.keys(res.parameters).length ? { parameters: parametersToJson(res.parameters) } : {}),
     outputs: res.outputs.map((t) => asBinary(t) ?? tensorToJson(t)),
   };
 }

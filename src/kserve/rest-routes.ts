@@ -5,8 +5,18 @@ import { CdsError, asCdsError, httpStatusOf, quote } from '../errors.js';
 import type { CallContext } from './context.js';
 import type { KServeHandlers } from './handlers.js';
 import { binaryOutputChoice, inferRequestFromJson, inferResultToRest } from './rest-codec.js';
+import { parameterToJson } from './types.js';
 
 type ModelParams = { model: string; version?: string };
+
+/** Metadata parameters can be 64-bit integers (bigint, or gRPC's `{ uint64 }`): JSON gets them as parameterToJson says. */
+function jsonValue(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return parameterToJson(value);
+  if (value !== null && typeof value === 'object' && Object.keys(value).length === 1 && typeof (value as { uint64?: unknown }).uint64 === 'bigint') {
+    return parameterToJson(value as { uint64: bigint });
+  }
+  return value;
+}
 
 export interface RestBinding {
   context(request: FastifyRequest): CallContext;
@@ -33,7 +43,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
     if (Buffer.isBuffer(body)) return reply.code(status).send(body);
     // Serialized here and sent as bytes, so the header stays exactly this string (fastify adds "; charset=utf-8" to JSON it sends):
     // KServe's Python client compares it as a whole.
-    return reply.code(status).header('content-type', 'application/json').send(Buffer.from(JSON.stringify(body)));
+    return reply.code(status).header('content-type', 'application/json').send(Buffer.from(JSON.stringify(body, jsonValue)));
   };
 
   const fail = (reply: FastifyReply, req: FastifyRequest, route: string, model: string | undefined, err: unknown): FastifyReply => {

@@ -179,3 +179,32 @@ describe('gRPC call headers and wire checks', () => {
     }), { seed: 5, numRuns: 2_000 });
   });
 });
+
+describe('request parameters keep their kind through the gateway', () => {
+  it('bool, int64, string, double and uint64 (tritonclient\'s priority) survive door → internal → node, on the real proto', async () => {
+    const { inferenceServiceDefinition } = await import('../../src/kserve/service.js');
+    const { inferRequestToGrpc } = await import('../../src/kserve/grpc-codec.js');
+    const method = inferenceServiceDefinition.ModelInfer!;
+    const sent = {
+      model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: ['1', '1'], contents: { fp32_contents: [1] } }],
+      parameters: {
+        flag: { bool_param: true }, count: { int64_param: '9007199254740993' }, label: { string_param: 'x' },
+        ratio: { double_param: 0.25 }, whole_double: { double_param: 2 }, priority: { uint64_param: '18446744073709551615' },
+      },
+    };
+    const atDoor = method.requestDeserialize(method.requestSerialize(sent)) as Parameters<typeof inferRequestFromGrpc>[0];
+    const internal = inferRequestFromGrpc(atDoor);
+    const toNode = method.requestDeserialize(method.requestSerialize(inferRequestToGrpc(internal))) as { parameters: Record<string, Record<string, unknown>> };
+    expect(toNode.parameters.flag).toMatchObject({ parameter_choice: 'bool_param', bool_param: true });
+    expect(toNode.parameters.count).toMatchObject({ parameter_choice: 'int64_param', int64_param: '9007199254740993' });
+    expect(toNode.parameters.label).toMatchObject({ parameter_choice: 'string_param', string_param: 'x' });
+    expect(toNode.parameters.ratio).toMatchObject({ parameter_choice: 'double_param', double_param: 0.25 });
+    expect(toNode.parameters.whole_double).toMatchObject({ parameter_choice: 'double_param', double_param: 2 });
+    expect(toNode.parameters.priority).toMatchObject({ parameter_choice: 'uint64_param', uint64_param: '18446744073709551615' });
+  });
+
+  it('REST JSON integers are int64, other numbers doubles; binary_data_output stays at the REST door', () => {
+    const r = inferRequestFromJson({ parameters: { priority: 2, temperature: 0.5, binary_data_output: true }, inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }] }, 'm', undefined);
+    expect(r.parameters).toEqual({ priority: 2n, temperature: 0.5 });
+  });
+});
