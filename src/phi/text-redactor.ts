@@ -34,9 +34,15 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [new RegExp(`\\b${MONTH}\\s+${DAY}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
   [new RegExp(`\\b${DAY}\\s+(?:of\\s+)?${MONTH}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
   [new RegExp(`\\b${MONTH}\\s+${YEAR}\\b`, 'gi'), 'DATE'],
-  // Ages over 89 (Safe Harbor allows younger ages).
-  [/\b(?:9\d|1[0-4]\d)(?:\s*|-)(?:y\.?\s?o\b\.?|yrs?\b|years?(?:[\s-]old)?\b|year-old\b)/gi, 'AGE'],
-  [/\b(?:aged?|age of)\s+(?:9\d|1[0-4]\d)\b/gi, 'AGE'],
+  // Ages over 89 (Safe Harbor allows younger ages), in digits and in words.
+  [/\b(?:9\d|1[0-4]\d)(?:\s*|-)(?:y\/o\b|y\.?\s?o\b\.?|yrs?\b|years?(?:[\s-]old)?\b|year-old\b)/gi, 'AGE'],
+  [/\b(?:aged?|age of|age\s*[:=])\s*(?:9\d|1[0-4]\d)\b/gi, 'AGE'],
+  [/\b(?:9\d|1[0-4]\d)\s?(?:M|F|yo[MF])\b/g, 'AGE'], // 94M, 91 F, 92yoF
+  [/\b(?:9\d|1[0-4]\d)(?:th|st|nd|rd)\s+birthday\b/gi, 'AGE'],
+  [/\b(?:she|he|they|patient|pt|who|mother|father|mom|dad|grandmother|grandfather)\s+(?:is|was|turned|turns|is now)\s+(?:9\d|1[0-4]\d)\b(?!\s*(?:%|mg|kg|lbs?|bpm|mmhg|\/|\.\d))/gi, 'AGE'],
+  [/\b(?:ninety|one hundred(?: and)?)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve))?(?:[\s-]years?(?:[\s-]old)?|[\s-]year-old|[\s-]yo\b)/gi, 'AGE'],
+  [/\b(?:in|into)\s+(?:his|her|their)\s+(?:early\s+|mid[\s-]|late\s+)?(?:90s|nineties|100s)\b/gi, 'AGE'],
+  [/\b(?:nonagenarian|centenarian|supercentenarian)\b/gi, 'AGE'],
   // Labelled identifiers: MRN, account, licence, device, vehicle, plan and other numbers.
   [/(?<=\b(?:mrn|medical record(?: number| no\.?| #)?|record #|acct|account(?: number| no\.?| #)?|member id|policy(?: number| no\.?)?|plan id|beneficiary(?: id| number)?|license(?: number| no\.?| #)?|licence(?: number| no\.?)?|dl(?: #| no\.?)?|npi|dea|vin|serial(?: number| no\.?| #)?|device id|plate(?: number)?|id(?: number| no\.?| #)|patient id|ssn|social security(?: number)?)\s*[:#]?\s*)(?=[A-Z-]*\d)[A-Z\d][A-Z\d-]{3,}/gi, 'ID'],
   [/\b(?=[A-Z\d-]*\d)(?=[A-Z\d-]*[A-Z])[A-Z][A-Z\d-]{4,}\b/g, 'ID'], // H12345678, HCS843-style codes
@@ -58,6 +64,48 @@ const RELATION = /^(?:dtr|daughter|son|wife|husband|spouse|partner|mother|mom|mu
 const NAME_CUE_BEFORE = /(?:\b(?:name is|named|called|i am|i'm|signed by|seen by|seen with|evaluated by|examined by|dictated by|attending|pcp|physician|provider|surgeon|resident|intern|nurse|rn|np|pa|contact|emergency contact|spoke (?:with|to)|spoke w\/|talked (?:with|to)|discussed with|w\/|cc|from|by|to|dear|patient|pt)\s*[:,]?\s*)$/i;
 const LOCATION_CUE_BEFORE = /\b(?:in|at|from|near|to|of|lives in|resides in|born in|moved to|city of|town of)\s+$/i;
 
+/**
+ * The last word of an institution's name: hospitals, care homes, schools, employers. Insurers ("Cigna
+ * Health") are not on it: a health plan's name is not an identifier, its member number is.
+ */
+const ORG_SUFFIX = "(?:Hospitals?|Infirmary|Clinics?|Hospice|Medical (?:Center|Centre|Group|Associates|Campus)|Health (?:System|Center|Centre)|Nursing (?:Home|Facility|Center|Centre)|Care (?:Home|Center|Centre|Facility)|Rehabilitation (?:Center|Centre|Hospital)|Rehab|(?:Surgery|Surgical|Dialysis|Cancer|Heart|Eye|Wellness|Treatment) (?:Center|Centre|Institute)|Assisted Living|Senior Living|Retirement (?:Home|Community|Village)|Pharmacy|Drugs?|Laboratories|Labs|Institute|University|College|School|Academy|Seminary|Foundation|Church|Cathedral|Temple|Mosque|Synagogue|Parish|Manor|Lodge|Gardens|Inc\\.?|LLC|L\\.L\\.C\\.|Ltd\\.?|Corp\\.?|Corporation|Company|Co\\.|Industries|Logistics|Enterprises|Holdings|Bank|Credit Union|Airlines?|Motors|Foods|Markets?|Stores?|Restaurant|Diner|Hotel|Farms?|Mills?|Factory|Plant|Shipyard|Brewery|Bakery|Prison|Jail|Correctional (?:Facility|Institution|Center)|Penitentiary|Police Department|Fire Department|Sheriff's Office|County Jail|Shelter|Mission|YMCA|YWCA)";
+/**
+ * Department and service words: "Cardiology Clinic" or "Emergency Medical Center" names
+ * a kind of place, not an institution, so a name made only of these is left alone.
+ */
+const GENERIC_PLACE_WORDS = new Set(('cardiology oncology hematology emergency pediatric pediatrics paediatric surgical surgery radiology neurology orthopedic orthopedics orthopaedic urology '
+  + 'dermatology psychiatry psychiatric behavioral behavioural mental health women\'s womens children\'s wound pain sleep dialysis infusion cancer heart eye dental family primary '
+  + 'urgent walk-in outpatient inpatient internal medicine rehabilitation physical therapy occupational speech respiratory diabetes endocrine endocrinology gastroenterology hepatology nephrology '
+  + 'pulmonary pulmonology rheumatology allergy ent ob gyn obstetric obstetrics gynecology maternity neonatal geriatric geriatrics hospice palliative transplant vascular imaging lab laboratory '
+  + 'community day care sports travel vaccine immunization anticoagulation memory specialty student social services medical nursing the a an of and & for general local nearest outside '
+  + 'public private teaching veterans va state county city regional our your his her their this that same other new old main acute skilled long-term short-term residential home assisted senior '
+  + 'retirement living surgery-center addiction recovery detox substance abuse crisis stroke trauma burn spine joint cardiac').split(' '));
+
+const ORG_NAME = new RegExp(`\\b((?:(?:St\\.|Ste\\.|Mt\\.|[\\p{Lu}][\\p{L}'’&-]*|of|the|and|&|for|de|del|la|y)\\s+){0,5}?)${ORG_SUFFIX}(?![\\p{L}])(?:\\s+(?:of|at|in|for)\\s+(?:the\\s+)?[\\p{Lu}][\\p{L}'’-]*(?:\\s+[\\p{Lu}][\\p{L}'’-]*){0,3})?`, 'gu');
+/** An employer or school named after a cue: "works at Halvorsen Freight", "retired from the Bell Works". */
+const EMPLOYER = /(?<=\b(?:works?|worked|working|employed|employee|job|jobs|position|career|retired|volunteers?|volunteered|volunteering|studies|studied|student|enrolled|attends|attended|teaches|taught|owns|owned|runs|ran|manages|managed|employer|workplace|company|lives|lived|resides|resided|staying|stays|admitted|transferred|discharged|moved)(?:\s+(?:as\s+(?:an?\s+)?[\p{Ll}-]+(?:\s+[\p{Ll}-]+)?|full[\s-]time|part[\s-]time|there|now|previously|formerly))?\s*(?:at|for|with|from|by|in|to|:)\s+(?:the\s+)?)(?:St\.\s+|Mt\.\s+)?[\p{Lu}][\p{L}'’&-]*(?:\s+(?:&\s+|and\s+|of\s+(?:the\s+)?)?[\p{Lu}][\p{L}'’&-]*){0,4}/gu;
+
+/** Institutions and employers: names ending in an institution word, unless the name is generic ("the Cardiology Clinic"). */
+function findOrganizations(text: string): PhiSpan[] {
+  const out: PhiSpan[] = [];
+  for (const m of text.matchAll(ORG_NAME)) {
+    // Named when a capitalised word before the institution word, or after its "of"/"at", is not generic.
+    const tail = /\s(?:of|at|in|for)\s+(?:the\s+)?(\p{Lu}[\s\S]*)$/u.exec(m[0].slice((m[1] ?? '').length))?.[1] ?? '';
+    const words = `${m[1] ?? ''} ${tail}`.split(/\s+/).filter((w) => /^\p{Lu}/u.test(w));
+    if (!words.some((w) => !GENERIC_PLACE_WORDS.has(w.toLowerCase().replace(/[.,]$/, '')))) continue;
+    // Start at the first capitalised word: "the" and lower-case words before it stay.
+    const first = m[0].search(/(?:St\.|Ste\.|Mt\.|\p{Lu})/u);
+    out.push({ start: m.index + first, end: m.index + m[0].length, type: 'LOCATION' });
+  }
+  for (const m of text.matchAll(EMPLOYER)) {
+    const words = m[0].split(/\s+/);
+    // A cue followed by one ordinary capitalised word ("works at Home") is not a name.
+    if (words.every((w) => GENERIC_PLACE_WORDS.has(w.toLowerCase()) || (ordinary(w.toLowerCase()) && words.length === 1))) continue;
+    out.push({ start: m.index, end: m.index + m[0].length, type: 'LOCATION' });
+  }
+  return out;
+}
+
 /** Finds possible PHI in free text; spans are sorted, merged and non-overlapping. */
 export function findPhi(text: string): PhiSpan[] {
   const spans: PhiSpan[] = [];
@@ -69,6 +117,7 @@ export function findPhi(text: string): PhiSpan[] {
   }
   for (const m of text.matchAll(countryNames())) spans.push({ start: m.index, end: m.index + m[0].length, type: 'LOCATION' });
   spans.push(...findNames(text));
+  spans.push(...findOrganizations(text));
   spans.push(...findZips(text, spans));
   return merge(text, spans.filter((span) => !isClinicalCode(text, span)));
 }

@@ -62,3 +62,46 @@ describe('text redactor: identifiers go', () => {
     for (const s of findPhi(text)) expect(text.slice(s.start, s.end)).toMatch(/Jack Reacher|202-555-0199/);
   });
 });
+
+describe('text redactor: ages over 89 in the forms notes use', () => {
+  it.each([
+    ['Pt is a 94 y/o female', 'Pt is a [AGE] female'],
+    ['Age: 97', '[AGE]'],
+    ['92M with dyspnea', '[AGE] with dyspnea'],
+    ['ninety-two years old', '[AGE]'],
+    ['one hundred and one years old', '[AGE]'],
+    ['a woman in her late 90s', 'a woman [AGE]'],
+    ['celebrated her 100th birthday', 'celebrated her [AGE]'],
+    ['She is 91 and lives alone', '[AGE] and lives alone'],
+  ])('%s', (text, expected) => {
+    expect(redacted(text)).toBe(expected);
+  });
+
+  it.each([
+    'SpO2 is 94% on room air', 'HR was 96 bpm', 'weight 92 kg', 'He is 89 years old', 'glucose 95 mg/dL', 'BP 94/60',
+  ])('leaves %s', (text) => {
+    expect(redacted(text)).toBe(text);
+  });
+});
+
+describe('text redactor: institutions and employers', () => {
+  it.each([
+    ["Transferred from St. Mary's Hospital overnight.", 'St. Mary'],
+    ['Admitted to Riverside Medical Center.', 'Riverside Medical Center'],
+    ['Resides at Sunrise Assisted Living with her husband.', 'Sunrise Assisted Living'],
+    ['He works at Halvorsen Freight as a dispatcher.', 'Halvorsen Freight'],
+    ['Graduated from the University of Michigan.', 'University of Michigan'],
+    ['Employed by Acme Logistics Inc.', 'Acme Logistics Inc'],
+    ['Attends Grace Baptist Church on Sundays.', 'Grace Baptist Church'],
+  ])('%s', (text, name) => {
+    expect(redacted(text)).not.toContain(name);
+  });
+
+  it.each([
+    'Follow up in the Cardiology Clinic in two weeks.',
+    'Admitted to the Emergency Department, then the ICU.',
+    'Discharged home with home health.',
+  ])('leaves the generic %s', (text) => {
+    expect(redacted(text)).toBe(text);
+  });
+});
