@@ -62,6 +62,7 @@ export class Authenticator {
       scopes: stringList(payload.scope ?? payload.scp),
       purposeOfUse: purposeCodes(claimAt(payload, 'extensions.ihe_iua.purpose_of_use') ?? claimAt(payload, config.purposeOfUseClaim)),
       tokenId: stringClaim(payload.jti),
+      ...(stringClaim(payload.patient) ? { patient: stringClaim(payload.patient) } : {}),
       certificate: { name: peerName(peer), thumbprint: peer.thumbprint },
       certificateBound: bound !== undefined,
     };

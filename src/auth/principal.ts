@@ -11,6 +11,8 @@ export interface Principal {
   tokenId?: string;
   /** The calling application, from its TLS client certificate. */
   certificate: { name: string; thumbprint: string };
+  /** SMART launch context: the patient the token may act for (its `patient` claim), when it names one. */
+  patient?: string;
   /** True when the token carried cnf.x5t#S256 and it matched the certificate. */
   certificateBound: boolean;
 }

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DATATYPES } from '../tensor/datatypes.js';
 import { AEAD_CIPHERS } from '../tls/server-tls.js';
+import { parseScope } from '../auth/smart-scopes.js';
 
 /**
  * The one configuration schema. Gateway, node and model-repository files are
@@ -135,6 +136,21 @@ function schemas(baseDir: string) {
     allowRoles: z.array(z.string().min(1)).default([]),
     /** When set, a request must carry one of these purposes of use. */
     purposes: z.array(purposeCode).optional(),
+    /**
+     * SMART clinical scopes (v2 `patient/Observation.rs`, v1 `.read` too), any
+     * one of which the token must hold. With allowRoles also listed, both are
+     * required; with scopes alone, the scopes decide. A scope the token holds
+     * covers one listed here when it has the same context, the same resource
+     * type (or `*`), every permission letter, and no narrower query.
+     */
+    scopes: z.array(z.string().refine((t) => parseScope(t) !== undefined, 'a SMART clinical scope such as patient/Observation.rs')).optional(),
+    /**
+     * The input holding the patient's id. When access comes through a
+     * patient/ scope, every value of it must equal the token's `patient`
+     * claim (launch context), or the request is 403. Defaults to the model's
+     * one `identifier` PHI input, when it has exactly one.
+     */
+    patientInput: z.string().min(1).optional(),
     /**
      * Break-the-glass: principals with one of these roles, not otherwise
      * allowed, may call the model when their purpose of use is BTG or ETREAT.

@@ -1,7 +1,8 @@
 import { CdsError, asCdsError, httpStatusOf, quote } from '../errors.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Authenticator } from '../auth/authenticate.js';
-import { authorize, type Decision, type ModelPolicy } from '../auth/policy.js';
+import { authorize, checkLaunchPatient, type Decision, type ModelPolicy } from '../auth/policy.js';
+import { parseScope } from '../auth/smart-scopes.js';
 import type { Principal } from '../auth/principal.js';
 import type { AuditLog } from '../audit/log.js';
 import type { AuditEntry } from '../audit/record.js';
@@ -18,6 +19,7 @@ import { SERVER_VERSION } from '../kserve/version.js';
 import { peerName } from '../tls/peer.js';
 
 const METADATA_TIMEOUT_MS = 2_000;
+const utf8 = new TextDecoder();
 /** How logs, metrics and audit records name a model that is not configured: never the caller's text. */
 export const UNKNOWN_MODEL = '(unknown)';
 const PUBLIC_MODEL_PARAMETERS = new Set(['sha256', 'execution_provider']);
@@ -57,11 +59,19 @@ interface Draft {
 export class Pipeline implements KServeHandlers {
   private readonly policies = new Map<string, ModelPolicy>();
   private readonly tensorNames = new Map<string, Promise<ReadonlySet<string>>>();
+  /** Per model, the input naming the patient a request concerns (for SMART launch context). */
+  private readonly patientInputs = new Map<string, string>();
   private draining = false;
 
   constructor(private readonly d: PipelineDeps) {
     for (const [model, route] of Object.entries(d.config.models)) {
-      this.policies.set(model, { model, allowRoles: route.allowRoles, purposes: route.purposes, breakTheGlassRoles: route.breakTheGlass?.allowRoles });
+      this.policies.set(model, {
+        model, allowRoles: route.allowRoles, purposes: route.purposes, breakTheGlassRoles: route.breakTheGlass?.allowRoles,
+        ...(route.scopes ? { scopes: route.scopes.map((t) => parseScope(t)!) } : {}),
+      });
+      const identifiers = Object.entries(route.phiInputs).filter(([, c]) => c === 'identifier').map(([name]) => name);
+      const patientInput = route.patientInput ?? (identifiers.length === 1 ? identifiers[0] : undefined);
+      if (patientInput) this.patientInputs.set(model, patientInput);
     }
   }
 
@@ -104,6 +114,7 @@ export class Pipeline implements KServeHandlers {
       await this.admit(ctx, model, draft);
       draft.model = { name: model, ...this.versionView(version) };
       const request = decode();
+      if (draft.decision) checkLaunchPatient(draft.decision, this.patientsOf(model, request), model);
       const route = this.d.config.models[model]!;
       const described = describeRequest(request, route.phiInputs, this.d.pseudonymizer, await this.knownTensorNames(model));
       draft.patients = described.patients;
@@ -169,6 +180,14 @@ export class Pipeline implements KServeHandlers {
       this.tensorNames.set(model, names);
     }
     return names;
+  }
+
+  /** The values of the model's patient input in this request (none when it declares no such input or the request lacks it). */
+  private patientsOf(model: string, request: InferRequest): string[] {
+    const name = this.patientInputs.get(model);
+    const tensor = name === undefined ? undefined : request.inputs.find((t) => t.name === name);
+    if (!tensor) return [];
+    return Array.isArray(tensor.data) ? tensor.data.map((b) => utf8.decode(b)) : Array.from(tensor.data as ArrayLike<number | bigint>, String);
   }
 
   /** Fetches every configured model's tensor names ahead of the first request. */

@@ -1,0 +1,58 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditRecords, httpsCall, rid, startCluster, type Cluster } from '../helpers/cluster.js';
+import { repositoryWithProbes } from '../helpers/phi-probe.js';
+
+/**
+ * SMART scopes and launch context through the gateway: a model opened by scopes
+ * alone (no roles), and a patient/ scope that binds each request to the
+ * token's patient, checked against the model's identifier input (mrn).
+ */
+let cluster: Cluster;
+
+beforeAll(async () => {
+  cluster = await startCluster({
+    nodes: 1,
+    modelRepository: repositoryWithProbes(),
+    gatewayPatch: (c) => {
+      c.models['phi-probe'] = {
+        pool: 'default', allowRoles: [], scopes: ['patient/Observation.rs', 'user/Observation.rs'],
+        phiInputs: { mrn: 'identifier', note: 'text', patient: 'fhir' },
+      };
+    },
+  });
+}, 60_000);
+afterAll(async () => { await cluster?.stop(); });
+
+const body = (mrn: string) => ({
+  inputs: [
+    { name: 'mrn', datatype: 'BYTES', shape: [1, 1], data: [mrn] },
+    { name: 'note', datatype: 'BYTES', shape: [1, 1], data: ['stable'] },
+    { name: 'patient', datatype: 'BYTES', shape: [1, 1], data: ['{"resourceType":"Patient","id":"p1"}'] },
+  ],
+});
+const call = (token: string, mrn: string, id: string) => httpsCall(cluster.gateway.ports.rest!, '/v2/models/phi-probe/infer', {
+  ca: cluster.pki.ca, identity: cluster.pki.apps.smart, token, body: body(mrn), headers: { 'x-request-id': rid(id) },
+});
+
+describe('SMART scopes and launch context (real processes)', () => {
+  it('a patient/ scope serves its own patient, and refuses another with 403, audited', async () => {
+    const token = await cluster.token([], { claims: { scope: 'launch/patient patient/Observation.read openid', patient: 'MRN-0042' } });
+    expect((await call(token, 'MRN-0042', 'own')).status).toBe(200);
+    const other = await call(token, 'MRN-0099', 'other');
+    expect(other.status).toBe(403);
+    expect(other.json().error).toMatch(/acts for one patient/);
+    const record = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('other'))!;
+    expect(record).toMatchObject({ outcome: 'failure', status: 'permission_denied' });
+    expect(JSON.stringify(record)).not.toContain('MRN-0099');
+  });
+
+  it('a user/ scope is not bound to one patient; no covering scope is 403; a patient/ scope without a patient claim is 403', async () => {
+    const user = await cluster.token([], { claims: { scope: 'user/*.rs' } });
+    expect((await call(user, 'MRN-0099', 'user')).status).toBe(200);
+    const wrong = await cluster.token([], { claims: { scope: 'patient/Condition.rs', patient: 'MRN-0042' } });
+    expect((await call(wrong, 'MRN-0042', 'wrong')).status).toBe(403);
+    const noPatient = await cluster.token([], { claims: { scope: 'patient/Observation.rs' } });
+    expect((await call(noPatient, 'MRN-0042', 'nopatient')).status).toBe(403);
+  });
+});
