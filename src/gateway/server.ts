@@ -15,7 +15,7 @@ import { startAdminServer } from '../metrics/admin-server.js';
 import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
 import { Gauge } from 'prom-client';
 import type { Logger } from '../phi/logger.js';
-import { Router } from '../routing/router.js';
+import { Router, grpcNodeClients } from '../routing/router.js';
 import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
 import { LiveConnections, MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
 import { requestObserver } from './observe.js';
@@ -67,7 +67,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const metrics = createGatewayMetrics();
   const router = new Router(
     config,
-    { ca: readFileSync(gw.nodeClientTls.ca), cert: readFileSync(gw.nodeClientTls.cert), key: readFileSync(gw.nodeClientTls.key) },
+    grpcNodeClients({ ca: readFileSync(gw.nodeClientTls.ca), cert: readFileSync(gw.nodeClientTls.cert), key: readFileSync(gw.nodeClientTls.key) }, gw.grpc.maxMessageBytes),
     {
       breakerChanged: (node, state) => metrics.setBreaker(node, state),
       nodeReadiness: (node, ready) => metrics.nodeReady.set({ node }, ready ? 1 : 0),

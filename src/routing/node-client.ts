@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import { CdsError, kindFromGrpcStatus } from '../errors.js';
+import { CdsError } from '../errors.js';
+import { nodeError } from './retry-policy.js';
 import { InferenceServiceClient } from '../kserve/service.js';
 import { inferRequestToGrpc, inferResultFromGrpc, modelMetadataFromGrpc } from '../kserve/grpc-codec.js';
 import type { ModelInferResponse, ModelMetadataResponse, ModelReadyResponse, ServerReadyResponse } from '../kserve/messages.js';
@@ -8,11 +9,14 @@ import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.j
 export interface NodeAddress { id: string; address: string; serverName: string }
 export interface ClientTlsMaterial { ca: Buffer; cert: Buffer; key: Buffer }
 
-/** A failure on one node that another node might not have: worth one retry elsewhere. */
-export class NodeFailure extends CdsError {
-  constructor(message: string, readonly retryable: boolean, kind: CdsError['kind'] = 'unavailable') {
-    super(kind, message);
-  }
+/** What the router needs of a node's client: the gRPC one below, or a fake in unit tests. */
+export interface NodeClientLike {
+  readonly node: NodeAddress;
+  infer(request: InferRequest, deadline: number, requestId: string, signal?: AbortSignal): Promise<InferResult>;
+  serverReady(timeoutMs: number): Promise<boolean>;
+  modelReady(model: string, timeoutMs: number): Promise<boolean>;
+  modelMetadata(model: string, version: string | undefined, timeoutMs: number): Promise<ModelMetadata>;
+  close(): void;
 }
 
 /** The gateway itself cancelled this call (the other copy of a hedged request answered first): says nothing about the node. */
@@ -25,7 +29,7 @@ type Unary<Req, Res> = (req: Req, metadata: grpc.Metadata, options: grpc.CallOpt
  * gateway's client certificate and checking the node's certificate carries
  * the configured server name.
  */
-export class NodeClient {
+export class NodeClient implements NodeClientLike {
   private readonly client: grpc.Client & Record<string, Unary<unknown, unknown>>;
 
   constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, maxMessageBytes: number) {
@@ -82,23 +86,9 @@ export class NodeClient {
     }
   }
 
-  /** Node errors in the gateway's terms: client errors pass through, node trouble becomes retryable. */
+  /** Node errors in the gateway's terms (retry-policy.ts): client errors pass through, node trouble becomes retryable. */
   private translate(err: grpc.ServiceError): CdsError {
-    const kind = kindFromGrpcStatus(err.code);
-    const detail = err.details || err.message;
-    switch (kind) {
-      case 'invalid_argument':
-      case 'not_found':
-        return new CdsError(kind, detail);
-      case 'deadline_exceeded':
-        return new NodeFailure(`node ${this.node.id} did not answer before the deadline`, false, 'deadline_exceeded');
-      case 'unavailable':
-      case 'resource_exhausted':
-        return new NodeFailure(`node ${this.node.id} is unavailable: ${detail}`, true);
-      default:
-        // Includes PERMISSION_DENIED from a node that does not accept our certificate: a configuration fault, not the caller's.
-        return new NodeFailure(`node ${this.node.id} failed: ${detail}`, true);
-    }
+    return nodeError(this.node.id, err.code, err.details || err.message);
   }
 
   close(): void {

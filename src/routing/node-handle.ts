@@ -2,7 +2,8 @@ import CircuitBreaker from 'opossum';
 import { CdsError } from '../errors.js';
 import type { PoolConfig } from '../config/schema.js';
 import type { InferRequest, InferResult } from '../kserve/types.js';
-import { NodeClient, NodeFailure } from './node-client.js';
+import type { NodeClientLike } from './node-client.js';
+import { NodeFailure, breakerOpen, countsAgainstNode, perTryTimeout, unexpectedFailure } from './retry-policy.js';
 
 export type BreakerState = 'closed' | 'half_open' | 'open';
 
@@ -30,7 +31,7 @@ export class NodeHandle {
   private readonly readyModels = new Set<string>();
   private readonly breaker: CircuitBreaker<Parameters<Attempt>, InferResult>;
 
-  constructor(readonly client: NodeClient, private readonly breakerConfig: PoolConfig['breaker'], onStateChange: (state: BreakerState) => void) {
+  constructor(readonly client: NodeClientLike, private readonly breakerConfig: PoolConfig['breaker'], onStateChange: (state: BreakerState) => void) {
     this.breaker = new CircuitBreaker<Parameters<Attempt>, InferResult>(
       (request, deadline, requestId, signal) => this.attempt(request, deadline, requestId, signal),
       {
@@ -42,7 +43,7 @@ export class NodeHandle {
         rollingCountTimeout: breakerConfig.rollingCountTimeoutMs,
         // Only node trouble opens the breaker; a caller's bad input or short deadline, or a hedge the gateway
         // cancelled, says nothing about the node.
-        errorFilter: (err: unknown) => !(err instanceof NodeFailure && err.kind === 'unavailable'),
+        errorFilter: (err: unknown) => !countsAgainstNode(err),
       },
     );
     this.breaker.on('open', () => onStateChange('open'));
@@ -110,8 +111,8 @@ export class NodeHandle {
     } catch (err) {
       if (err instanceof CdsError) throw err;
       const code = (err as { code?: string }).code;
-      if (code === 'EOPENBREAKER') throw new NodeFailure(`node ${this.id} circuit breaker is open`, true);
-      throw new NodeFailure(`node ${this.id} failed: ${(err as Error).message}`, true);
+      if (code === 'EOPENBREAKER') throw breakerOpen(this.id);
+      throw unexpectedFailure(this.id, err);
     } finally {
       this.inFlightStarts.delete(call);
     }
@@ -143,7 +144,7 @@ export class NodeHandle {
     } catch (err) {
       // Our per-try timeout (not the caller's deadline) ran out: the node is slow or hung.
       if (err instanceof NodeFailure && err.kind === 'deadline_exceeded' && perTryDeadline < deadline) {
-        throw new NodeFailure(`node ${this.id} did not answer within ${this.breakerConfig.timeoutMs} ms`, true);
+        throw perTryTimeout(this.id, this.breakerConfig.timeoutMs);
       }
       throw err;
     }

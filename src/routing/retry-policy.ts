@@ -1,0 +1,55 @@
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { CdsError, kindFromGrpcStatus } from '../errors.js';
+
+/**
+ * The one rule for node errors: what a caller is told, whether another node
+ * may be tried, and whether the failure counts against the node's breaker.
+ *
+ * | what happened                                   | caller gets        | retry elsewhere | counts against the node |
+ * | ----------------------------------------------- | ------------------ | --------------- | ----------------------- |
+ * | the node refused the input (INVALID_ARGUMENT…)  | that client error  | no              | no                      |
+ * | the model or version is not there (NOT_FOUND)   | 404                | no              | no                      |
+ * | the caller's own deadline ran out               | 504                | no              | no                      |
+ * | the gateway cancelled it (a hedge won)          | –                  | no              | no                      |
+ * | unavailable, overloaded, reset, internal error  | 503 if none answer | yes             | yes                     |
+ * | our per-try timeout (node slow or hung)         | 503 if none answer | yes             | yes                     |
+ * | the node's breaker is open                      | 503 if none answer | yes             | no (it is already open) |
+ */
+export class NodeFailure extends CdsError {
+  constructor(message: string, readonly retryable: boolean, kind: CdsError['kind'] = 'unavailable') {
+    super(kind, message);
+  }
+}
+
+/** A node's gRPC error in the gateway's terms. `detail` is the node's own message (short: nodes quote caller text). */
+export function nodeError(nodeId: string, code: number, detail: string): CdsError {
+  const kind = kindFromGrpcStatus(code);
+  switch (kind) {
+    case 'invalid_argument':
+    case 'not_found':
+      return new CdsError(kind, detail);
+    case 'deadline_exceeded':
+      return new NodeFailure(`node ${nodeId} did not answer before the deadline`, false, 'deadline_exceeded');
+    case 'unavailable':
+    case 'resource_exhausted':
+      return new NodeFailure(`node ${nodeId} is unavailable: ${detail}`, true);
+    default:
+      // Includes PERMISSION_DENIED from a node that does not accept our certificate: a configuration fault, not the caller's.
+      return new NodeFailure(`node ${nodeId} failed: ${detail}${code === GrpcStatus.PERMISSION_DENIED ? ' (does the node accept this gateway\'s certificate?)' : ''}`, true);
+  }
+}
+
+/** Our own per-try timeout fired: the node is slow or hung, which is the node's failure. */
+export const perTryTimeout = (nodeId: string, timeoutMs: number): NodeFailure => new NodeFailure(`node ${nodeId} did not answer within ${timeoutMs} ms`, true);
+
+/** The breaker refused the call before it went out. */
+export const breakerOpen = (nodeId: string): NodeFailure => new NodeFailure(`node ${nodeId} circuit breaker is open`, true);
+
+/** Anything else that went wrong on the way to a node (a library error): retryable, the node's fault. */
+export const unexpectedFailure = (nodeId: string, err: unknown): NodeFailure => new NodeFailure(`node ${nodeId} failed: ${(err as Error)?.message ?? String(err)}`, true);
+
+/** Whether another node should be tried after this error. */
+export const shouldRetry = (err: unknown): err is NodeFailure => err instanceof NodeFailure && err.retryable;
+
+/** Whether this error is evidence against the node (opossum's errorFilter is the inverse: true means "not a failure"). */
+export const countsAgainstNode = (err: unknown): boolean => err instanceof NodeFailure && err.kind === 'unavailable';
