@@ -1,4 +1,8 @@
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { UnsecuredJWT, decodeJwt, decodeProtectedHeader, errors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { verifyJwsSignature } from './jws-signature.js';
+
+/** base64url('{"alg":"none"}'): the header UnsecuredJWT.decode expects. */
+const UNSECURED_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
 import { CdsError } from '../errors.js';
 import type { IssuerConfig } from '../config/schema.js';
 import { peerName, thumbprintsEqual, type PeerIdentity } from '../tls/peer.js';
@@ -68,11 +72,18 @@ export class Authenticator {
     };
   }
 
-  /** Full verification: issuer pinning, signature against the issuer's JWKS, audience, algorithms, time claims. */
+  /**
+   * Full verification: issuer pinning, the algorithm allow-list, the key from
+   * the issuer's JWKS (jose selects it by kid and algorithm), the signature
+   * (node:crypto, synchronously: jws-signature.ts), then every claim check by
+   * jose itself — audience, issuer, exp/nbf/iat with the clock skew, maximum
+   * age, required claims — run over the very payload that was signed.
+   */
   private async verify(token: string): Promise<{ config: IssuerConfig; payload: JWTPayload }> {
+    let header: ReturnType<typeof decodeProtectedHeader>;
     let claimedIssuer: unknown;
     try {
-      decodeProtectedHeader(token);
+      header = decodeProtectedHeader(token);
       claimedIssuer = decodeJwt(token).iss;
     } catch {
       throw unauthenticated('token is not a well-formed JWT');
@@ -80,11 +91,19 @@ export class Authenticator {
     const trusted = typeof claimedIssuer === 'string' ? this.issuers.get(claimedIssuer) : undefined;
     if (!trusted) throw unauthenticated('token issuer is not trusted');
     const { config } = trusted;
+    const [protectedPart, payloadPart, signaturePart] = token.split('.') as [string, string, string];
+    if (typeof header.alg !== 'string' || !(config.algorithms as readonly string[]).includes(header.alg)) throw unauthenticated('token signing algorithm is not allowed');
+    // No JWS extension is understood here, so any critical one makes the token unusable (RFC 7515 §4.1.11), as does b64=false.
+    if (header.crit !== undefined || (header as { b64?: unknown }).b64 !== undefined) throw unauthenticated('token uses a JWS extension this gateway does not support');
     try {
-      const { payload } = await jwtVerify(token, trusted.keys, {
+      const key = await trusted.keys({ ...header, alg: header.alg }, { protected: protectedPart, payload: payloadPart, signature: signaturePart });
+      if (!verifyJwsSignature(header.alg, `${protectedPart}.${payloadPart}`, Buffer.from(signaturePart, 'base64url'), key as never)) {
+        throw new errors.JWSSignatureVerificationFailed();
+      }
+      // jose's own claim checks, on the signed payload: re-framed as an unsecured JWT, which is what UnsecuredJWT.decode validates.
+      const { payload } = UnsecuredJWT.decode(`${UNSECURED_HEADER}.${payloadPart}.`, {
         issuer: config.issuer,
         audience: config.audience,
-        algorithms: config.algorithms,
         clockTolerance: config.clockSkewSeconds,
         maxTokenAge: config.maxTokenAgeSeconds,
         requiredClaims: ['exp', 'iat', 'sub', ...(config.replayProtection ? ['jti'] : [])],

@@ -229,3 +229,13 @@ describe('jti replay protection', () => {
     await rejects(`Bearer ${await token()}`, /token has no "jti" claim/, peer, once);
   });
 });
+
+describe('JWS header extensions', () => {
+  it('refuses a token with a critical extension or b64=false, even when signed by the trusted key', async () => {
+    const withCrit = await new SignJWT({ roles: ['clinician'] }).setProtectedHeader({ alg: 'ES256', kid, crit: ['exp'] } as never).setIssuer(ISS).setAudience(AUD).setSubject('u').setIssuedAt().setExpirationTime('5m').sign(key).catch(() => undefined);
+    if (withCrit) await rejects(`Bearer ${withCrit}`, /extension this gateway does not support/);
+    const header = b64url({ alg: 'ES256', kid, b64: false });
+    const payload = b64url({ iss: ISS, aud: AUD, sub: 'u', roles: ['clinician'], iat: now(), exp: now() + 60 });
+    await rejects(`Bearer ${header}.${payload}.AAAA`, /extension this gateway does not support/);
+  });
+});
