@@ -38,16 +38,16 @@ export function buildNews2(): Uint8Array {
   const p = NEWS2_CHART.length;
   const edges = NEWS2_CHART.flatMap((row, param) => row.steps.map(([edge, delta]) => ({ param, edge, delta })));
   const k = edges.length;
-  const select = new Float32Array(p * k); // [P,K]: column j picks the parameter edge j belongs to
   const deltas = new Float32Array(k * p); // [K,P]: step j adds its delta to its parameter
   edges.forEach(({ param, delta }, j) => {
-    select[param * k + j] = 1;
     deltas[j * p + param] = delta;
   });
 
   const g = new GraphBuilder('news2');
   const vitals = g.input('vitals', 'FLOAT', ['batch', p]);
-  const perEdge = g.op('MatMul', [vitals, g.floats('select', [p, k], select)]);
+  // Each edge reads its vital with a Gather, not a MatMul: a GPU may multiply in TF32 (10-bit mantissa),
+  // which would move 38.01 °C onto the 38.0 edge; a Gather copies the value exactly on every provider.
+  const perEdge = g.op('Gather', [vitals, g.int64s('edge_param', edges.map((e) => e.param))], { axis: 1 });
   const above = g.op('Cast', [g.op('Greater', [perEdge, g.floats('edges', [k], edges.map((e) => e.edge))])], { to: 1 });
   const steps = g.op('MatMul', [above, g.floats('deltas', [k, p], deltas)]);
   const subscores = g.op('Add', [steps, g.floats('base', [p], NEWS2_CHART.map((r) => r.base))], {}, 'subscores');

@@ -62,3 +62,21 @@ describe('NEWS2 graph against the published chart (run directly with onnxruntime
     });
   });
 });
+
+describe('news2 is exact on any execution provider', () => {
+  it('reads each vital with a Gather, never through a MatMul (which a GPU may run in TF32)', async () => {
+    const onnxProto = (await import('onnx-proto')).default;
+    const model = onnxProto.onnx.ModelProto.decode(readFileSync(join(MODELS, 'news2', '1', 'model.onnx')));
+    const readers = model.graph!.node!.filter((n) => n.input!.includes('vitals')).map((n) => n.opType);
+    expect(readers).toEqual(['Gather']);
+  });
+
+  it('an off-grid vital just past a band edge is scored in the next band', async () => {
+    const session = await ort.InferenceSession.create(join(MODELS, 'news2', '1', 'model.onnx'), { executionProviders: ['cpu'] });
+    const row = (temp: number) => [16, 97, 0, 120, 70, 0, temp];
+    const out = await session.run({ vitals: new ort.Tensor('float32', Float32Array.from([...row(38.0), ...row(38.01), ...row(35.0), ...row(35.01)]), [4, 7]) });
+    const temperature = Array.from(out.subscores!.data as Float32Array).filter((_, i) => i % 7 === 6);
+    expect(temperature).toEqual([0, 1, 3, 1]);
+    await session.release();
+  });
+});
