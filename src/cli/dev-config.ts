@@ -14,7 +14,7 @@ export interface DevNodeOptions {
   index: number;
   modelRepository: string;
   ports?: { grpc: number; rest: number; admin: number };
-  executionProvider?: 'auto' | 'cuda' | 'cpu';
+  executionProvider?: 'auto' | 'cuda' | 'webgpu' | 'cpu';
   workers?: number;
   allowedClients?: string[];
 }

@@ -280,7 +280,8 @@ function schemas(baseDir: string) {
       modelRepository: filePath,
       /** Models to load; all in the repository when omitted. */
       models: z.array(z.string().min(1)).optional(),
-      executionProvider: z.enum(['auto', 'cuda', 'cpu']).default('auto'),
+      /** auto: CUDA on deviceId, else CPU (node/provider.ts AUTO_ORDER); cuda, webgpu: that provider or refuse to start; cpu. */
+      executionProvider: z.enum(['auto', 'cuda', 'webgpu', 'cpu']).default('auto'),
       deviceId: z.number().int().min(0).default(0),
       /** Worker threads, each with its own sessions; workers × intraOpThreads should not exceed cores. */
       workers: z.number().int().min(1).max(64).default(1),

@@ -3,11 +3,18 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
-export type ProviderRequest = 'auto' | 'cuda' | 'cpu';
+export type ProviderRequest = 'auto' | 'cuda' | 'webgpu' | 'cpu';
+
+/**
+ * What `auto` tries, in order. WebGPU is not in it: on a host without a GPU
+ * adapter, Dawn probes Vulkan and prints to stderr on every start, and CUDA
+ * is what a GPU node is for. Ask for `webgpu` by name.
+ */
+export const AUTO_ORDER = ['cuda', 'cpu'] as const;
 
 export interface ResolvedProvider {
   /** What sessions actually run on. */
-  name: 'cuda' | 'cpu';
+  name: 'cuda' | 'webgpu' | 'cpu';
   deviceId?: number;
   /** Why `auto` fell back to CPU, when it did. */
   fallbackReason?: string;
@@ -20,7 +27,7 @@ export class ProviderError extends Error {
 /** The ORT session options for a resolved provider; one place, used by the probe and by every worker. */
 export function sessionOptions(provider: ResolvedProvider, intraOpThreads: number): ort.InferenceSession.SessionOptions {
   const executionProviders: ort.InferenceSession.ExecutionProviderConfig[] =
-    provider.name === 'cuda' ? [{ name: 'cuda', deviceId: provider.deviceId ?? 0 }] : ['cpu'];
+    provider.name === 'cuda' ? [{ name: 'cuda', deviceId: provider.deviceId ?? 0 }] : provider.name === 'webgpu' ? ['webgpu'] : ['cpu'];
   return { executionProviders, intraOpNumThreads: intraOpThreads, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
 }
 
@@ -50,6 +57,18 @@ export async function resolveProvider(
   requested: ProviderRequest, deviceId: number, probeModel: Uint8Array, deps: ProbeDeps = realDeps,
 ): Promise<ResolvedProvider> {
   if (requested === 'cpu') return { name: 'cpu' };
+  if (requested === 'webgpu') {
+    // onnxruntime-node bundles the WebGPU provider (Dawn); it needs a GPU adapter (Vulkan on Linux, or Mesa's lavapipe on a CPU).
+    const webgpu: ResolvedProvider = { name: 'webgpu' };
+    try {
+      const session = await deps.createSession(probeModel, sessionOptions(webgpu, 1));
+      await session.release();
+      return webgpu;
+    } catch (err) {
+      const message = (err instanceof Error ? err.message : String(err)).trim().split('\n')[0]!.slice(0, 300);
+      throw new ProviderError(`executionProvider "webgpu" cannot be used: onnxruntime could not create a WebGPU session: ${message} (it needs a Vulkan driver with a GPU adapter: libvulkan1 and a Mesa or vendor driver)`);
+    }
+  }
   const hint = 'on a GPU host run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` with the CUDA 12 runtime and cuDNN 9 installed (README, "GPU hosts")';
   let reason: string;
   const missing = deps.missingLibraries();

@@ -71,4 +71,25 @@ describe('inference node', () => {
     expect(run.code).toBe(3);
     expect(run.stderr).toMatch(/executionProvider "cuda" \(device 1\) cannot be used: missing libonnxruntime_providers_(shared|cuda)\.so/);
   });
+
+  it('executionProvider "webgpu" runs on WebGPU where an adapter exists, and is a startup error naming the cause where none does', async () => {
+    const config = devNodeConfig({ pki: material.pki, index: 2, modelRepository: MODELS, executionProvider: 'webgpu' });
+    const file = join(material.dir, 'node-webgpu.json');
+    writeFileSync(file, JSON.stringify(config));
+    let started: Awaited<ReturnType<typeof startProcess>> | undefined;
+    try {
+      started = await startProcess('node', config, material.dir, 'node-webgpu');
+    } catch {
+      // No adapter on this host (no Vulkan driver): the node must refuse to start, saying why — never fall back quietly.
+      const run = runCli(['node', '--config', file]);
+      expect(run.code).toBe(3);
+      expect(run.stderr).toMatch(/executionProvider "webgpu" cannot be used: onnxruntime could not create a WebGPU session/);
+      return;
+    }
+    try {
+      expect(started.logs.join('\n')).toMatch(/"executionProvider":"webgpu"/);
+    } finally {
+      await stopProcess(started);
+    }
+  });
 });

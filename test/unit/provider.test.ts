@@ -45,3 +45,22 @@ describe('execution provider resolution', () => {
     expect(sessionOptions(resolved, 2).executionProviders).toEqual([{ name: 'cuda', deviceId: 3 }]);
   });
 });
+
+describe('webgpu, asked for by name', () => {
+  it('is used when a session can be created on it, with the webgpu provider in the session options', async () => {
+    const seen: unknown[] = [];
+    const resolved = await resolveProvider('webgpu', 0, model, {
+      createSession: async (_bytes, options) => { seen.push(options.executionProviders); return { release: async () => undefined }; },
+      missingLibraries: () => [],
+    });
+    expect(resolved).toEqual({ name: 'webgpu' });
+    expect(seen).toEqual([['webgpu']]);
+  });
+
+  it('is a startup error naming the cause when no adapter exists, never a quiet fallback', async () => {
+    await expect(resolveProvider('webgpu', 0, model, {
+      createSession: async () => { throw new Error('Failed to get a WebGPU adapter: No supported adapters.\nmore detail'); },
+      missingLibraries: () => [],
+    })).rejects.toThrow(ProviderError);
+  });
+});
