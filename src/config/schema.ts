@@ -340,13 +340,31 @@ export const modelConfigSchema = z.strictObject({
   maxBatchSize: z.number().int().min(1),
   inputs: z.array(tensorSpec).min(1),
   outputs: z.array(tensorSpec).min(1),
+  /**
+   * Dynamic batching (Triton's semantics), off unless present: concurrent
+   * requests are merged along the batch dimension and run once. A batch goes
+   * out when it holds the largest preferred size (or maxBatchSize), or when
+   * its oldest request has waited maxQueueDelayMicroseconds.
+   */
+  dynamicBatching: z.strictObject({
+    preferredBatchSizes: z.array(z.number().int().min(1)).default([]),
+    maxQueueDelayMicroseconds: z.number().int().min(0).max(1_000_000).default(100),
+    /** Requests that may wait to be batched; beyond it RESOURCE_EXHAUSTED at once. */
+    maxQueueSize: z.number().int().min(1).default(1024),
+  }).optional(),
   /** version → SHA-256 (hex) of <version>/model.onnx; a file that differs is refused. */
   versions: z.record(z.string().regex(/^[1-9]\d*$/), z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+}).superRefine((m, ctx) => {
+  if (m.dynamicBatching && ![...m.inputs, ...m.outputs].every((t) => t.shape[0] === -1)) {
+    ctx.addIssue({ code: 'custom', path: ['dynamicBatching'], message: 'needs the batch dimension (-1) first on every input and output' });
+  }
 });
 
 export type GatewayConfig = z.output<ReturnType<typeof schemas>['gateway']>;
 export type NodeConfig = z.output<ReturnType<typeof schemas>['node']>;
 export type ModelConfig = z.output<typeof modelConfigSchema>;
+/** Whether a model can be batched: every input and output has the batch dimension (-1) first. */
+export const batchable = (m: Pick<ModelConfig, 'inputs' | 'outputs'>): boolean => [...m.inputs, ...m.outputs].every((t) => t.shape[0] === -1);
 export type TensorSpec = z.output<typeof tensorSpec>;
 export type IssuerConfig = GatewayConfig['auth']['issuers'][number];
 export type PoolConfig = GatewayConfig['pools'][string];

@@ -8,6 +8,7 @@ import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { ResolvedProvider } from './provider.js';
 import type { LoadedModel, RepositoryEntry } from './repository.js';
 import { modelKey, type SessionPool } from './session-pool.js';
+import { DynamicBatcher } from './batcher.js';
 
 export { SERVER_VERSION } from '../kserve/version.js';
 import { SERVER_VERSION } from '../kserve/version.js';
@@ -25,6 +26,9 @@ export class NodeService implements KServeHandlers {
   /** Share of inferences that get the delay: 1 is a slow node, less is a node that stalls now and then. */
   faultProbability = 1;
 
+  /** Per batched model, its dynamic batcher; other models go straight to the pool. */
+  private readonly batchers = new Map<string, DynamicBatcher>();
+
   constructor(
     private readonly nodeId: string,
     private readonly entries: RepositoryEntry[],
@@ -32,7 +36,24 @@ export class NodeService implements KServeHandlers {
     private readonly pool: SessionPool,
     private readonly allowedClients: readonly string[],
     private readonly metrics: NodeMetrics,
-  ) {}
+  ) {
+    for (const e of entries) {
+      if (e.status !== 'loaded' || !e.config.dynamicBatching) continue;
+      const key = modelKey(e.name, e.version);
+      const b = e.config.dynamicBatching;
+      this.batchers.set(key, new DynamicBatcher(
+        (inputs, outputs, deadline) => pool.run(key, inputs, outputs, deadline),
+        { maxBatchSize: e.config.maxBatchSize, preferredBatchSizes: b.preferredBatchSizes, maxQueueDelayUs: b.maxQueueDelayMicroseconds, maxQueueSize: b.maxQueueSize },
+        {
+          executed: (requests, _rows, oldestMs) => {
+            metrics.executions.inc({ model: e.name });
+            metrics.batchRequests.observe({ model: e.name }, requests);
+            metrics.queueSeconds.observe({ model: e.name }, oldestMs / 1000);
+          },
+        },
+      ));
+    }
+  }
 
   /** Every handler starts here. */
   private admit(ctx: CallContext): void {
@@ -101,7 +122,12 @@ export class NodeService implements KServeHandlers {
       const model = this.loaded(request.model, request.version);
       const inputs = matchInputs(model.config, request.inputs);
       const outputs = matchOutputs(model.config, request.outputs);
-      const tensors = await this.pool.run(modelKey(model.name, model.version), inputs, outputs, ctx.deadline, ctx.signal);
+      const key = modelKey(model.name, model.version);
+      const batcher = this.batchers.get(key);
+      if (!batcher) this.metrics.executions.inc({ model: model.name });
+      const tensors = batcher
+        ? await batcher.infer(inputs, outputs, ctx.deadline, ctx.signal)
+        : await this.pool.run(key, inputs, outputs, ctx.deadline, ctx.signal);
       outcome = 'ok';
       // The pinned hash of the file that answered, so the gateway's audit record can name it.
       return { model: model.name, version: model.version, id: request.id, parameters: { model_sha256: model.sha256 }, outputs: tensors };
