@@ -125,6 +125,11 @@ describe('nothing is read before authentication, and nothing waits forever', () 
     expect(statusOf(await answer)).toBe(408);
   });
 
+  it('a connection that completes its handshake and then sends nothing gets 408 and is closed (headers time counts from the connection)', async () => {
+    const socket = await rawTls();
+    expect(statusOf(await untilClosed(socket))).toBe(408);
+  });
+
   it('a TCP connection that never starts its TLS handshake is closed', async () => {
     const socket = netConnect({ host: '127.0.0.1', port: cluster.gateway.ports.rest! });
     await untilClosed(socket);
