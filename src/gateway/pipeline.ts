@@ -133,11 +133,7 @@ export class Pipeline implements KServeHandlers {
   /** A request that did not decode: the caller is authenticated (so the record says who), the refusal recorded, then sent. */
   async refuse(ctx: CallContext, route: string, error: CdsError): Promise<never> {
     return this.audited(ctx, route, '', async (draft) => {
-      await this.authenticate(ctx);
-      const auth = ctx.auth!;
-      if ('error' in auth) throw auth.error;
-      draft.principal = auth.principal;
-      ctx.trace.subject = auth.principal.subject;
+      await this.authenticated(ctx, draft);
       throw error;
     });
   }
@@ -170,11 +166,12 @@ export class Pipeline implements KServeHandlers {
   private async knownTensorNames(model: string): Promise<ReadonlySet<string>> {
     let names = this.tensorNames.get(model);
     if (!names) {
+      const declared = Object.keys(this.d.config.models[model]?.phiInputs ?? {});
       names = this.d.router.metadata(model, undefined, METADATA_TIMEOUT_MS).then(
-        (m) => new Set([...Object.keys(this.d.config.models[model]?.phiInputs ?? {}), ...m.inputs.map((t) => t.name), ...m.outputs.map((t) => t.name)]),
+        (m) => new Set([...declared, ...m.inputs.map((t) => t.name), ...m.outputs.map((t) => t.name)]),
         () => {
           this.tensorNames.delete(model); // asked again by the next request
-          return new Set(Object.keys(this.d.config.models[model]?.phiInputs ?? {}));
+          return new Set(declared);
         },
       );
       this.tensorNames.set(model, names);
@@ -195,13 +192,18 @@ export class Pipeline implements KServeHandlers {
     for (const model of Object.keys(this.d.config.models)) void this.knownTensorNames(model);
   }
 
-  private async admit(ctx: CallContext, model: string, draft: Draft): Promise<void> {
+  /** The caller's principal, recorded on the draft and the trace; the authentication error when there is none. */
+  private async authenticated(ctx: CallContext, draft: Draft): Promise<Principal> {
     await this.authenticate(ctx);
     const auth = ctx.auth!;
     if ('error' in auth) throw auth.error;
-    const principal = auth.principal;
-    draft.principal = principal;
-    ctx.trace.subject = principal.subject;
+    draft.principal = auth.principal;
+    ctx.trace.subject = auth.principal.subject;
+    return auth.principal;
+  }
+
+  private async admit(ctx: CallContext, model: string, draft: Draft): Promise<void> {
+    const principal = await this.authenticated(ctx, draft);
     if (!this.d.router.knows(model)) {
       // A name nobody configured is client text: the record keeps its pseudonym only.
       draft.model = { name: UNKNOWN_MODEL, requested: this.d.pseudonymizer.pseudonym('model-name', model) };

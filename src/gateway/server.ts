@@ -17,7 +17,7 @@ import { Gauge } from 'prom-client';
 import type { Logger } from '../phi/logger.js';
 import { Router, grpcNodeClients } from '../routing/router.js';
 import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
-import { LiveConnections, MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
+import { MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
 import { requestObserver } from './observe.js';
 import { Pipeline } from './pipeline.js';
 import { AuditLog } from '../audit/log.js';
@@ -159,13 +159,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     finished: (ctx, rpc, code, model, error) => observe(ctx, rpc, grpc.status[code] ?? String(code), model, error),
   }));
   const grpcCredentials = new MtlsServerCredentials(tls);
-  const grpcConnections = new LiveConnections();
-  hardenGrpcServer(grpcServer, { connections: grpcConnections, onHandshakeFailure: onHandshakeFailure('grpc'), defaultTimeoutMs: gw.defaultTimeoutMs, maxTimeoutMs: gw.maxTimeoutMs });
+  hardenGrpcServer(grpcServer, { connections: grpcCredentials.connections, onHandshakeFailure: onHandshakeFailure('grpc'), defaultTimeoutMs: gw.defaultTimeoutMs, maxTimeoutMs: gw.maxTimeoutMs });
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${gw.grpc.host}:${gw.grpc.port}`, grpcCredentials, (err, port) => (err ? reject(err) : resolve(port))));
 
   // A changed CRL applies to the next handshake on both doors, without a restart.
-  const stopWatchingCrl = reloadOnRevocation(gw.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh), (fresh) => grpcConnections.dropRevoked(fresh.crl)], log);
+  const stopWatchingCrl = reloadOnRevocation(gw.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh)], log);
 
   const admin = await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, () => ({ ready: router.ready() && audit.healthy, audit: audit.healthy ? 'ok' : 'failed', ...router.status() }));
   const ports = { rest: (rest.server.address() as AddressInfo).port, grpc: grpcPort, admin: admin.port };

@@ -1,22 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify';
 import type { TensorLimits } from '../tensor/datatypes.js';
-import { frameworkError, type RestBody } from './rest-server.js';
+import { frameworkError, jsonBytes, type RestBody } from './rest-server.js';
 import { CdsError, asCdsError, httpStatusOf, quote } from '../errors.js';
 import type { CallContext } from './context.js';
 import type { KServeHandlers } from './handlers.js';
 import { binaryOutputChoice, inferRequestFromJson, inferResultToRest } from './rest-codec.js';
-import { parameterToJson } from './types.js';
+import { parametersToJson } from './types.js';
 
 type ModelParams = { model: string; version?: string };
-
-/** Metadata parameters can be 64-bit integers (bigint, or gRPC's `{ uint64 }`): JSON gets them as parameterToJson says. */
-function jsonValue(_key: string, value: unknown): unknown {
-  if (typeof value === 'bigint') return parameterToJson(value);
-  if (value !== null && typeof value === 'object' && Object.keys(value).length === 1 && typeof (value as { uint64?: unknown }).uint64 === 'bigint') {
-    return parameterToJson(value as { uint64: bigint });
-  }
-  return value;
-}
 
 export interface RestBinding {
   context(request: FastifyRequest): CallContext;
@@ -41,9 +32,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
     binding.finished?.(ctx, route, status, model, undefined);
     if (body === undefined) return reply.code(status).send();
     if (Buffer.isBuffer(body)) return reply.code(status).send(body);
-    // Serialized here and sent as bytes, so the header stays exactly this string (fastify adds "; charset=utf-8" to JSON it sends):
-    // KServe's Python client compares it as a whole.
-    return reply.code(status).header('content-type', 'application/json').send(Buffer.from(JSON.stringify(body, jsonValue)));
+    return reply.code(status).header('content-type', 'application/json').send(jsonBytes(body));
   };
 
   const fail = (reply: FastifyReply, req: FastifyRequest, route: string, model: string | undefined, err: unknown): FastifyReply => {
@@ -51,7 +40,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
     const status = httpStatusOf(error.kind);
     const ctx = ctxOf(req);
     binding.finished?.(ctx, route, status, model, error);
-    return reply.code(status).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(Buffer.from(JSON.stringify({ error: error.message })));
+    return reply.code(status).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(jsonBytes({ error: error.message }));
   };
 
   /**
@@ -89,7 +78,8 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
 
   app.get('/v2', async (req, reply) => {
     try {
-      return send(reply, req, 'server_metadata', undefined, 200, await handlers.serverMetadata(ctxOf(req)));
+      const m = await handlers.serverMetadata(ctxOf(req));
+      return send(reply, req, 'server_metadata', undefined, 200, { ...m, parameters: parametersToJson(m.parameters) });
     } catch (err) {
       return fail(reply, req, 'server_metadata', undefined, err);
     }
@@ -99,7 +89,8 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
     app.get<{ Params: ModelParams }>(prefix, async (req, reply) => {
       const { model, version } = req.params;
       try {
-        return send(reply, req, 'model_metadata', model, 200, await handlers.modelMetadata(ctxOf(req), model, version));
+        const m = await handlers.modelMetadata(ctxOf(req), model, version);
+        return send(reply, req, 'model_metadata', model, 200, { ...m, parameters: parametersToJson(m.parameters) });
       } catch (err) {
         return fail(reply, req, 'model_metadata', model, err);
       }

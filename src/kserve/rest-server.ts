@@ -64,7 +64,7 @@ export function createRestServer(o: RestServerOptions): RestServer {
       const error = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
         ? new CdsError('not_found', `a path segment is longer than the ${MAX_PARAM_LENGTH} characters this server accepts`)
         : new CdsError('invalid_argument', 'the request URL is not valid');
-      void (reply as FastifyReply).code(httpStatusOf(error.kind)).header('content-type', 'application/json').send(Buffer.from(JSON.stringify({ error: error.message })));
+      void (reply as FastifyReply).code(httpStatusOf(error.kind)).header('content-type', 'application/json').send(jsonBytes({ error: error.message }));
     },
   });
 
@@ -105,6 +105,13 @@ export function createRestServer(o: RestServerOptions): RestServer {
     },
   };
 }
+
+/**
+ * A JSON answer as bytes: sent this way, its Content-Type stays exactly
+ * `application/json` (fastify adds "; charset=utf-8" to JSON it serializes,
+ * and KServe's Python client compares the header as a whole).
+ */
+export const jsonBytes = (body: unknown): Buffer => Buffer.from(JSON.stringify(body));
 
 /**
  * A REST request body: the JSON document, and for the Triton binary tensor

@@ -10,7 +10,7 @@ import { createNodeMetrics } from '../metrics/node-metrics.js';
 import { startAdminServer } from '../metrics/admin-server.js';
 import type { Logger } from '../phi/logger.js';
 import { internalCause, type CdsError } from '../errors.js';
-import { LiveConnections, MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
+import { MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
 import { createRestServer } from '../kserve/rest-server.js';
 import { hardenGrpcServer, tolerantDefinition } from '../kserve/grpc-server.js';
 import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
@@ -86,8 +86,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     finished: (ctx, rpc, _code, model, error) => logFailure(ctx, rpc, model, error),
   }));
   const grpcCredentials = new MtlsServerCredentials(tls);
-  const grpcConnections = new LiveConnections();
-  hardenGrpcServer(grpcServer, { connections: grpcConnections, onHandshakeFailure: onHandshakeFailure('grpc'), defaultTimeoutMs: NODE_DEFAULT_TIMEOUT_MS, maxTimeoutMs: NODE_DEFAULT_TIMEOUT_MS });
+  hardenGrpcServer(grpcServer, { connections: grpcCredentials.connections, onHandshakeFailure: onHandshakeFailure('grpc'), defaultTimeoutMs: NODE_DEFAULT_TIMEOUT_MS, maxTimeoutMs: NODE_DEFAULT_TIMEOUT_MS });
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${cfg.grpc.host}:${cfg.grpc.port}`, grpcCredentials, (err, port) => (err ? reject(err) : resolve(port))));
 
@@ -110,7 +109,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   await rest.listen({ host: cfg.rest.host, port: cfg.rest.port });
   const restPort = (rest.server.address() as AddressInfo).port;
   // A revoked gateway certificate is refused from the next handshake on.
-  const stopWatchingCrl = reloadOnRevocation(cfg.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh), (fresh) => grpcConnections.dropRevoked(fresh.crl)], log);
+  const stopWatchingCrl = reloadOnRevocation(cfg.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh)], log);
 
   const admin = await startAdminServer(cfg.admin.host, cfg.admin.port, metrics.registry, () => ({
     node: cfg.id,

@@ -85,6 +85,9 @@ export function refuseUnverifiedPeers(server: SecureServerLike, onFailure: Hands
  * the next handshake without a restart.
  */
 export class MtlsServerCredentials extends grpc.ServerCredentials {
+  /** The verified connections made with these credentials (hardenGrpcServer fills it), closed on reload when their peer is revoked. */
+  readonly connections = new LiveConnections();
+
   constructor(tls: ServerTlsMaterial) {
     // rejectUnauthorized: false for the same reason as httpsOptions: refuseUnverifiedPeers() refuses, and says why.
     super({ requestCert: true, rejectUnauthorized: false, handshakeTimeout: tls.handshakeTimeoutMs, ciphers: tls.ciphers, minVersion: tls.minVersion }, contextOptions(tls));
@@ -92,6 +95,7 @@ export class MtlsServerCredentials extends grpc.ServerCredentials {
 
   reload(tls: ServerTlsMaterial): void {
     this.updateSecureContextOptions(contextOptions(tls));
+    this.connections.dropRevoked(tls.crl);
   }
 
   _equals(other: grpc.ServerCredentials): boolean {
