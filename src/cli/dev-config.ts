@@ -15,6 +15,8 @@ export interface DevNodeOptions {
   modelRepository: string;
   ports?: { grpc: number; rest: number; admin: number };
   executionProvider?: 'auto' | 'cuda' | 'webgpu' | 'cpu';
+  /** GPU device (default: the node's index, one node per GPU). */
+  deviceId?: number;
   workers?: number;
   allowedClients?: string[];
 }
@@ -33,7 +35,7 @@ export function devNodeConfig(o: DevNodeOptions): Record<string, unknown> {
       allowedClients: o.allowedClients ?? [DEV_IDENTITIES.gatewayClient],
       modelRepository: o.modelRepository,
       executionProvider: o.executionProvider ?? 'auto',
-      deviceId: o.index,
+      deviceId: o.deviceId ?? o.index,
       workers: o.workers ?? 1,
       intraOpThreads: 1,
     },

@@ -18,6 +18,7 @@ Commands:
   infer     call a model over the gRPC door with a KServe JSON body
   audit     verify the audit log, or export it as FHIR AuditEvents
   phi       de-identify text or FHIR with the gateway's redactor
+  gpu-check prove the GPU path on this host (providers, outputs, timings, gateway)
 
 Run "cdsgate <command> --help" for a command's options.`,
   gateway: `Usage: cdsgate gateway --config FILE
@@ -76,12 +77,29 @@ Reads JSON Lines on standard input and writes them de-identified:
 With --key-file (base64 HMAC key, as the gateway's) identifier values and ids become
 keyed pseudonyms; without it they are removed. A line that is not valid JSON is an
 error naming its line number.`,
-  start: `Usage: cdsgate start
+  start: `Usage: cdsgate start [--provider auto|cuda|webgpu|cpu] [--devices 0,1]
 
 Development mode: creates the development PKI and keys if missing, starts two
 nodes and the gateway on loopback, waits until they are ready and prints a
 working curl command (and its gRPC equivalent) for the NEWS2 model.
-Ctrl-C stops everything.`,
+Ctrl-C stops everything.
+  --provider  every node's executionProvider (default auto: CUDA if usable, else CPU)
+  --devices   the GPU of node 0 and node 1 (default 0,1; on a one-GPU host 0,0)`,
+  'gpu-check': `Usage: cdsgate gpu-check [--models DIR] [--device N] [--seconds S] [--out DIR] [--no-gateway]
+
+Proves the GPU path on this host: prints the GPU, the Vulkan drivers and the
+onnxruntime provider libraries (and which of their shared libraries are
+missing); creates sessions for news2 and cxr-loadtest on every provider that
+works here (cuda, webgpu) and compares their outputs with the CPU provider's
+(news2 exactly, the CNN within 1e-3); times batch sizes 1, 8, 32 and 64 on
+each provider; then runs "cdsgate start" with both nodes on the first working
+GPU provider and sends requests through the gateway, checking the answers and
+each node's execution_provider metric. Writes gpu-check.json and gpu-check.md
+to --out (default load-tests/reports).
+Exit 0: a GPU provider works and every check passed; 1: a check failed;
+4: no GPU provider could be used here (the report says why).
+  --device   CUDA device id (default 0)
+  --seconds  time spent per timing case (default 1)`,
 };
 
 function fail(message: string, code = 1): never {
@@ -253,9 +271,34 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'start': {
-      if (args.includes('--help')) return void process.stdout.write(`${HELP.start}\n`);
+      const { values } = parseArgs({ args, options: { provider: { type: 'string', default: 'auto' }, devices: { type: 'string' }, help: { type: 'boolean' } } });
+      if (values.help) return void process.stdout.write(`${HELP.start}\n`);
+      const provider = values.provider!;
+      if (!['auto', 'cuda', 'webgpu', 'cpu'].includes(provider)) fail(`start: --provider must be auto, cuda, webgpu or cpu\n\n${HELP.start}`, 2);
+      const devices = values.devices?.split(',').map(Number);
+      if (devices && (devices.length !== 2 || !devices.every((d) => Number.isInteger(d) && d >= 0))) fail(`start: --devices takes two device ids, e.g. 0,0\n\n${HELP.start}`, 2);
       const { startDev } = await import('./start.js');
-      await startDev();
+      await startDev({ provider: provider as 'auto' | 'cuda' | 'webgpu' | 'cpu', ...(devices ? { devices } : {}) });
+      return;
+    }
+    case 'gpu-check': {
+      const { values } = parseArgs({
+        args,
+        options: {
+          models: { type: 'string' }, device: { type: 'string', default: '0' }, seconds: { type: 'string', default: '1' },
+          out: { type: 'string', default: 'load-tests/reports' }, 'no-gateway': { type: 'boolean' }, help: { type: 'boolean' },
+        },
+      });
+      if (values.help) return void process.stdout.write(`${HELP['gpu-check']}\n`);
+      const device = Number(values.device);
+      const seconds = Number(values.seconds);
+      if (!Number.isInteger(device) || device < 0) fail('gpu-check: --device must be a device id (0, 1, …)', 2);
+      if (!(seconds > 0 && seconds <= 60)) fail('gpu-check: --seconds must be between 0 and 60', 2);
+      const { runGpuCheck } = await import('./gpu-check.js');
+      process.exitCode = await runGpuCheck({
+        ...(values.models ? { modelRepository: values.models } : {}), deviceId: device, secondsPerCase: seconds,
+        outDir: values.out!, gateway: !values['no-gateway'],
+      });
       return;
     }
     default:

@@ -21,7 +21,14 @@ function devPorts() {
   };
 }
 
-export async function startDev(): Promise<void> {
+export interface StartOptions {
+  /** Every dev node's `executionProvider` (default `auto`). */
+  provider?: 'auto' | 'cuda' | 'webgpu' | 'cpu';
+  /** GPU device per node, in node order (default: node i on device i). On a one-GPU host: [0, 0]. */
+  devices?: number[];
+}
+
+export async function startDev(options: StartOptions = {}): Promise<void> {
   await ensureDevMaterial(DEV_DIR);
   const pki = devPkiPaths(DEV_DIR);
   const issuer = devIssuerFiles(DEV_DIR);
@@ -61,7 +68,10 @@ export async function startDev(): Promise<void> {
   try {
     const nodes = ports.nodes.map((p, index) => {
       const file = join(configDir, `node-${index}.json`);
-      writeFileSync(file, JSON.stringify(devNodeConfig({ pki, index, ports: p, modelRepository: join(ROOT, 'models') }), null, 2));
+      writeFileSync(file, JSON.stringify(devNodeConfig({
+        pki, index, ports: p, modelRepository: join(ROOT, 'models'),
+        executionProvider: options.provider ?? 'auto', deviceId: options.devices?.[index] ?? index,
+      }), null, 2));
       const spawned = spawnCdsgate('node', file, prefix(`node-${index}`));
       children.push(spawned.child);
       return spawned;

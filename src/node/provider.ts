@@ -69,7 +69,8 @@ export async function resolveProvider(
       throw new ProviderError(`executionProvider "webgpu" cannot be used: onnxruntime could not create a WebGPU session: ${message} (it needs a Vulkan driver with a GPU adapter: libvulkan1 and a Mesa or vendor driver)`);
     }
   }
-  const hint = 'on a GPU host run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` with the CUDA 12 runtime and cuDNN 9 installed (README, "GPU hosts")';
+  // onnxruntime moved its Linux GPU builds to CUDA 13 (1.27 deprecated CUDA 12); the install manifest kept the name cuda12.
+  const hint = 'a GPU host needs the NVIDIA driver (580 or later), the CUDA 13 runtime and cuDNN 9 for CUDA 13, and the provider installed with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --allow-scripts=onnxruntime-node`; `cdsgate gpu-check` names any library the provider cannot load (README, "GPU hosts")';
   let reason: string;
   const missing = deps.missingLibraries();
   if (missing.length > 0) {
