@@ -283,7 +283,11 @@ function schemas(baseDir: string) {
       /** auto: CUDA on deviceId, else CPU (node/provider.ts AUTO_ORDER); cuda, webgpu: that provider or refuse to start; cpu. */
       executionProvider: z.enum(['auto', 'cuda', 'webgpu', 'cpu']).default('auto'),
       deviceId: z.number().int().min(0).default(0),
-      /** Worker threads, each with its own sessions; workers × intraOpThreads should not exceed cores. */
+      /**
+       * Worker threads shared by the models without `instances`, each with a
+       * session per model. (workers + every model's instances) × intraOpThreads
+       * should not exceed the cores: the node warns at startup when it does.
+       */
       workers: z.number().int().min(1).max(64).default(1),
       intraOpThreads: z.number().int().min(1).max(64).default(1),
       /** Tasks waiting for a worker beyond this are refused (RESOURCE_EXHAUSTED). */
@@ -352,6 +356,12 @@ export const modelConfigSchema = z.strictObject({
     /** Requests that may wait to be batched; beyond it RESOURCE_EXHAUSTED at once. */
     maxQueueSize: z.number().int().min(1).default(1024),
   }).optional(),
+  /**
+   * Sessions of this model that run concurrently, each on a worker thread of
+   * its own (Triton's instance groups). Absent: the model shares the node's
+   * `workers` threads with the other models that set none.
+   */
+  instances: z.number().int().min(1).max(16).optional(),
   /** version → SHA-256 (hex) of <version>/model.onnx; a file that differs is refused. */
   versions: z.record(z.string().regex(/^[1-9]\d*$/), z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
 }).superRefine((m, ctx) => {

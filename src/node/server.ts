@@ -19,6 +19,7 @@ import { resolveProvider } from './provider.js';
 import { ortSupports } from './ort-tensor.js';
 import { NodeService } from './service.js';
 import { SessionPool } from './session-pool.js';
+import { availableParallelism } from 'node:os';
 
 export interface RunningNode {
   ports: { grpc: number; rest: number; admin: number };
@@ -53,7 +54,19 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const logFailure = (ctx: CallContext, route: string, model: string | undefined, error: CdsError | undefined) => {
     if (error?.kind === 'internal') log.error({ requestId: ctx.requestId, door: ctx.door, route, model, ...internalCause(error) }, 'request failed');
   };
-  const pool = new SessionPool({ models: loaded, provider, workers: cfg.workers, intraOpThreads: cfg.intraOpThreads, maxQueue: cfg.maxQueue });
+  const modelOf = (key: string) => key.slice(0, key.lastIndexOf(':'));
+  const pool = new SessionPool({
+    models: loaded, provider, workers: cfg.workers, intraOpThreads: cfg.intraOpThreads, maxQueue: cfg.maxQueue,
+    onExecuted: (key, instance, computeMs) => {
+      metrics.instanceExecutions.inc({ model: modelOf(key), instance: String(instance) });
+      metrics.computeSeconds.observe({ model: modelOf(key) }, computeMs / 1000);
+    },
+  });
+  for (const m of loaded) metrics.modelInstances.set({ model: m.name }, m.config.instances ?? cfg.workers);
+  const cores = availableParallelism();
+  if (pool.threads * cfg.intraOpThreads > cores) {
+    log.warn({ threads: pool.threads, intraOpThreads: cfg.intraOpThreads, cores }, 'worker threads × intraOpThreads exceed the cores: runs will contend for them');
+  }
   await pool.warmUp();
   const service = new NodeService(cfg.id, entries, provider, pool, cfg.allowedClients, metrics);
   const tls = readServerTls(cfg.tls);

@@ -3,7 +3,7 @@
  * session.run blocks the thread it runs on, so it runs here and never on the
  * node's main thread, which stays free for gRPC, REST and health checks.
  */
-import { workerData } from 'node:worker_threads';
+import { threadId, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { sessionOptions, type ResolvedProvider } from './provider.js';
 import { fromOrt, toOrt, type WireTensor } from './ort-tensor.js';
@@ -19,7 +19,7 @@ export type WorkerTask =
   | { kind: 'infer'; model: string; inputs: WireTensor[]; outputs: string[]; deadline: number; cancelled: Int32Array };
 
 export type WorkerReply =
-  | { ok: true; outputs: WireTensor[] }
+  | { ok: true; outputs: WireTensor[]; /** session.run time on this thread */ computeMs: number; threadId: number }
   | { ok: false; kind: 'deadline_exceeded' | 'cancelled' | 'internal'; message: string };
 
 const init = workerData as WorkerInit;
@@ -30,7 +30,7 @@ for (const model of init.models) {
 }
 
 export default async function run(task: WorkerTask): Promise<WorkerReply> {
-  if (task.kind === 'ping') return { ok: true, outputs: [] };
+  if (task.kind === 'ping') return { ok: true, outputs: [], computeMs: 0, threadId };
   // Work whose deadline passed while it queued is dropped, not run.
   if (Date.now() > task.deadline) return { ok: false, kind: 'deadline_exceeded', message: 'deadline passed while the request waited in the node queue' };
   // So is work its caller cancelled (the losing copy of a hedged request): the flag is shared memory, set by the main thread.
@@ -40,8 +40,10 @@ export default async function run(task: WorkerTask): Promise<WorkerReply> {
   try {
     const feeds: Record<string, ort.Tensor> = {};
     for (const input of task.inputs) feeds[input.name] = toOrt(input);
+    const started = performance.now();
     const results = await session.run(feeds, task.outputs);
-    return { ok: true, outputs: task.outputs.map((name) => fromOrt(name, results[name]!)) };
+    const computeMs = performance.now() - started;
+    return { ok: true, outputs: task.outputs.map((name) => fromOrt(name, results[name]!)), computeMs, threadId };
   } catch (err) {
     return { ok: false, kind: 'internal', message: `onnxruntime failed: ${(err as Error).message}` };
   }
