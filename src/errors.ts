@@ -15,6 +15,8 @@ export type ErrorKind =
   /** The request itself did not arrive in time (slow headers or body). */
   | 'request_timeout'
   | 'resource_exhausted'
+  /** The request is well formed but what it needs is not available (CDS Hooks 412: no way to fetch the FHIR data). */
+  | 'failed_precondition'
   | 'unavailable'
   | 'deadline_exceeded'
   /** The caller gave up (a gateway cancelling the slower copy of a hedged request). */
@@ -44,6 +46,7 @@ const HTTP_STATUS: Record<ErrorKind, number> = {
   unsupported_media_type: 415,
   request_timeout: 408,
   resource_exhausted: 503,
+  failed_precondition: 412,
   unavailable: 503,
   deadline_exceeded: 504,
   // nginx's "client closed request": no one is left to read it, but logs and metrics say what happened.
@@ -60,6 +63,7 @@ const GRPC_STATUS: Record<ErrorKind, GrpcStatus> = {
   unsupported_media_type: GrpcStatus.INVALID_ARGUMENT,
   request_timeout: GrpcStatus.DEADLINE_EXCEEDED,
   resource_exhausted: GrpcStatus.RESOURCE_EXHAUSTED,
+  failed_precondition: GrpcStatus.FAILED_PRECONDITION,
   unavailable: GrpcStatus.UNAVAILABLE,
   deadline_exceeded: GrpcStatus.DEADLINE_EXCEEDED,
   cancelled: GrpcStatus.CANCELLED,

@@ -36,6 +36,20 @@ export interface AuditEntry {
   inputDigest?: string;
   /** What the request carried, with PHI redacted or pseudonymised. */
   request?: unknown;
+  /** CDS Hooks calls: the service, the hook instance, and what was answered (cards as digests), or the feedback given. */
+  cds?: {
+    service: string;
+    hook?: string;
+    hookInstance?: string;
+    /** Prefetch keys the gateway fetched from the FHIR server itself. */
+    fetched?: string[];
+    /** Inputs with no usable recent observation (no score was computed). */
+    missing?: string[];
+    /** Observations about another patient, found in the prefetch and ignored. */
+    ignoredOtherPatients?: number;
+    cards?: Array<{ uuid: string; indicator: string; digest: string }>;
+    feedback?: Array<{ card: string; outcome: string; reason?: string; acceptedSuggestions?: number; comment?: boolean }>;
+  };
 }
 
 /** Records the log itself writes. */

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { generateDevIssuer, devIssuerFiles } from '../auth/dev-issuer.js';
+import { generateDevIssuer, devIssuerFiles, devEhrFiles, DEV_EHR_ALG } from '../auth/dev-issuer.js';
 import { devPkiPaths, generateDevPki } from '../tls/dev-pki.js';
 
 export interface DevSecrets {
@@ -41,6 +41,7 @@ export async function ensureDevMaterial(dir: string, nodeCount = 3, force = fals
   const complete = [paths.ca, paths.gatewayServer.key, paths.gatewayClient.key, paths.apps.ehr.key, paths.untrustedClient.key, ...paths.nodes.map((n) => n.key)].every(existsSync);
   if (force || !complete) await generateDevPki(abs, nodeCount);
   if (force || !existsSync(devIssuerFiles(abs).privateJwk)) await generateDevIssuer(abs);
+  if (force || !existsSync(devEhrFiles(abs).privateJwk)) await generateDevIssuer(abs, devEhrFiles(abs), DEV_EHR_ALG);
   const secrets = devSecrets(abs);
   if (force || !existsSync(secrets.auditSigningKey) || !existsSync(secrets.pseudonymKey)) generateDevSecrets(abs);
   return abs;

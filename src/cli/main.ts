@@ -44,10 +44,14 @@ tls.crl names that file refuse the certificate from the next handshake,
 within about a second, without a restart.`,
   token: `Usage: cdsgate token --sub SUBJECT --roles R1,R2 [--ttl SECONDS] [--aud AUDIENCE]
                      [--key FILE] [--bind-cert PEM]
+       cdsgate token --ehr --aud SERVICE_URL [--key FILE]
 
 Mints a development JWT signed by the development issuer key
 (default certs/dev/issuer-private.jwk.json). --bind-cert binds the token to a
-client certificate (RFC 8705 cnf.x5t#S256). Prints the token.`,
+client certificate (RFC 8705 cnf.x5t#S256). Prints the token.
+--ehr mints a CDS Hooks client JWT instead, as the development EHR signs it
+(ES384, default key certs/dev/ehr-private.jwk.json): aud is the exact CDS
+service URL, jti fresh (single use), at most 5 minutes.`,
   infer: `Usage: cdsgate infer --address HOST:PORT --model NAME --body JSON
                      --ca PEM --cert PEM --key PEM --token JWT
                      [--server-name NAME] [--timeout-ms MS]
@@ -189,10 +193,16 @@ async function main(argv: string[]): Promise<void> {
         options: {
           sub: { type: 'string' }, roles: { type: 'string', default: '' }, ttl: { type: 'string', default: '900' },
           aud: { type: 'string' }, key: { type: 'string', default: 'certs/dev/issuer-private.jwk.json' },
-          'bind-cert': { type: 'string' }, help: { type: 'boolean' },
+          'bind-cert': { type: 'string' }, ehr: { type: 'boolean' }, help: { type: 'boolean' },
         },
       });
       if (values.help) return void process.stdout.write(`${HELP.token}\n`);
+      if (values.ehr) {
+        if (!values.aud) fail('token --ehr: --aud is required (the exact CDS service URL)', 2);
+        const { mintCdsClientToken } = await import('../auth/dev-issuer.js');
+        const key = values.key === 'certs/dev/issuer-private.jwk.json' ? 'certs/dev/ehr-private.jwk.json' : values.key!;
+        return void process.stdout.write(`${await mintCdsClientToken(key, { audience: values.aud, ttlSeconds: Math.min(Number(values.ttl), 300) })}\n`);
+      }
       if (!values.sub) fail(`token: --sub is required\n\n${HELP.token}`, 2);
       const ttl = Number(values.ttl);
       if (!Number.isInteger(ttl) || ttl <= 0) fail('token: --ttl must be a positive number of seconds', 2);

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { devIssuerFiles, mintDevToken } from '../auth/dev-issuer.js';
+import { devEhrFiles, devIssuerFiles, mintDevToken } from '../auth/dev-issuer.js';
 import { devPkiPaths } from '../tls/dev-pki.js';
 import { devSecrets, ensureDevMaterial } from './dev-material.js';
 import { devGatewayConfig, devNodeConfig } from './dev-config.js';
@@ -79,7 +79,7 @@ export async function startDev(options: StartOptions = {}): Promise<void> {
     await Promise.all(nodes.map((n) => n.ready));
     const gatewayFile = join(configDir, 'gateway.json');
     writeFileSync(gatewayFile, JSON.stringify(devGatewayConfig({
-      pki, jwksFile: issuer.jwks, secrets: devSecrets(DEV_DIR), ports: ports.gateway,
+      pki, jwksFile: issuer.jwks, ehrJwksFile: devEhrFiles(DEV_DIR).jwks, secrets: devSecrets(DEV_DIR), ports: ports.gateway,
       nodes: ports.nodes.map((p, index) => ({ index, grpcPort: p.grpc })),
     }), null, 2));
     const gateway = spawnCdsgate('gateway', gatewayFile, prefix('gateway'));
@@ -121,6 +121,52 @@ grpcurl -cacert ${rel(pki.ca)} -cert ${rel(pki.apps.ehr.cert)} -key ${rel(pki.ap
   -d '${grpcBody}' \\
   localhost:${ports.gateway.grpc} inference.GRPCInferenceService/ModelInfer
 
-Expected NEWS2 for those vitals: 10 (risk 3 = high). Ctrl-C stops everything.
+Expected NEWS2 for those vitals: 10 (risk 3 = high).
+
+CDS Hooks (an EHR calling the NEWS2 service on patient-view; the EHR's JWT is single-use, so mint one per call):
+
+CDS_TOKEN=$(node ${rel(join(ROOT, 'dist', 'cli', 'main.js'))} token --ehr --key ${rel(devEhrFiles(DEV_DIR).privateJwk)} --aud https://localhost:${ports.gateway.rest}/cds-services/news2-deterioration)
+
+curl --cacert ${rel(pki.ca)} --cert ${rel(pki.apps.ehr.cert)} --key ${rel(pki.apps.ehr.key)} \\
+  -H "Authorization: Bearer $CDS_TOKEN" -H 'Content-Type: application/json' \\
+  https://localhost:${ports.gateway.rest}/cds-services/news2-deterioration \\
+  -d '${JSON.stringify(exampleHookRequest())}'
+
+Discovery: GET https://localhost:${ports.gateway.rest}/cds-services (with a token whose aud is that URL). Ctrl-C stops everything.
 `);
+}
+
+/**
+ * A patient-view call with all seven NEWS2 observations prefetched, taken
+ * now; expected card: NEWS2 10, high clinical risk (indicator critical).
+ */
+export function exampleHookRequest(now = new Date()): Record<string, unknown> {
+  const at = new Date(now.getTime() - 10 * 60_000).toISOString();
+  const obs = (id: string, code: string, value: Record<string, unknown>) => ({
+    resource: {
+      resourceType: 'Observation', id, status: 'final', subject: { reference: 'Patient/example' }, effectiveDateTime: at,
+      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }],
+      code: { coding: [{ system: 'http://loinc.org', code }] }, ...value,
+    },
+  });
+  const quantity = (value: number, code: string) => ({ valueQuantity: { value, unit: code, system: 'http://unitsofmeasure.org', code } });
+  return {
+    hook: 'patient-view',
+    hookInstance: 'd1577c69-dfbe-44ad-ba6d-3e05e953b2ea',
+    context: { userId: 'Practitioner/example', patientId: 'example' },
+    prefetch: {
+      vitals: {
+        resourceType: 'Bundle', type: 'searchset',
+        entry: [
+          obs('rr', '9279-1', quantity(24, '/min')), obs('spo2', '59408-5', quantity(93, '%')), obs('o2', '3151-8', quantity(2, 'L/min')),
+          obs('bp', '85354-9', { component: [{ code: { coding: [{ system: 'http://loinc.org', code: '8480-6' }] }, ...quantity(105, 'mm[Hg]') }] }),
+          obs('hr', '8867-4', quantity(115, '/min')), obs('temp', '8310-5', quantity(38.5, 'Cel')),
+        ],
+      },
+      responsiveness: {
+        resourceType: 'Bundle', type: 'searchset',
+        entry: [obs('avpu', '67775-7', { valueCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '248234008', display: 'Mentally alert' }] } })],
+      },
+    },
+  };
 }

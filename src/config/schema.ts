@@ -181,6 +181,96 @@ function schemas(baseDir: string) {
     }).optional(),
   });
 
+  /**
+   * CDS Hooks 2.0 door (on the REST listener). A service is configuration:
+   * the model it runs, how FHIR Observations become the model's input row,
+   * and how the outputs become cards.
+   */
+  const cdsClient = z.strictObject({
+    /** The CDS client's `iss`. */
+    issuer: z.string().min(1),
+    /** Keys for the client's JWTs when they name no `jku` (or one not on the allow-list is refused). */
+    jwks,
+    /** `jku` URLs honoured for this issuer, exactly as the JWT names them; any other `jku` is refused. */
+    jkuAllowList: z.array(z.url({ protocol: /^https$/ })).default([]),
+    /** CA for the jku URLs when they are not publicly trusted. */
+    jkuCa: filePath.optional(),
+    /** Never none or HMAC; ES384 and RS384 are the spec's recommendation. */
+    algorithms: z.array(asymmetricAlg).min(1).default(['ES384', 'RS384', 'ES256', 'RS256', 'ES512', 'RS512']),
+    /** When set, the JWT's `tenant` must equal it. */
+    tenant: z.string().min(1).optional(),
+    clockSkewSeconds: z.number().int().min(0).max(300).default(60),
+    /** exp − iat may be at most this: CDS client tokens are per call. */
+    maxTokenLifetimeSeconds: z.number().int().positive().max(3_600).default(300),
+    /**
+     * FHIR servers this client may send (prefixes of `fhirServer`, https only).
+     * The gateway fetches missing prefetch only from these: a client-named URL
+     * is otherwise a way to make the gateway call anywhere.
+     */
+    fhirServers: z.array(z.url({ protocol: /^https$/ })).default([]),
+    /** CA bundle for those FHIR servers when they are not publicly trusted. */
+    fhirCa: filePath.optional(),
+  });
+  const loincFeature = z.strictObject({
+    /** The model input column this fills (for messages and the card). */
+    label: z.string().min(1),
+    /** LOINC codes that carry it, on the Observation or on a component (a blood-pressure panel). */
+    loinc: z.array(z.string().regex(/^\d{1,7}-\d$/)).min(1),
+    /** valueQuantity: UCUM code (or unit text) → factor and offset into the model's unit. */
+    units: z.record(z.string().min(1), z.strictObject({ factor: z.number().default(1), offset: z.number().default(0) })).optional(),
+    /** valueCodeableConcept: code → value. */
+    codes: z.record(z.string().min(1), z.number()).optional(),
+    /** valueQuantity read as a flag: 1 when the value is above this, else 0 (e.g. inhaled oxygen flow > 0). */
+    above: z.number().optional(),
+  });
+  const cdsService = z.strictObject({
+    hook: z.enum(['patient-view', 'encounter-start', 'order-select', 'order-sign']),
+    title: z.string().min(1),
+    description: z.string().min(1),
+    usageRequirements: z.string().optional(),
+    /** The configured model (under `models`) it runs; its policy's scopes do not apply: the CDS client is authorised here. */
+    model: z.string().min(1),
+    /** Issuers allowed to call; empty: every configured CDS client. */
+    allowIssuers: z.array(z.string().min(1)).default([]),
+    /** FHIR types `context.userId` may name (Practitioner, PractitionerRole, Patient, RelatedPerson). */
+    allowUserTypes: z.array(z.enum(['Practitioner', 'PractitionerRole', 'Patient', 'RelatedPerson'])).default(['Practitioner', 'PractitionerRole']),
+    /** Prefetch templates: key → FHIR query with {{context.patientId}}-style tokens. */
+    prefetch: z.record(z.string().regex(/^[A-Za-z0-9_]{1,64}$/), z.string().min(1)).default({}),
+    input: z.strictObject({
+      tensor: z.string().min(1),
+      /** Observations older than this are stale and not used. */
+      maxAgeHours: z.number().positive().max(24 * 365).default(24),
+      features: z.array(loincFeature).min(1),
+    }),
+    cards: z.strictObject({
+      /** Template over outputs: {{output}} is its first value, or its label when `labels` names one. */
+      summary: z.string().min(1),
+      detail: z.string().optional(),
+      labels: z.record(z.string().min(1), z.array(z.string())).default({}),
+      /** The indicator from an output's first value (an index into `values`). */
+      indicator: z.strictObject({ output: z.string().min(1), values: z.array(z.enum(['info', 'warning', 'critical'])).min(1) }),
+      /** Values of that output below this index yield no card (e.g. 1: say nothing at low risk). */
+      minimum: z.number().int().min(0).default(0),
+      source: z.strictObject({ label: z.string().min(1), url: z.url().optional() }),
+      links: z.array(z.strictObject({ label: z.string().min(1), url: z.url(), type: z.enum(['absolute', 'smart']).default('absolute') })).default([]),
+      /** Missing or stale data: an info card saying what is missing, or no card. Never a score from invented values. */
+      whenDataMissing: z.enum(['card', 'none']).default('card'),
+    }),
+  });
+  const cdsHooks = z.strictObject({
+    /**
+     * The public base URL clients call (https://host[:port][/path]); the JWT's
+     * `aud` must be this plus /cds-services[/{id}[/feedback]]. Omitted (development
+     * only): https://localhost:<the REST door's port>.
+     */
+    baseUrl: z.url({ protocol: /^https$/ }).optional(),
+    clients: z.array(cdsClient).min(1),
+    services: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/), cdsService),
+    /** Bounds on fetching missing prefetch from the FHIR server. */
+    fhirTimeoutMs: z.number().int().positive().default(5_000),
+    maxFhirResponseBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  });
+
   const gateway = z.strictObject({
     gateway: z.strictObject({
       name: z.string().min(1).default('cdsgate'),
@@ -245,7 +335,15 @@ function schemas(baseDir: string) {
       ]),
     }),
     logging: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+    cdsHooks: cdsHooks.optional(),
   }).superRefine((cfg, ctx) => {
+    for (const [id, service] of Object.entries(cfg.cdsHooks?.services ?? {})) {
+      if (!cfg.models[service.model]) ctx.addIssue({ code: 'custom', path: ['cdsHooks', 'services', id, 'model'], message: `unknown model "${service.model}"` });
+      const issuers = new Set(cfg.cdsHooks!.clients.map((c) => c.issuer));
+      service.allowIssuers.forEach((iss, i) => {
+        if (!issuers.has(iss)) ctx.addIssue({ code: 'custom', path: ['cdsHooks', 'services', id, 'allowIssuers', i], message: `no CDS client with issuer "${iss}"` });
+      });
+    }
     const nodeIds = new Set(cfg.nodes.map((n) => n.id));
     for (const [poolName, pool] of Object.entries(cfg.pools)) {
       pool.nodes.forEach((id, i) => {
@@ -373,6 +471,9 @@ export const modelConfigSchema = z.strictObject({
 export type GatewayConfig = z.output<ReturnType<typeof schemas>['gateway']>;
 export type NodeConfig = z.output<ReturnType<typeof schemas>['node']>;
 export type ModelConfig = z.output<typeof modelConfigSchema>;
+export type CdsHooksConfig = NonNullable<GatewayConfig['cdsHooks']>;
+export type CdsServiceConfig = CdsHooksConfig['services'][string];
+export type CdsClientConfig = CdsHooksConfig['clients'][number];
 /** Whether a model can be batched: every input and output has the batch dimension (-1) first. */
 export const batchable = (m: Pick<ModelConfig, 'inputs' | 'outputs'>): boolean => [...m.inputs, ...m.outputs].every((t) => t.shape[0] === -1);
 export type TensorSpec = z.output<typeof tensorSpec>;

@@ -48,6 +48,20 @@ interface Draft {
 }
 
 /**
+ * Durable before the answer: the record is on disk, or the request is refused
+ * (503) and the failure counted and logged. Every door records through this.
+ */
+export async function appendOrRefuse(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, entry: AuditEntry): Promise<void> {
+  try {
+    await d.audit.append(entry);
+  } catch (auditError) {
+    d.metrics.auditFailures.inc();
+    d.log.error({ requestId, reason: (auditError as Error).message }, 'audit record not written: request refused');
+    throw new CdsError('unavailable', 'the audit log cannot record this request, so it was not answered; try again later');
+  }
+}
+
+/**
  * The request path every door runs:
  *   authenticate → authorize (roles, purpose of use, break-the-glass)
  *   → decode → describe for audit (pseudonyms, digest, redacted view)
@@ -229,13 +243,7 @@ export class Pipeline implements KServeHandlers {
     } catch (err) {
       error = asCdsError(err);
     }
-    try {
-      await this.d.audit.append(this.entry(ctx, route, draft, error));
-    } catch (auditError) {
-      this.d.metrics.auditFailures.inc();
-      this.d.log.error({ requestId: ctx.requestId, reason: (auditError as Error).message }, 'audit record not written: request refused');
-      throw new CdsError('unavailable', 'the audit log cannot record this request, so it was not answered; try again later');
-    }
+    await appendOrRefuse(this.d, ctx.requestId, this.entry(ctx, route, draft, error));
     if (error) throw error;
     return result as T;
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { FastifyRequest } from 'fastify';
 import underPressure from '@fastify/under-pressure';
 import * as grpc from '@grpc/grpc-js';
 import type { GatewayConfig } from '../config/schema.js';
@@ -20,6 +21,7 @@ import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
 import { MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
 import { requestObserver } from './observe.js';
 import { Pipeline } from './pipeline.js';
+import { CdsHooksDoor, registerCdsHooksRoutes } from '../cds-hooks/door.js';
 import { AuditLog } from '../audit/log.js';
 import { loadSigningKey } from '../audit/chain.js';
 import { Pseudonymizer } from '../phi/pseudonym.js';
@@ -121,20 +123,31 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       void reply.code(503).header('retry-after', '1').send({ error: 'the gateway is overloaded; retry shortly' });
     },
   });
+  // One call context for every route of the REST listener (the CDS Hooks door relabels its door).
+  const restContext = (req: FastifyRequest): CallContext => ({
+    door: 'rest',
+    ...requestIdFrom(req.headers['x-request-id']),
+    peer: peerFromSocket(req.raw.socket as TLSSocket),
+    authorization: authorizationHeaders(req.raw.rawHeaders),
+    deadline: restDeadline(req.headers['request-timeout'], gw.defaultTimeoutMs, gw.maxTimeoutMs),
+    remoteAddress: req.raw.socket.remoteAddress,
+    startedAt: Date.now(),
+    trace: {},
+  });
   registerKServeRoutes(rest, pipeline, {
     limits: gw.limits,
-    context: (req): CallContext => ({
-      door: 'rest',
-      ...requestIdFrom(req.headers['x-request-id']),
-      peer: peerFromSocket(req.raw.socket as TLSSocket),
-      authorization: authorizationHeaders(req.raw.rawHeaders),
-      deadline: restDeadline(req.headers['request-timeout'], gw.defaultTimeoutMs, gw.maxTimeoutMs),
-      remoteAddress: req.raw.socket.remoteAddress,
-      startedAt: Date.now(),
-      trace: {},
-    }),
+    context: restContext,
     finished: (ctx, route, status, model, error) => observe(ctx, route, String(status), model, error),
   });
+  // CDS Hooks door, on the same mTLS listener.
+  if (config.cdsHooks) {
+    const cds = config.cdsHooks;
+    const door = new CdsHooksDoor({
+      config: cds, models: config.models, router, audit, pseudonymizer, metrics, log,
+      baseUrl: () => (cds.baseUrl ?? `https://localhost:${(rest.server.address() as AddressInfo).port}`).replace(/\/+$/, ''),
+    });
+    registerCdsHooksRoutes(rest, door, { context: restContext, finished: (ctx, route, status, model, error) => observe(ctx, route, String(status), model, error) });
+  }
   await rest.listen({ host: gw.rest.host, port: gw.rest.port });
 
   // gRPC door

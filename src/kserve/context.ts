@@ -3,7 +3,7 @@ import type { Principal } from '../auth/principal.js';
 import type { CdsError } from '../errors.js';
 import type { PeerIdentity } from '../tls/peer.js';
 
-export type Door = 'rest' | 'grpc';
+export type Door = 'rest' | 'grpc' | 'cds-hooks';
 
 /** What a door knows about one call before any stage looks at it. */
 export interface CallContext {

@@ -21,6 +21,9 @@ export function createGatewayMetrics() {
     shed: new Counter({ name: 'cdsgate_shed_total', help: 'Requests refused at once to protect the gateway', labelNames: ['reason'], registers: [registry] }),
     retryBudgetExhausted: new Counter({ name: 'cdsgate_retry_budget_exhausted_total', help: 'Retries not made because the pool retry budget was spent', labelNames: ['pool'], registers: [registry] }),
     retries: new Counter({ name: 'cdsgate_retries_total', help: 'Requests retried on another node', labelNames: ['pool'], registers: [registry] }),
+    cdsCards: new Counter({ name: 'cdsgate_cds_cards_total', help: 'CDS Hooks cards returned, by service and indicator (no_score: the data needed was missing)', labelNames: ['service', 'indicator'], registers: [registry] }),
+    cdsFeedback: new Counter({ name: 'cdsgate_cds_feedback_total', help: 'CDS Hooks card feedback, by service and outcome', labelNames: ['service', 'outcome'], registers: [registry] }),
+    cdsFhirFetches: new Counter({ name: 'cdsgate_cds_fhir_fetches_total', help: 'Prefetch queries the gateway ran against the FHIR server, by outcome', labelNames: ['service', 'outcome'], registers: [registry] }),
     hedges: new Counter({ name: 'cdsgate_hedges_total', help: 'Hedged requests by outcome: won (the hedge answered first), lost (the first call did), failed (neither)', labelNames: ['pool', 'model', 'outcome'], registers: [registry] }),
     setBreaker: (node: string, state: BreakerState) => breakerState.set({ node }, BREAKER_VALUE[state]),
   };

@@ -7,7 +7,7 @@ import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { generateDevPki, type DevPkiPaths } from '../../src/tls/dev-pki.js';
-import { generateDevIssuer, mintDevToken, type DevIssuerFiles, type MintOptions } from '../../src/auth/dev-issuer.js';
+import { DEV_EHR_ALG, devEhrFiles, generateDevIssuer, mintDevToken, type DevIssuerFiles, type MintOptions } from '../../src/auth/dev-issuer.js';
 import { devGatewayConfig, devNodeConfig } from '../../src/cli/dev-config.js';
 import { generateDevSecrets, type DevSecrets } from '../../src/cli/dev-material.js';
 import { InferenceServiceClient } from '../../src/kserve/service.js';
@@ -29,11 +29,14 @@ export function jsonLogs(p: Proc): Array<Record<string, unknown>> {
   });
 }
 
-export interface Material { dir: string; pki: DevPkiPaths; issuer: DevIssuerFiles; secrets: DevSecrets }
+export interface Material { dir: string; pki: DevPkiPaths; issuer: DevIssuerFiles; ehr: DevIssuerFiles; secrets: DevSecrets }
 
 export async function makeMaterial(nodeCount = 3): Promise<Material> {
   const dir = mkdtempSync(join(tmpdir(), 'cdsgate-test-'));
-  return { dir, pki: await generateDevPki(dir, nodeCount), issuer: await generateDevIssuer(dir), secrets: generateDevSecrets(dir) };
+  return {
+    dir, pki: await generateDevPki(dir, nodeCount), issuer: await generateDevIssuer(dir),
+    ehr: await generateDevIssuer(dir, devEhrFiles(dir), DEV_EHR_ALG), secrets: generateDevSecrets(dir),
+  };
 }
 
 /** Starts `cdsgate node|gateway --config` from dist/ and waits for its ready line. */
@@ -55,9 +58,9 @@ export interface Cluster extends Material {
   stop(keep?: boolean): Promise<void>;
 }
 
-export async function startCluster(options: { nodes?: number; gatewayPatch?: (c: Record<string, any>) => void; nodeConfigPatch?: (c: Record<string, any>) => void; modelRepository?: string } = {}): Promise<Cluster> {
+export async function startCluster(options: { nodes?: number; gatewayPatch?: (c: Record<string, any>) => void; nodeConfigPatch?: (c: Record<string, any>) => void; modelRepository?: string; material?: Material } = {}): Promise<Cluster> {
   const count = options.nodes ?? 2;
-  const material = await makeMaterial(Math.max(3, count));
+  const material = options.material ?? await makeMaterial(Math.max(3, count));
   const started = await Promise.allSettled(Array.from({ length: count }, (_, index) => {
     const config = devNodeConfig({ pki: material.pki, index, modelRepository: options.modelRepository ?? MODELS, executionProvider: 'cpu' }) as Record<string, any>;
     options.nodeConfigPatch?.(config);
@@ -70,7 +73,7 @@ export async function startCluster(options: { nodes?: number; gatewayPatch?: (c:
     throw failed.reason;
   }
   const gatewayConfig = devGatewayConfig({
-    pki: material.pki, jwksFile: material.issuer.jwks, secrets: material.secrets, healthIntervalMs: 200,
+    pki: material.pki, jwksFile: material.issuer.jwks, ehrJwksFile: material.ehr.jwks, secrets: material.secrets, healthIntervalMs: 200,
     nodes: nodes.map((n, index) => ({ index, grpcPort: n.ports.grpc! })),
   });
   options.gatewayPatch?.(gatewayConfig);

@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import { CdsError } from '../errors.js';
+
+/** FHIR's id type: what a context id may be. Anything else could smuggle a query or a path into a prefetch URL. */
+const fhirId = z.string().regex(/^[A-Za-z0-9.-]{1,64}$/, 'a FHIR id ([A-Za-z0-9.-], at most 64 characters)');
+const reference = (types: readonly string[]) => z.string().regex(new RegExp(`^(${types.join('|')})/[A-Za-z0-9.-]{1,64}$`), `a reference ${types.join('|')}/<id>`);
+const USER_TYPES = ['Practitioner', 'PractitionerRole', 'Patient', 'RelatedPerson'] as const;
+const ORDER_USER_TYPES = ['Practitioner', 'PractitionerRole'] as const;
+const bundle = z.looseObject({ resourceType: z.literal('Bundle') });
+
+/** The context each standard hook defines (CDS Hooks hook pages, hookVersion 1.0); unknown fields are refused. */
+const CONTEXTS = {
+  'patient-view': z.strictObject({ userId: reference(USER_TYPES), patientId: fhirId, encounterId: fhirId.optional() }),
+  'encounter-start': z.strictObject({ userId: reference(USER_TYPES), patientId: fhirId, encounterId: fhirId }),
+  'order-select': z.strictObject({
+    userId: reference(ORDER_USER_TYPES), patientId: fhirId, encounterId: fhirId.optional(),
+    selections: z.array(z.string().regex(/^[A-Za-z]{1,64}\/[A-Za-z0-9.-]{1,64}$/)).min(1).max(100), draftOrders: bundle,
+  }),
+  'order-sign': z.strictObject({ userId: reference(ORDER_USER_TYPES), patientId: fhirId, encounterId: fhirId.optional(), draftOrders: bundle }),
+} as const;
+export type HookName = keyof typeof CONTEXTS;
+
+const UUID = /^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const serviceRequest = z.strictObject({
+  hook: z.string().min(1).max(64),
+  hookInstance: z.string().regex(UUID, 'a UUID'),
+  fhirServer: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  fhirAuthorization: z.strictObject({
+    access_token: z.string().min(1).max(8192),
+    token_type: z.literal('Bearer'),
+    expires_in: z.number().int().positive(),
+    scope: z.string().min(1).max(4096),
+    subject: z.string().min(1).max(256),
+    patient: fhirId.optional(),
+  }).optional(),
+  context: z.record(z.string(), z.unknown()),
+  prefetch: z.record(z.string().max(64), z.unknown().nullable()).optional(),
+}).refine((r) => !r.fhirAuthorization || r.fhirServer, { message: 'fhirServer is required when fhirAuthorization is present', path: ['fhirServer'] });
+
+export interface HookRequest {
+  hook: HookName;
+  hookInstance: string;
+  fhirServer?: string;
+  fhirAuthorization?: z.output<typeof serviceRequest>['fhirAuthorization'];
+  context: { userId: string; patientId: string; encounterId?: string } & Record<string, unknown>;
+  prefetch: Record<string, unknown>;
+}
+
+/** Where a zod issue is, in the caller's own terms (field paths are ours, never the caller's text). */
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0]!;
+  const path = issue.path.filter((p) => typeof p === 'number' || /^[A-Za-z_]{1,40}$/.test(String(p))).join('.');
+  return `${path || 'body'}: ${issue.code === 'unrecognized_keys' ? 'has a field the spec does not define' : issue.message}`;
+}
+
+/** Validates a service call for the service's hook; a 400 names the field, never echoing its value. */
+export function parseHookRequest(body: unknown, expectedHook: HookName): HookRequest {
+  const parsed = serviceRequest.safeParse(body);
+  if (!parsed.success) throw new CdsError('invalid_argument', `CDS Hooks request: ${firstIssue(parsed.error)}`);
+  const r = parsed.data;
+  if (r.hook !== expectedHook) throw new CdsError('invalid_argument', `this service answers the ${expectedHook} hook`);
+  const context = CONTEXTS[expectedHook].safeParse(r.context);
+  if (!context.success) throw new CdsError('invalid_argument', `CDS Hooks request: context.${firstIssue(context.error)}`);
+  if (r.fhirAuthorization?.patient !== undefined && r.fhirAuthorization.patient !== context.data.patientId) {
+    throw new CdsError('invalid_argument', 'fhirAuthorization.patient is not context.patientId');
+  }
+  return {
+    hook: expectedHook,
+    hookInstance: r.hookInstance,
+    ...(r.fhirServer ? { fhirServer: r.fhirServer } : {}),
+    ...(r.fhirAuthorization ? { fhirAuthorization: r.fhirAuthorization } : {}),
+    context: context.data as HookRequest['context'],
+    prefetch: r.prefetch ?? {},
+  };
+}
+
+const coding = z.strictObject({ system: z.string().max(1024).optional(), code: z.string().max(256).optional(), display: z.string().max(1024).optional() });
+const feedbackBody = z.strictObject({
+  feedback: z.array(z.strictObject({
+    card: z.string().regex(UUID, 'a card uuid'),
+    outcome: z.enum(['accepted', 'overridden']),
+    acceptedSuggestions: z.array(z.strictObject({ id: z.string().min(1).max(128) })).max(100).optional(),
+    overrideReason: z.strictObject({ reason: coding.optional(), userComment: z.string().max(4096).optional() }).optional(),
+    outcomeTimestamp: z.iso.datetime({ offset: true }),
+  }).refine((f) => f.outcome !== 'accepted' || f.acceptedSuggestions !== undefined, { message: 'acceptedSuggestions is required when the outcome is accepted', path: ['acceptedSuggestions'] })
+    .refine((f) => f.outcome !== 'accepted' || f.overrideReason === undefined, { message: 'overrideReason belongs to an overridden card', path: ['overrideReason'] }))
+    .min(1).max(100),
+});
+export type Feedback = z.output<typeof feedbackBody>['feedback'];
+
+export function parseFeedback(body: unknown): Feedback {
+  const parsed = feedbackBody.safeParse(body);
+  if (!parsed.success) throw new CdsError('invalid_argument', `CDS Hooks feedback: ${firstIssue(parsed.error)}`);
+  return parsed.data.feedback;
+}
