@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,7 +21,7 @@ async function freePortBase(): Promise<number> {
 }
 
 describe('npm start', () => {
-  it('one Ctrl-C: every process drains once, the final audit head is signed, exit 0', async () => {
+  it('prints a KServe call and a CDS Hooks call that work as printed; one Ctrl-C: every process drains once, the final audit head is signed, exit 0', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cdsgate-start-'));
     // Its own process group, as a shell gives a foreground job: Ctrl-C is SIGINT to the whole group.
     const start = spawn(process.execPath, [CLI, 'start'], {
@@ -33,7 +33,15 @@ describe('npm start', () => {
     start.stderr.on('data', (c: Buffer) => { output += c.toString(); });
     const exited = new Promise<number | null>((resolve) => start.once('exit', (code) => resolve(code)));
     try {
-      await waitFor(() => output.includes('cdsgate is ready'), 60_000, 'the ready banner');
+      await waitFor(() => output.includes('Ctrl-C stops everything'), 60_000, 'the ready banner');
+      // The banner's commands, run as a user would paste them (curl from the shell).
+      const banner = output.slice(output.indexOf('cdsgate is ready'));
+      const kserve = banner.slice(banner.indexOf('TOKEN='), banner.indexOf('The same over gRPC'));
+      const cds = banner.slice(banner.indexOf('CDS_TOKEN='), banner.indexOf('Discovery:'));
+      const kserveAnswer = JSON.parse(execFileSync('bash', ['-c', kserve], { encoding: 'utf8' })) as { outputs: Array<{ name: string; data: number[] }> };
+      expect(kserveAnswer.outputs.find((o) => o.name === 'news2_score')!.data).toEqual([10]);
+      const cdsAnswer = JSON.parse(execFileSync('bash', ['-c', cds], { encoding: 'utf8' })) as { cards: Array<{ summary: string; indicator: string }> };
+      expect(cdsAnswer.cards.map((c) => [c.summary, c.indicator])).toEqual([['NEWS2 10: high clinical risk', 'critical']]);
       process.kill(-start.pid!, 'SIGINT');
       expect(await exited, output.slice(-3000)).toBe(0);
       const shutdowns = output.split('\n').filter((l) => l.includes('"msg":"shutting down"'));

@@ -126,6 +126,7 @@ describe('example configurations in config/examples', () => {
     const { loadGatewayConfig, loadNodeConfig } = await import('../../src/config/load.js');
     const { ROOT } = await import('../helpers/cluster.js');
     expect(loadGatewayConfig(join(ROOT, 'config/examples/gateway.json')).models.news2!.allowRoles).toEqual(['clinician', 'nurse']);
+    expect(Object.keys(loadGatewayConfig(join(ROOT, 'config/examples/gateway.json')).cdsHooks!.services)).toEqual(['news2-deterioration', 'news2-encounter-start']);
     expect(loadNodeConfig(join(ROOT, 'config/examples/node.json')).node.executionProvider).toBe('cuda');
   });
 });
