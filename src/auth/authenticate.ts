@@ -9,9 +9,12 @@ import { peerName, thumbprintsEqual, type PeerIdentity } from '../tls/peer.js';
 import { jwksFor } from './jwks.js';
 import { TokenCache } from './token-cache.js';
 import { ReplayCache } from './replay-cache.js';
+import { Introspector } from './introspection.js';
 import type { Principal } from './principal.js';
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
+/** RFC 6750 b64token: what an opaque access token may look like. */
+const OPAQUE = /^Bearer ([A-Za-z0-9\-._~+/]{16,4096}=*)$/;
 
 function unauthenticated(description: string, error: 'invalid_request' | 'invalid_token' = 'invalid_token'): CdsError {
   const safe = description.replace(/["\\]/g, "'");
@@ -20,7 +23,7 @@ function unauthenticated(description: string, error: 'invalid_request' | 'invali
   });
 }
 
-interface TrustedIssuer { config: IssuerConfig; keys: JWTVerifyGetKey }
+interface TrustedIssuer { config: IssuerConfig; keys?: JWTVerifyGetKey }
 
 /**
  * Verifies the bearer token against the issuer it names (which must be
@@ -33,8 +36,14 @@ export class Authenticator {
   private readonly cache = new TokenCache();
   private readonly replays = new ReplayCache();
 
+  /** The one issuer of opaque tokens, when one is configured. */
+  private readonly introspection?: { config: IssuerConfig; introspector: Introspector };
+
   constructor(configs: IssuerConfig[]) {
-    for (const config of configs) this.issuers.set(config.issuer, { config, keys: jwksFor(config.jwks) });
+    for (const config of configs) {
+      this.issuers.set(config.issuer, { config, ...(config.jwks ? { keys: jwksFor(config.jwks) } : {}) });
+      if (config.introspection) this.introspection = { config, introspector: new Introspector(config, config.introspection) };
+    }
   }
 
   async authenticate(authorization: string | string[] | undefined, peer: PeerIdentity | undefined): Promise<Principal> {
@@ -42,10 +51,13 @@ export class Authenticator {
     if (Array.isArray(authorization)) throw unauthenticated('more than one Authorization header; send exactly one', 'invalid_request');
     if (!authorization) throw unauthenticated('missing Authorization: Bearer token', 'invalid_request');
     const token = BEARER.exec(authorization)?.[1];
-    if (!token) throw unauthenticated('Authorization must be "Bearer <JWT>"', 'invalid_request');
+    const opaque = token === undefined && this.introspection ? OPAQUE.exec(authorization)?.[1] : undefined;
+    if (!token && !opaque) throw unauthenticated(this.introspection ? 'Authorization must be "Bearer <token>"' : 'Authorization must be "Bearer <JWT>"', 'invalid_request');
 
-    const { config, payload } = this.cachedClaims(token) ?? await this.verify(token);
-    if (config.replayProtection) {
+    const { config, payload } = opaque !== undefined
+      ? { config: this.introspection!.config, payload: await this.introspection!.introspector.claims(opaque) }
+      : this.cachedClaims(token!) ?? await this.verify(token!);
+    if (config.replayProtection && opaque === undefined) {
       // Every use counts, whether or not the signature check was cached.
       this.replays.claim(config.issuer, payload.jti!, (payload.exp! + config.clockSkewSeconds) * 1000);
     }
@@ -91,12 +103,14 @@ export class Authenticator {
     const trusted = typeof claimedIssuer === 'string' ? this.issuers.get(claimedIssuer) : undefined;
     if (!trusted) throw unauthenticated('token issuer is not trusted');
     const { config } = trusted;
+    if (!trusted.keys) throw unauthenticated('this issuer\'s tokens are opaque and introspected; a JWT from it is not accepted');
+    const keys = trusted.keys;
     const [protectedPart, payloadPart, signaturePart] = token.split('.') as [string, string, string];
     if (typeof header.alg !== 'string' || !(config.algorithms as readonly string[]).includes(header.alg)) throw unauthenticated('token signing algorithm is not allowed');
     // No JWS extension is understood here, so any critical one makes the token unusable (RFC 7515 §4.1.11), as does b64=false.
     if (header.crit !== undefined || (header as { b64?: unknown }).b64 !== undefined) throw unauthenticated('token uses a JWS extension this gateway does not support');
     try {
-      const key = await trusted.keys({ ...header, alg: header.alg }, { protected: protectedPart, payload: payloadPart, signature: signaturePart });
+      const key = await keys({ ...header, alg: header.alg }, { protected: protectedPart, payload: payloadPart, signature: signaturePart });
       if (!verifyJwsSignature(header.alg, `${protectedPart}.${payloadPart}`, Buffer.from(signaturePart, 'base64url'), key as never)) {
         throw new errors.JWSSignatureVerificationFailed();
       }

@@ -9,7 +9,7 @@ import type { IssuerConfig } from '../config/schema.js';
  * file JWKS is re-read on an unknown kid under the same kind of limit, so a
  * key rotation on disk needs no restart.
  */
-export function jwksFor(jwks: IssuerConfig['jwks']): JWTVerifyGetKey {
+export function jwksFor(jwks: NonNullable<IssuerConfig['jwks']>): JWTVerifyGetKey {
   if ('url' in jwks) {
     const dispatcher = jwks.ca ? new Agent({ connect: { ca: readFileSync(jwks.ca) } }) : undefined;
     return createRemoteJWKSet(new URL(jwks.url), {

@@ -96,7 +96,24 @@ function schemas(baseDir: string) {
   const issuer = z.strictObject({
     issuer: z.string().min(1),
     audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
-    jwks,
+    /** Keys for the issuer's JWT access tokens; may be left out for an issuer whose tokens are opaque (introspection). */
+    jwks: jwks.optional(),
+    /**
+     * RFC 7662 token introspection, for an issuer that hands out opaque
+     * (non-JWT) access tokens. At most one issuer may have it: an opaque token
+     * names no issuer, and it is never sent to more than one.
+     */
+    introspection: z.strictObject({
+      endpoint: z.url({ protocol: /^https$/ }),
+      /** The gateway's own client credentials at the authorization server (client_secret_basic). */
+      clientId: z.string().min(1),
+      clientSecret: z.union([z.strictObject({ file: filePath }), z.strictObject({ env: z.string().min(1) })]),
+      /** CA bundle for the endpoint when it is not publicly trusted. */
+      ca: filePath.optional(),
+      /** An answer is reused for at most this long, and never past the token's exp. */
+      cacheMaxSeconds: z.number().int().min(0).max(3_600).default(60),
+      timeoutMs: z.number().int().positive().default(5_000),
+    }).optional(),
     algorithms: z.array(asymmetricAlg).min(1).default(['RS256', 'RS384', 'PS256', 'ES256', 'ES384', 'EdDSA']),
     /** Dot path of the roles claim, e.g. "roles" or "realm_access.roles". */
     rolesClaim: z.string().min(1).default('roles'),
@@ -124,7 +141,7 @@ function schemas(baseDir: string) {
      * extensions.ihe_iua.purpose_of_use: a dot path to a code, a Coding, or a list of them.
      */
     purposeOfUseClaim: z.string().min(1).default('purpose_of_use'),
-  });
+  }).refine((i) => i.jwks !== undefined || i.introspection !== undefined, { message: 'an issuer needs jwks (JWT access tokens) or introspection (opaque tokens)', path: ['jwks'] });
 
   const phiClass = phiClassSchema;
   const dataClass = z.enum(['identified', 'deidentified']);
@@ -291,7 +308,7 @@ function schemas(baseDir: string) {
       /** The REST door answers 503 while the event loop lags more than this. */
       maxEventLoopDelayMs: z.number().int().positive().default(1_000),
     }),
-    auth: z.strictObject({ issuers: z.array(issuer).min(1) }),
+    auth: z.strictObject({ issuers: z.array(issuer).min(1) }).refine((a) => a.issuers.filter((i) => i.introspection).length <= 1, { message: 'at most one issuer may use introspection: an opaque token is never sent to more than one', path: ['issuers'] }),
     nodes: z.array(z.strictObject({
       id: z.string().min(1),
       address: z.string().regex(/^[^:]+:\d+$/, 'expected host:port'),
