@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { SignJWT, exportJWK, generateKeyPair, type KeyLike } from 'jose';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +21,7 @@ let material: Material;
 let cluster: Cluster;
 let server: Server;
 let issuer: string;
-let clientKey: KeyLike;
+let clientKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 let clientKid: string;
 let provider: Provider;
 const GATEWAY_SECRET = `gw-${randomUUID()}`;
@@ -62,7 +62,7 @@ beforeAll(async () => {
         enabled: true,
         defaultResource: () => 'https://cdsgate.example/jwt',
         useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx, resource) => ({
+        getResourceServerInfo: (_ctx: unknown, resource: string) => ({
           scope: 'system/Observation.rs system/Patient.rs', audience: 'cdsgate', accessTokenTTL: 300,
           accessTokenFormat: resource.endsWith('/opaque') ? 'opaque' : 'jwt', jwt: { sign: { alg: 'ES256' } },
         }),
