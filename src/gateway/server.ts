@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import underPressure from '@fastify/under-pressure';
 import * as grpc from '@grpc/grpc-js';
 import type { GatewayConfig } from '../config/schema.js';
 import { Authenticator } from '../auth/authenticate.js';
-import { requestIdFrom, type CallContext } from '../kserve/context.js';
+import { grpcCallContext, restCallContext, type CallContext } from '../kserve/context.js';
 import { kserveGrpcImplementation } from '../kserve/grpc-service.js';
 import { registerKServeRoutes } from '../kserve/rest-routes.js';
 import { createRestServer } from '../kserve/rest-server.js';
@@ -17,7 +16,6 @@ import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
 import { Gauge } from 'prom-client';
 import type { Logger } from '../phi/logger.js';
 import { Router, grpcNodeClients } from '../routing/router.js';
-import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
 import { MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
 import { requestObserver } from './observe.js';
 import { Pipeline } from './pipeline.js';
@@ -30,38 +28,6 @@ import { warmLexicons } from '../phi/lexicon.js';
 export interface RunningGateway {
   ports: { rest: number; grpc: number; admin: number };
   close(): Promise<void>;
-}
-
-/** The caller's deadline, capped at maxTimeoutMs; the default when it set none. */
-function grpcDeadline(deadline: grpc.Deadline, defaultMs: number, maxMs: number): number {
-  const now = Date.now();
-  const asked = deadline instanceof Date ? deadline.getTime() : Number(deadline);
-  return Number.isFinite(asked) ? Math.min(asked, now + maxMs) : now + defaultMs;
-}
-
-/** REST deadlines: `Request-Timeout: <seconds>` (decimals allowed), capped at maxTimeoutMs. */
-export function restDeadline(header: string | string[] | undefined, defaultMs: number, maxMs: number): number {
-  const now = Date.now();
-  const seconds = typeof header === 'string' && /^\d+(?:\.\d+)?$/.test(header.trim()) ? Number(header) : undefined;
-  return seconds === undefined ? now + defaultMs : now + Math.min(seconds * 1000, maxMs);
-}
-
-/**
- * The Authorization value(s) of a REST request. Node keeps only the first of
- * repeated Authorization headers; we look at the raw list so that two (an
- * ambiguous credential) are refused rather than one silently chosen.
- */
-export function authorizationHeaders(raw: string[]): string | string[] | undefined {
-  let found: string[] | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 13 && raw[i]!.toLowerCase() === 'authorization') (found ??= []).push(raw[i + 1]!);
-  }
-  return found && found.length === 1 ? found[0] : found;
-}
-
-function grpcAuthorization(values: grpc.MetadataValue[]): string | string[] | undefined {
-  const strings = values.map(String);
-  return strings.length === 0 ? undefined : strings.length === 1 ? strings[0] : strings;
 }
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
@@ -124,16 +90,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     },
   });
   // One call context for every route of the REST listener (the CDS Hooks door relabels its door).
-  const restContext = (req: FastifyRequest): CallContext => ({
-    door: 'rest',
-    ...requestIdFrom(req.headers['x-request-id']),
-    peer: peerFromSocket(req.raw.socket as TLSSocket),
-    authorization: authorizationHeaders(req.raw.rawHeaders),
-    deadline: restDeadline(req.headers['request-timeout'], gw.defaultTimeoutMs, gw.maxTimeoutMs),
-    remoteAddress: req.raw.socket.remoteAddress,
-    startedAt: Date.now(),
-    trace: {},
-  });
+  const restContext = (req: FastifyRequest): CallContext => restCallContext(req, { ...gw, readAuthorization: true });
   registerKServeRoutes(rest, pipeline, {
     limits: gw.limits,
     context: restContext,
@@ -159,16 +116,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   });
   grpcServer.addService(tolerantDefinition(inferenceServiceDefinition), kserveGrpcImplementation(pipeline, {
     limits: gw.limits,
-    context: (call): CallContext => ({
-      door: 'grpc',
-      ...requestIdFrom(call.metadata.get('x-request-id')[0]),
-      peer: peerFromCertificate(call.getAuthContext().sslPeerCertificate),
-      authorization: grpcAuthorization(call.metadata.get('authorization')),
-      deadline: grpcDeadline(call.getDeadline(), gw.defaultTimeoutMs, gw.maxTimeoutMs),
-      remoteAddress: call.getPeer(),
-      startedAt: Date.now(),
-      trace: {},
-    }),
+    context: (call) => grpcCallContext(call, { ...gw, readAuthorization: true }),
     finished: (ctx, rpc, code, model, error) => observe(ctx, rpc, grpc.status[code] ?? String(code), model, error),
   }));
   const grpcCredentials = new MtlsServerCredentials(tls);

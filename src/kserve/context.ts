@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/principal.js';
 import type { CdsError } from '../errors.js';
-import type { PeerIdentity } from '../tls/peer.js';
+import { peerFromCertificate, peerFromSocket, type PeerIdentity } from '../tls/peer.js';
+import type { Socket } from 'node:net';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 
 export type Door = 'rest' | 'grpc' | 'cds-hooks';
 
@@ -43,4 +45,85 @@ const REQUEST_ID = /^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 export function requestIdFrom(value: unknown): { requestId: string; clientRequestId?: string } {
   if (typeof value === 'string' && REQUEST_ID.test(value)) return { requestId: value };
   return typeof value === 'string' && value.length > 0 ? { requestId: randomUUID(), clientRequestId: value.slice(0, 256) } : { requestId: randomUUID() };
+}
+
+/**
+ * How a door bounds a call's time: the caller's own deadline (gRPC deadline,
+ * REST `Request-Timeout` in seconds) capped at maxTimeoutMs, or
+ * defaultTimeoutMs when it set none.
+ */
+export interface DeadlinePolicy { defaultTimeoutMs: number; maxTimeoutMs: number }
+
+export function restDeadline(header: string | string[] | undefined, policy: DeadlinePolicy, now = Date.now()): number {
+  const seconds = typeof header === 'string' && /^\d+(?:\.\d+)?$/.test(header.trim()) ? Number(header) : undefined;
+  return seconds === undefined ? now + policy.defaultTimeoutMs : now + Math.min(seconds * 1000, policy.maxTimeoutMs);
+}
+
+export function grpcDeadline(deadline: Date | number, policy: DeadlinePolicy, now = Date.now()): number {
+  const asked = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  return Number.isFinite(asked) ? Math.min(asked, now + policy.maxTimeoutMs) : now + policy.defaultTimeoutMs;
+}
+
+/**
+ * The Authorization value(s) of a REST request. Node keeps only the first of
+ * repeated Authorization headers; we look at the raw list so that two (an
+ * ambiguous credential) are refused rather than one silently chosen.
+ */
+export function authorizationHeaders(raw: string[]): string | string[] | undefined {
+  let found: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 13 && raw[i]!.toLowerCase() === 'authorization') (found ??= []).push(raw[i + 1]!);
+  }
+  return found && found.length === 1 ? found[0] : found;
+}
+
+/** What the REST listener hands the context builder: Fastify's request, narrowed to what is read. */
+export interface RestRequestLike {
+  headers: Record<string, string | string[] | undefined>;
+  raw: { rawHeaders: string[]; socket: Socket };
+}
+
+/** What a gRPC call hands the context builder (grpc-js ServerSurfaceCall, narrowed). */
+export interface GrpcCallLike {
+  metadata: { get(key: string): Array<string | Buffer> };
+  getDeadline(): Date | number;
+  getPeer(): string;
+  getAuthContext(): { sslPeerCertificate?: PeerCertificate };
+  once(event: 'cancelled', listener: () => void): unknown;
+}
+
+/**
+ * The one place a call context is built, for every door of gateway and node:
+ * request id (strict shape, else minted), verified peer, Authorization
+ * value(s) where the door reads them, deadline by the door's policy, and a
+ * cancellation signal for gRPC calls the caller abandons.
+ */
+export function restCallContext(req: RestRequestLike, o: DeadlinePolicy & { door?: Door; readAuthorization: boolean }): CallContext {
+  return {
+    door: o.door ?? 'rest',
+    ...requestIdFrom(req.headers['x-request-id']),
+    peer: peerFromSocket(req.raw.socket as TLSSocket),
+    authorization: o.readAuthorization ? authorizationHeaders(req.raw.rawHeaders) : undefined,
+    deadline: restDeadline(req.headers['request-timeout'], o),
+    remoteAddress: req.raw.socket.remoteAddress,
+    startedAt: Date.now(),
+    trace: {},
+  };
+}
+
+export function grpcCallContext(call: GrpcCallLike, o: DeadlinePolicy & { readAuthorization: boolean }): CallContext {
+  const cancelled = new AbortController();
+  call.once('cancelled', () => cancelled.abort());
+  const authorization = o.readAuthorization ? call.metadata.get('authorization').map(String) : [];
+  return {
+    door: 'grpc',
+    ...requestIdFrom(call.metadata.get('x-request-id')[0]),
+    peer: peerFromCertificate(call.getAuthContext().sslPeerCertificate),
+    authorization: authorization.length === 0 ? undefined : authorization.length === 1 ? authorization[0] : authorization,
+    deadline: grpcDeadline(call.getDeadline(), o),
+    remoteAddress: call.getPeer(),
+    startedAt: Date.now(),
+    trace: {},
+    signal: cancelled.signal,
+  };
 }

@@ -1,11 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
-import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { NodeConfig } from '../config/schema.js';
 import { inferenceServiceDefinition } from '../kserve/service.js';
 import { kserveGrpcImplementation } from '../kserve/grpc-service.js';
 import { registerKServeRoutes } from '../kserve/rest-routes.js';
-import { requestIdFrom, type CallContext } from '../kserve/context.js';
+import { grpcCallContext, restCallContext, type CallContext } from '../kserve/context.js';
 import { createNodeMetrics } from '../metrics/node-metrics.js';
 import { startAdminServer } from '../metrics/admin-server.js';
 import type { Logger } from '../phi/logger.js';
@@ -13,7 +12,6 @@ import { internalCause, type CdsError } from '../errors.js';
 import { MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
 import { createRestServer } from '../kserve/rest-server.js';
 import { hardenGrpcServer, tolerantDefinition } from '../kserve/grpc-server.js';
-import { peerFromCertificate, peerFromSocket } from '../tls/peer.js';
 import { loadRepository, type LoadedModel } from './repository.js';
 import { resolveProvider } from './provider.js';
 import { ortSupports } from './ort-tensor.js';
@@ -75,27 +73,14 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     log.warn({ listener, reason, remoteAddress }, 'TLS handshake failed');
   };
 
+  // The gateway sets each call's deadline; one without gets the node's default, and none may exceed it.
+  const nodeDeadlines = { defaultTimeoutMs: NODE_DEFAULT_TIMEOUT_MS, maxTimeoutMs: NODE_DEFAULT_TIMEOUT_MS };
+
   // gRPC (the gateway's path)
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxMessageBytes, 'grpc.max_send_message_length': cfg.maxMessageBytes });
   grpcServer.addService(tolerantDefinition(inferenceServiceDefinition), kserveGrpcImplementation(service, {
     limits: cfg.limits,
-    context: (call): CallContext => {
-      const deadline = call.getDeadline();
-      const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : Date.now() + NODE_DEFAULT_TIMEOUT_MS;
-      const cancelled = new AbortController();
-      call.once('cancelled', () => cancelled.abort());
-      return {
-        door: 'grpc',
-        requestId: requestIdFrom(call.metadata.get('x-request-id')[0]).requestId,
-        peer: peerFromCertificate(call.getAuthContext().sslPeerCertificate),
-        authorization: undefined,
-        deadline: deadlineMs,
-        remoteAddress: call.getPeer(),
-        startedAt: Date.now(),
-        trace: {},
-        signal: cancelled.signal,
-      };
-    },
+    context: (call) => grpcCallContext(call, { ...nodeDeadlines, readAuthorization: false }),
     finished: (ctx, rpc, _code, model, error) => logFailure(ctx, rpc, model, error),
   }));
   const grpcCredentials = new MtlsServerCredentials(tls);
@@ -107,16 +92,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const { app: rest, reloadTls: reloadRestTls } = createRestServer({ tls, onHandshakeFailure: onHandshakeFailure('rest'), bodyLimit: cfg.maxMessageBytes, ...cfg.rest });
   registerKServeRoutes(rest, service, {
     limits: cfg.limits,
-    context: (req): CallContext => ({
-      door: 'rest',
-      requestId: requestIdFrom(req.headers['x-request-id']).requestId,
-      peer: peerFromSocket(req.raw.socket as TLSSocket),
-      authorization: undefined,
-      deadline: Date.now() + NODE_DEFAULT_TIMEOUT_MS,
-      remoteAddress: req.raw.socket.remoteAddress,
-      startedAt: Date.now(),
-      trace: {},
-    }),
+    context: (req) => restCallContext(req, { ...nodeDeadlines, readAuthorization: false }),
     finished: (ctx, route, _status, model, error) => logFailure(ctx, route, model, error),
   });
   await rest.listen({ host: cfg.rest.host, port: cfg.rest.port });
