@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { CdsHooksConfig, CdsServiceConfig, GatewayConfig } from '../config/schema.js';
+import type { CdsHooksConfig, CdsServiceConfig } from '../config/schema.js';
 import { CdsError, asCdsError, httpStatusOf, quote } from '../errors.js';
 import type { AuditEntry } from '../audit/record.js';
 import type { AuditLog } from '../audit/log.js';
@@ -21,7 +21,6 @@ import { cardForMissingData, cardsFromOutputs, type Card } from './cards.js';
 
 export interface CdsHooksDeps {
   config: CdsHooksConfig;
-  models: GatewayConfig['models'];
   router: Router;
   audit: AuditLog;
   pseudonymizer: Pseudonymizer;

@@ -1,8 +1,8 @@
 import { CdsError, asCdsError, httpStatusOf, quote } from '../errors.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Authenticator } from '../auth/authenticate.js';
-import { authorize, checkLaunchPatient, type Decision, type ModelPolicy } from '../auth/policy.js';
-import { parseScope } from '../auth/smart-scopes.js';
+import { authorize, checkLaunchPatient, type Decision } from '../auth/policy.js';
+import type { CompiledRoutes } from '../config/routes.js';
 import type { Principal } from '../auth/principal.js';
 import type { AuditLog } from '../audit/log.js';
 import type { AuditEntry } from '../audit/record.js';
@@ -26,6 +26,8 @@ const PUBLIC_MODEL_PARAMETERS = new Set(['sha256', 'execution_provider']);
 
 export interface PipelineDeps {
   config: GatewayConfig;
+  /** Each model's policy, PHI inputs, data class and pool, compiled once (config/routes.ts), shared with the router. */
+  routes: CompiledRoutes;
   authenticator: Authenticator;
   router: Router;
   audit: AuditLog;
@@ -71,23 +73,10 @@ export async function appendOrRefuse(d: Pick<PipelineDeps, 'audit' | 'metrics' |
  * are not audited; everything model-scoped is.
  */
 export class Pipeline implements KServeHandlers {
-  private readonly policies = new Map<string, ModelPolicy>();
   private readonly tensorNames = new Map<string, Promise<ReadonlySet<string>>>();
-  /** Per model, the input naming the patient a request concerns (for SMART launch context). */
-  private readonly patientInputs = new Map<string, string>();
   private draining = false;
 
-  constructor(private readonly d: PipelineDeps) {
-    for (const [model, route] of Object.entries(d.config.models)) {
-      this.policies.set(model, {
-        model, allowRoles: route.allowRoles, purposes: route.purposes, breakTheGlassRoles: route.breakTheGlass?.allowRoles,
-        ...(route.scopes ? { scopes: route.scopes.map((t) => parseScope(t)!) } : {}),
-      });
-      const identifiers = Object.entries(route.phiInputs).filter(([, c]) => c === 'identifier').map(([name]) => name);
-      const patientInput = route.patientInput ?? (identifiers.length === 1 ? identifiers[0] : undefined);
-      if (patientInput) this.patientInputs.set(model, patientInput);
-    }
-  }
+  constructor(private readonly d: PipelineDeps) {}
 
   async live(): Promise<boolean> {
     return true;
@@ -129,7 +118,7 @@ export class Pipeline implements KServeHandlers {
       draft.model = { name: model, ...this.versionView(version) };
       const request = decode();
       if (draft.decision) checkLaunchPatient(draft.decision, this.patientsOf(model, request), model);
-      const route = this.d.config.models[model]!;
+      const route = this.d.routes.get(model)!;
       const described = describeRequest(request, route.phiInputs, this.d.pseudonymizer, await this.knownTensorNames(model));
       draft.patients = described.patients;
       draft.inputDigest = described.inputDigest;
@@ -180,7 +169,7 @@ export class Pipeline implements KServeHandlers {
   private async knownTensorNames(model: string): Promise<ReadonlySet<string>> {
     let names = this.tensorNames.get(model);
     if (!names) {
-      const declared = Object.keys(this.d.config.models[model]?.phiInputs ?? {});
+      const declared = Object.keys(this.d.routes.get(model)?.phiInputs ?? {});
       names = this.d.router.metadata(model, undefined, METADATA_TIMEOUT_MS).then(
         (m) => new Set([...declared, ...m.inputs.map((t) => t.name), ...m.outputs.map((t) => t.name)]),
         () => {
@@ -195,7 +184,7 @@ export class Pipeline implements KServeHandlers {
 
   /** The values of the model's patient input in this request (none when it declares no such input or the request lacks it). */
   private patientsOf(model: string, request: InferRequest): string[] {
-    const name = this.patientInputs.get(model);
+    const name = this.d.routes.get(model)?.patientInput;
     const tensor = name === undefined ? undefined : request.inputs.find((t) => t.name === name);
     if (!tensor) return [];
     return Array.isArray(tensor.data) ? tensor.data.map((b) => utf8.decode(b)) : Array.from(tensor.data as ArrayLike<number | bigint>, String);
@@ -203,7 +192,7 @@ export class Pipeline implements KServeHandlers {
 
   /** Fetches every configured model's tensor names ahead of the first request. */
   warmUp(): void {
-    for (const model of Object.keys(this.d.config.models)) void this.knownTensorNames(model);
+    for (const model of this.d.routes.keys()) void this.knownTensorNames(model);
   }
 
   /** The caller's principal, recorded on the draft and the trace; the authentication error when there is none. */
@@ -224,7 +213,7 @@ export class Pipeline implements KServeHandlers {
       throw new CdsError('not_found', `model ${quote(model)} is not served by this gateway`);
     }
     draft.model = { name: model };
-    const decision = authorize(principal, this.policies.get(model), model);
+    const decision = authorize(principal, this.d.routes.get(model)?.policy, model);
     draft.decision = decision;
     if (decision.emergency) {
       const kind = decision.breakTheGlass ? 'break_the_glass' : 'emergency_treatment';

@@ -19,6 +19,7 @@ import { Router, grpcNodeClients } from '../routing/router.js';
 import { MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
 import { requestObserver } from './observe.js';
 import { Pipeline } from './pipeline.js';
+import { compileRoutes } from '../config/routes.js';
 import { CdsHooksDoor, registerCdsHooksRoutes } from '../cds-hooks/door.js';
 import { AuditLog } from '../audit/log.js';
 import { loadSigningKey } from '../audit/chain.js';
@@ -33,6 +34,7 @@ export interface RunningGateway {
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
   const gw = config.gateway;
   const metrics = createGatewayMetrics();
+  const routes = compileRoutes(config);
   const router = new Router(
     config,
     grpcNodeClients({ ca: readFileSync(gw.nodeClientTls.ca), cert: readFileSync(gw.nodeClientTls.cert), key: readFileSync(gw.nodeClientTls.key) }, gw.grpc.maxMessageBytes),
@@ -44,6 +46,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       hedged: (pool, model, outcome) => metrics.hedges.inc({ pool, model, outcome }),
     },
     log,
+    routes,
   );
   for (const node of config.nodes) {
     metrics.setBreaker(node.id, 'closed');
@@ -62,7 +65,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     log,
   });
   await router.start();
-  const pipeline = new Pipeline({ config, authenticator: new Authenticator(config.auth.issuers), router, audit, pseudonymizer, metrics, log });
+  const pipeline = new Pipeline({ config, routes, authenticator: new Authenticator(config.auth.issuers), router, audit, pseudonymizer, metrics, log });
   pipeline.warmUp();
   const observe = requestObserver(log, metrics, (model) => Object.hasOwn(config.models, model));
   const tls = readServerTls(gw.tls);
@@ -100,7 +103,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   if (config.cdsHooks) {
     const cds = config.cdsHooks;
     const door = new CdsHooksDoor({
-      config: cds, models: config.models, router, audit, pseudonymizer, metrics, log,
+      config: cds, router, audit, pseudonymizer, metrics, log,
       baseUrl: () => (cds.baseUrl ?? `https://localhost:${(rest.server.address() as AddressInfo).port}`).replace(/\/+$/, ''),
     });
     registerCdsHooksRoutes(rest, door, { context: restContext, finished: (ctx, route, status, model, error) => observe(ctx, route, String(status), model, error) });

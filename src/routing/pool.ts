@@ -3,6 +3,8 @@ import { Admission } from './admission.js';
 import { LatencyWindow } from './latency-window.js';
 import type { NodeHandle } from './node-handle.js';
 
+import type { CompiledRoutes } from '../config/routes.js';
+
 export type Hedging = NonNullable<GatewayConfig['models'][string]['hedging']>;
 
 /** A pool as the router runs it: its nodes, the models routed to it, and its shared counters. */
@@ -22,15 +24,15 @@ export interface Pool {
   hedging: Map<string, Hedging>;
 }
 
-export function createPool(name: string, config: GatewayConfig, nodes: ReadonlyMap<string, NodeHandle>): Pool {
+export function createPool(name: string, config: GatewayConfig, nodes: ReadonlyMap<string, NodeHandle>, routes: CompiledRoutes): Pool {
   const poolConfig = config.pools[name]!;
-  const models = Object.entries(config.models).filter(([, r]) => r.pool === name).map(([m]) => m);
-  const hedged = models.filter((m) => config.models[m]!.hedging);
+  const models = [...routes.values()].filter((r) => r.pool === name).map((r) => r.model);
+  const hedged = models.filter((m) => routes.get(m)!.hedging);
   return {
     name, config: poolConfig, models, members: poolConfig.nodes.map((id) => nodes.get(id)!), nextStart: 0,
     admission: new Admission(name, poolConfig.concurrencyLimit, poolConfig.queueSize), retriesInFlight: 0,
     latency: new Map(hedged.map((m) => [m, new LatencyWindow()])),
-    hedging: new Map(hedged.map((m) => [m, config.models[m]!.hedging!])),
+    hedging: new Map(hedged.map((m) => [m, routes.get(m)!.hedging!])),
   };
 }
 

@@ -1,5 +1,6 @@
 import { CdsError, quote } from '../errors.js';
 import type { GatewayConfig } from '../config/schema.js';
+import { compileRoutes, type CompiledRoutes } from '../config/routes.js';
 import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
 import type { Logger } from '../phi/logger.js';
 import { NodeClient, type ClientTlsMaterial, type NodeAddress, type NodeClientLike } from './node-client.js';
@@ -31,7 +32,7 @@ export class Router {
   private readonly modelPool = new Map<string, Pool>();
   private readonly health: HealthChecker;
 
-  constructor(config: GatewayConfig, clients: NodeClientFactory, private readonly events: RouterEvents, private readonly log: Logger) {
+  constructor(config: GatewayConfig, clients: NodeClientFactory, private readonly events: RouterEvents, private readonly log: Logger, routes: CompiledRoutes = compileRoutes(config)) {
     const breakerOf = (nodeId: string) =>
       Object.values(config.pools).find((p) => p.nodes.includes(nodeId))?.breaker ?? Object.values(config.pools)[0]!.breaker;
     for (const node of config.nodes) {
@@ -40,8 +41,8 @@ export class Router {
         events.breakerChanged(node.id, state);
       }));
     }
-    for (const name of Object.keys(config.pools)) this.pools.set(name, createPool(name, config, this.nodes));
-    for (const [model, route] of Object.entries(config.models)) this.modelPool.set(model, this.pools.get(route.pool)!);
+    for (const name of Object.keys(config.pools)) this.pools.set(name, createPool(name, config, this.nodes, routes));
+    for (const route of routes.values()) this.modelPool.set(route.model, this.pools.get(route.pool)!);
     this.health = new HealthChecker(this.pools.values(), events, log);
   }
 
