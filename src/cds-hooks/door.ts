@@ -12,6 +12,7 @@ import { redactFhir } from '../phi/fhir-redactor.js';
 import type { Router } from '../routing/router.js';
 import type { InferRequest } from '../kserve/types.js';
 import { peerName } from '../tls/peer.js';
+import { grantedAlternative, parseScope } from '../auth/smart-scopes.js';
 import { appendOrRefuse } from '../gateway/pipeline.js';
 import { CdsClientAuthenticator, type CdsCaller } from './client-jwt.js';
 import { parseFeedback, parseHookRequest, type HookRequest } from './hook-request.js';
@@ -156,6 +157,10 @@ export class CdsHooksDoor {
       if (given !== undefined && given !== null) { values.push(given); continue; }
       const query = renderTemplate(template, request);
       if (query === undefined) continue; // the hook's context lacks a token this template needs (an optional encounter)
+      if (service.fhirScopes.length > 0 && request.fhirAuthorization
+        && !grantedAlternative(request.fhirAuthorization.scope.split(' ').filter(Boolean), service.fhirScopes.map((t) => parseScope(t)!))) {
+        throw new CdsError('failed_precondition', `fhirAuthorization does not grant the FHIR access this service needs (one of: ${service.fhirScopes.join(', ')})`);
+      }
       try {
         values.push(await this.fetchers.get(draft.caller!.issuer)!.fetch(request, query, ctx.deadline));
         this.d.metrics.cdsFhirFetches.inc({ service: id, outcome: 'ok' });

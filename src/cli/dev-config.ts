@@ -54,6 +54,8 @@ export function news2CdsService(hook: 'patient-view' | 'encounter-start'): Recor
     description: 'National Early Warning Score 2 from the patient\'s latest vital signs (last 24 hours); a card with the score and its risk band, or one saying which observations are missing.',
     usageRequirements: 'Vital-sign Observations (LOINC) for the patient, including inhaled oxygen flow (0 on air) and level of responsiveness.',
     model: 'news2',
+    // What the EHR's fhirAuthorization must grant before the gateway fetches vitals it did not prefetch.
+    fhirScopes: ['patient/Observation.rs', 'user/Observation.rs'],
     prefetch: {
       vitals: 'Observation?patient={{context.patientId}}&category=vital-signs&_sort=-date&_count=200',
       responsiveness: 'Observation?patient={{context.patientId}}&code=http://loinc.org|67775-7&_sort=-date&_count=5',

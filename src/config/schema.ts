@@ -251,6 +251,11 @@ function schemas(baseDir: string) {
     allowIssuers: z.array(z.string().min(1)).default([]),
     /** FHIR types `context.userId` may name (Practitioner, PractitionerRole, Patient, RelatedPerson). */
     allowUserTypes: z.array(z.enum(['Practitioner', 'PractitionerRole', 'Patient', 'RelatedPerson'])).default(['Practitioner', 'PractitionerRole']),
+    /**
+     * SMART scopes, any one of which the request's fhirAuthorization.scope must
+     * grant before the gateway fetches FHIR data with it (e.g. patient/Observation.rs).
+     */
+    fhirScopes: z.array(z.string().refine((t) => parseScope(t) !== undefined, 'a SMART clinical scope such as patient/Observation.rs')).default([]),
     /** Prefetch templates: key → FHIR query with {{context.patientId}}-style tokens. */
     prefetch: z.record(z.string().regex(/^[A-Za-z0-9_]{1,64}$/), z.string().min(1)).default({}),
     input: z.strictObject({

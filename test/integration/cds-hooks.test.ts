@@ -160,6 +160,12 @@ describe('CDS Hooks: discovery, service, feedback', () => {
     }));
     expect(elsewhere.status).toBe(412);
     expect(elsewhere.json().error).toMatch(/not one this CDS client may send/);
+    const narrow = await invoke(hookRequest({
+      prefetch: {}, fhirServer: fhirUrl,
+      fhirAuthorization: { access_token: FHIR_TOKEN, token_type: 'Bearer', expires_in: 300, scope: 'patient/Patient.rs', subject: 'cdsgate' },
+    }));
+    expect(narrow.status).toBe(412);
+    expect(narrow.json().error).toMatch(/does not grant the FHIR access/);
     expect(lastRecord()).toMatchObject({ outcome: 'failure', code: 412 });
   });
 
