@@ -43,6 +43,8 @@ for (const item of ['dist', 'proto', 'package.json', 'package-lock.json', 'LICEN
 for (const model of readdirSync(join(ROOT, 'models'))) {
   if (existsSync(join(ROOT, 'models', model, 'config.json'))) cpSync(join(ROOT, 'models', model), join(kit, 'models', model), { recursive: true });
 }
+// The text redactor's learned tagger (the gateway checks its pinned weights at startup).
+cpSync(join(ROOT, 'models', 'phi-tagger'), join(kit, 'models', 'phi-tagger'), { recursive: true });
 
 // Production dependencies only, as npm resolved them here. A nested package is copied with its parent.
 const packages = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8' })

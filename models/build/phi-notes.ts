@@ -105,7 +105,7 @@ function slots(pools: Pools): Record<string, { type?: string; make: Slot }> {
     GIVEN: { type: 'NAME', make: (r) => r.pick(pools.given) },
     DATE: { type: 'DATE', make: date },
     AGE90: {
-      type: 'AGE',
+      type: 'AGE_OVER_89',
       make: (r) => {
         const n = r.int(90, 104);
         switch (r.int(0, 5)) {

@@ -24,7 +24,7 @@ import { CdsHooksDoor, registerCdsHooksRoutes } from '../cds-hooks/door.js';
 import { AuditLog } from '../audit/log.js';
 import { loadSigningKey } from '../audit/chain.js';
 import { Pseudonymizer } from '../phi/pseudonym.js';
-import { warmLexicons } from '../phi/lexicon.js';
+import { warmRedactor } from '../phi/lexicon.js';
 
 export interface RunningGateway {
   ports: { rest: number; grpc: number; admin: number };
@@ -52,7 +52,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     metrics.setBreaker(node.id, 'closed');
     metrics.nodeReady.set({ node: node.id }, 0);
   }
-  warmLexicons(); // the redactor's word lists, before the first request needs them
+  await warmRedactor(); // the redactor's word lists and tagger, before the first request needs them
   const pseudonymizer = Pseudonymizer.load(config.phi.pseudonymKey, config.phi.pseudonymKey.keyId);
   const audit = await AuditLog.open({
     dir: config.audit.dir,

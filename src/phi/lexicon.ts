@@ -10,21 +10,48 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 
 let english: Set<string> | undefined;
-let countryPattern: RegExp | undefined;
 
-/** Country names (countries-list, MIT), longest first, as one pattern. */
-export function countryNames(): RegExp {
-  if (!countryPattern) {
+/** Country names (countries-list, MIT) by their first run of letters, lower-cased, each list longest first. */
+let countriesByFirstWord: Map<string, string[]> | undefined;
+
+function countryIndex(): Map<string, string[]> {
+  if (!countriesByFirstWord) {
     const { countries } = require('countries-list') as { countries: Record<string, { name: string; native: string }> };
     const aliases = ['Czech Republic', 'United States', 'United States of America', 'Great Britain', 'England', 'Scotland', 'Wales', 'Northern Ireland',
       'South Korea', 'North Korea', 'Russia', 'Vietnam', 'Iran', 'Syria', 'Laos', 'Bolivia', 'Venezuela', 'Tanzania', 'Moldova', 'Ivory Coast',
       'Holland', 'Macedonia', 'Swaziland', 'Burma', 'Turkey', 'Palestine', 'Vatican', 'Brunei', 'Micronesia', 'Taiwan', 'Kosovo'];
-    const names = [...new Set([...Object.values(countries).flatMap((c) => [c.name, c.native]), ...aliases].filter((n) => n.length > 3))]
-      .sort((a, b) => b.length - a.length)
-      .map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-    countryPattern = new RegExp(`(?<![\\p{L}])(?:${names.join('|')})(?![\\p{L}])`, 'giu');
+    const names = [...new Set([...Object.values(countries).flatMap((c) => [c.name, c.native]), ...aliases].filter((n) => n.length > 3).map((n) => n.toLowerCase()))]
+      .sort((a, b) => b.length - a.length);
+    countriesByFirstWord = new Map();
+    for (const name of names) {
+      const first = /^\p{L}+/u.exec(name)?.[0];
+      if (!first) continue;
+      const list = countriesByFirstWord.get(first) ?? [];
+      list.push(name);
+      countriesByFirstWord.set(first, list);
+    }
   }
-  return countryPattern;
+  return countriesByFirstWord;
+}
+
+/**
+ * Country names in the text, any case, not inside a longer word. A lookup by
+ * each word instead of one regular expression of every name: that pattern was
+ * tried at every position of every text and was the redactor's dearest step.
+ */
+export function findCountryNames(text: string): Array<{ start: number; end: number }> {
+  const index = countryIndex();
+  const out: Array<{ start: number; end: number }> = [];
+  // Each match is a whole run of letters, so it never starts inside a longer word.
+  for (const m of text.matchAll(/\p{L}+/gu)) {
+    const candidates = index.get(m[0].toLowerCase());
+    if (!candidates) continue;
+    for (const name of candidates) {
+      const end = m.index + name.length;
+      if (text.slice(m.index, end).toLowerCase() === name && !/\p{L}/u.test(text[end] ?? '')) { out.push({ start: m.index, end }); break; }
+    }
+  }
+  return out;
 }
 let firstNames: Set<string> | undefined;
 
@@ -102,5 +129,12 @@ export const US_STATES = new Set(('AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN 
 export function warmLexicons(): void {
   isCommonWord('a');
   isFirstName('a');
-  countryNames();
+  countryIndex();
+}
+
+/** The lexicons and the learned tagger (whose pinned weights are checked now, so a bad file stops startup, not a request). */
+export async function warmRedactor(): Promise<void> {
+  warmLexicons();
+  const { loadTagger } = await import('./text-redactor.js');
+  loadTagger();
 }

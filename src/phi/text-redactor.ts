@@ -1,4 +1,32 @@
-import { CLINICAL_TERMS, FUNCTION_WORDS, US_STATES, countryNames, isCommonWord, isFirstName } from './lexicon.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { CLINICAL_TERMS, FUNCTION_WORDS, US_STATES, findCountryNames, isCommonWord, isFirstName } from './lexicon.js';
+import { taggedSpans, type TaggerWeights } from './token-tagger.js';
+
+/**
+ * The learned tagger's weights (models/phi-tagger), read once and checked
+ * against the SHA-256 its manifest pins, as model files are: a changed file
+ * is refused, loudly, rather than quietly redacting differently.
+ */
+let taggerWeights: TaggerWeights | undefined;
+let taggerOn = true;
+export function loadTagger(): TaggerWeights {
+  if (!taggerWeights) {
+    const dir = new URL('../../models/phi-tagger/', import.meta.url);
+    const manifest = JSON.parse(readFileSync(new URL('manifest.json', dir), 'utf8')) as { file: string; sha256: string };
+    const bytes = readFileSync(new URL(manifest.file, dir));
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== manifest.sha256) throw new Error(`PHI tagger weights ${manifest.file}: SHA-256 ${actual} does not match the pinned ${manifest.sha256}`);
+    taggerWeights = JSON.parse(bytes.toString('utf8')) as TaggerWeights;
+  }
+  return taggerWeights;
+}
+const tagger = loadTagger;
+
+/** For measuring what the tagger costs and adds (bench:phi); it is always on in the gateway. */
+export function setTaggerEnabled(on: boolean): void {
+  taggerOn = on;
+}
 
 /** Placeholder types, after HIPAA Safe Harbor's identifier list. */
 export type PhiType = 'NAME' | 'DATE' | 'AGE' | 'PHONE' | 'EMAIL' | 'SSN' | 'ID' | 'ACCOUNT' | 'URL' | 'IP' | 'ADDRESS' | 'LOCATION' | 'ZIP';
@@ -15,7 +43,7 @@ const STREET_WORD = new RegExp(`^(?:${STREET_WORDS})$`, 'i');
 
 /** Structured identifiers: each pattern, the type it marks. Order does not matter; overlaps are merged. */
 const PATTERNS: Array<[RegExp, PhiType]> = [
-  [/[\p{L}\d._%+-]+@[\p{L}\d.-]+\.[a-z]{2,}/giu, 'EMAIL'],
+  // (E-mail addresses are found around each @ by findEmails: this pattern tried at every letter was dear.)
   [/\b(?:https?:\/\/|www\.)[^\s<>"')\]]+/gi, 'URL'],
   [/\b(?:[a-z\d][a-z\d-]*\.)+(?:com|org|net|edu|gov|mil|int|info|biz|io|co|us|uk|de|fr|it|es|nl|hu|ru|cn|jp|au|ca|br|in|ch|se|no|dk|fi|pl|cz|at|be|ie|pt|gr|tr|il|za|mx|ar|cl|nz|kr|tw|hk|sg|ae|sa|ua|ro|sk|si|hr|bg|rs|lt|lv|ee|is|lu|health|hospital|clinic|app|dev|online|site)\b(?:\/[^\s]*)?/gi, 'URL'],
   [/\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b/g, 'IP'],
@@ -39,12 +67,14 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [/\b(?:aged?|age of|age\s*[:=])\s*(?:9\d|1[0-4]\d)\b/gi, 'AGE'],
   [/\b(?:9\d|1[0-4]\d)\s?(?:M|F|yo[MF])\b/g, 'AGE'], // 94M, 91 F, 92yoF
   [/\b(?:9\d|1[0-4]\d)(?:th|st|nd|rd)\s+birthday\b/gi, 'AGE'],
-  [/\b(?:she|he|they|patient|pt|who|mother|father|mom|dad|grandmother|grandfather)\s+(?:is|was|turned|turns|is now)\s+(?:9\d|1[0-4]\d)\b(?!\s*(?:%|mg|kg|lbs?|bpm|mmhg|\/|\.\d))/gi, 'AGE'],
+  // "she is 94", "patient turned 101": the number only (the words around it are not the age).
+  [/\b(?:she|he|they|patient|pt|who|mother|father|mom|dad|grandmother|grandfather)\s+(?:is|was|turned|turns|is now)\s+(?<phi>(?:9\d|1[0-4]\d))\b(?!\s*(?:%|mg|kg|lbs?|bpm|mmhg|\/|\.\d))/dgi, 'AGE'],
   [/\b(?:ninety|one hundred(?: and)?)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve))?(?:[\s-]years?(?:[\s-]old)?|[\s-]year-old|[\s-]yo\b)/gi, 'AGE'],
   [/\b(?:in|into)\s+(?:his|her|their)\s+(?:early\s+|mid[\s-]|late\s+)?(?:90s|nineties|100s)\b/gi, 'AGE'],
   [/\b(?:nonagenarian|centenarian|supercentenarian)\b/gi, 'AGE'],
   // Labelled identifiers: MRN, account, licence, device, vehicle, plan and other numbers.
-  [/(?<=\b(?:mrn|medical record(?: number| no\.?| #)?|record #|acct|account(?: number| no\.?| #)?|member id|policy(?: number| no\.?)?|plan id|beneficiary(?: id| number)?|license(?: number| no\.?| #)?|licence(?: number| no\.?)?|dl(?: #| no\.?)?|npi|dea|vin|serial(?: number| no\.?| #)?|device id|plate(?: number)?|id(?: number| no\.?| #)|patient id|ssn|social security(?: number)?)\s*[:#]?\s*)(?=[A-Z-]*\d)[A-Z\d][A-Z\d-]{3,}/gi, 'ID'],
+  // (The cue is matched first and the identifier captured as `phi`: a look-behind here would be tried at every position.)
+  [/\b(?:mrn|medical record(?: number| no\.?| #)?|record #|acct|account(?: number| no\.?| #)?|member id|policy(?: number| no\.?)?|plan id|beneficiary(?: id| number)?|license(?: number| no\.?| #)?|licence(?: number| no\.?)?|dl(?: #| no\.?)?|npi|dea|vin|serial(?: number| no\.?| #)?|device id|plate(?: number)?|id(?: number| no\.?| #)|patient id|ssn|social security(?: number)?)\s*[:#]?\s*(?<phi>(?=[A-Z-]*\d)[A-Z\d][A-Z\d-]{3,})/dgi, 'ID'],
   [/\b(?=[A-Z\d-]*\d)(?=[A-Z\d-]*[A-Z])[A-Z][A-Z\d-]{4,}\b/g, 'ID'], // H12345678, HCS843-style codes
   [/(?<![\d.,])\d{6,}(?![\d.,])/g, 'ID'], // long bare numbers
   // Synthea-style names carry digits: Bob965, Keeling57.
@@ -106,18 +136,84 @@ function findOrganizations(text: string): PhiSpan[] {
   return out;
 }
 
+const AGE_TOKEN = /^(?:\d{2,3}|y|o|yo|yrs?|years?|old|year-old|ninety[\w-]*|one|hundred|and|-|\/|\.)$/i;
+
+/**
+ * The tagger's spans, held to what it is good at: a name or place must hold
+ * a word that is not an ordinary English or clinical word, or a first name
+ * (a capitalised "Case" at the start of a line is not a name); an age keeps
+ * only its age words ("94 y/o", not "94 y/o retired").
+ */
+function learnedSpans(text: string): PhiSpan[] {
+  const out: PhiSpan[] = [];
+  for (const span of taggedSpans(tagger(), text)) {
+    const words = text.slice(span.start, span.end).match(/[\p{L}][\p{L}'’-]*|\d+/gu) ?? [];
+    if (span.type === 'AGE') {
+      // Only ages over 89 are identifiers: the span must start with one (in digits or words) and not be a measurement.
+      const pieces = [...text.slice(span.start, span.end).matchAll(/\d+|[\p{L}-]+|\S/gu)];
+      let end = span.start;
+      for (const p of pieces) {
+        if (!AGE_TOKEN.test(p[0])) break;
+        if (!/^(?:and|-|\/|\.)$/i.test(p[0])) end = span.start + p.index + p[0].length;
+      }
+      const age = text.slice(span.start, end);
+      const number = /^\d+/.exec(age)?.[0];
+      const over89 = number ? Number(number) >= 90 && Number(number) <= 124 : /^(?:ninety|one hundred)/i.test(age);
+      if (end > span.start && over89 && !/^\s*(?:%|mg|kg|lbs?|bpm|mmhg|\/|\.\d|°)/i.test(text.slice(end, end + 6))) out.push({ start: span.start, end, type: 'AGE' });
+      continue;
+    }
+    // One word must be unusual — letters, not a number (vitals and labs are numbers beside abbreviations); a lone
+    // capitalised English word ("Case", "Spoke") is not enough, even if someone is named so.
+    const unusual = (w: string) => /^\p{L}{2,}/u.test(w) && !/^[A-Z]{2,3}$/.test(w) && !ordinary(w.toLowerCase());
+    if (!words.some(unusual) && !(words.length > 1 && words.some((w) => isFirstName(w.toLowerCase())))) continue;
+    let { start, end } = span;
+    if (span.type === 'NAME') {
+      // Greetings and relation words at the edges are not part of the name: "Dear Yael", "Grandson Efua".
+      const pieces = [...text.slice(start, end).matchAll(/[\p{L}][\p{L}'’.-]*|\d+/gu)];
+      const keep = (w: string) => unusual(w) || isFirstName(w.toLowerCase()) || /^\p{Lu}\.?$/u.test(w);
+      const first = pieces.findIndex((p) => keep(p[0]));
+      const last = pieces.length - 1 - [...pieces].reverse().findIndex((p) => keep(p[0]));
+      if (first < 0) continue;
+      start = span.start + pieces[first]!.index;
+      end = span.start + pieces[last]!.index + pieces[last]![0].length;
+    }
+    out.push({ start, end, type: span.type === 'NAME' ? 'NAME' : 'LOCATION' });
+  }
+  return out;
+}
+
+const EMAIL_LOCAL = /[\p{L}\d._%+-]/u;
+const EMAIL_DOMAIN = /^[\p{L}\d.-]+\.[a-z]{2,}/iu;
+
+/** E-mail addresses: from each @, the local part back and the domain forward (what /[local]+@[domain]+\.[a-z]{2,}/ matches). */
+function findEmails(text: string): PhiSpan[] {
+  const out: PhiSpan[] = [];
+  for (let at = text.indexOf('@'); at !== -1; at = text.indexOf('@', at + 1)) {
+    let start = at;
+    while (start > 0 && EMAIL_LOCAL.test(text[start - 1]!)) start--;
+    const domain = EMAIL_DOMAIN.exec(text.slice(at + 1, at + 256));
+    if (start < at && domain) out.push({ start, end: at + 1 + domain[0].length, type: 'EMAIL' });
+  }
+  return out;
+}
+
 /** Finds possible PHI in free text; spans are sorted, merged and non-overlapping. */
 export function findPhi(text: string): PhiSpan[] {
   const spans: PhiSpan[] = [];
+  spans.push(...findEmails(text));
   for (const [pattern, type] of PATTERNS) {
     for (const m of text.matchAll(pattern)) {
       if (type === 'PHONE' && !plausiblePhone(m[0].trim(), text.slice(Math.max(0, m.index - 24), m.index))) continue;
-      spans.push({ start: m.index, end: m.index + m[0].trimEnd().length, type });
+      // A pattern with a `phi` group marks only that group (its cue words are not PHI).
+      const group = m.indices?.groups?.phi;
+      if (group) spans.push({ start: group[0], end: group[1], type });
+      else spans.push({ start: m.index, end: m.index + m[0].trimEnd().length, type });
     }
   }
-  for (const m of text.matchAll(countryNames())) spans.push({ start: m.index, end: m.index + m[0].length, type: 'LOCATION' });
+  for (const c of findCountryNames(text)) spans.push({ ...c, type: 'LOCATION' });
   spans.push(...findNames(text));
   spans.push(...findOrganizations(text));
+  if (taggerOn) spans.push(...learnedSpans(text));
   spans.push(...findZips(text, spans));
   return merge(text, spans.filter((span) => !isClinicalCode(text, span)));
 }
@@ -155,9 +251,16 @@ interface Token { text: string; lower: string; start: number; end: number; capit
 type Why = 'cue' | 'first' | 'unknown';
 
 /** A word's parts (I've → i, ve; E-mail → e, mail) are all ordinary words. */
+const ordinaryCache = new Map<string, boolean>();
 function ordinary(lower: string): boolean {
-  const parts = lower.replace(/'s$/, '').split(/['-]/).filter(Boolean);
-  return parts.length > 0 && parts.every((p) => FUNCTION_WORDS.has(p) || isCommonWord(p) || CLINICAL_TERMS.has(p) || p.length === 1 || /^(?:ve|ll|re|m|d|t|s)$/.test(p));
+  let known = ordinaryCache.get(lower);
+  if (known === undefined) {
+    const parts = lower.replace(/'s$/, '').split(/['-]/).filter(Boolean);
+    known = parts.length > 0 && parts.every((p) => FUNCTION_WORDS.has(p) || isCommonWord(p) || CLINICAL_TERMS.has(p) || p.length === 1 || /^(?:ve|ll|re|m|d|t|s)$/.test(p));
+    if (ordinaryCache.size >= 50_000) ordinaryCache.clear();
+    ordinaryCache.set(lower, known);
+  }
+  return known;
 }
 
 const isInitial = (t: Token) => /^\p{Lu}$/u.test(t.text);
@@ -171,6 +274,8 @@ function findNames(text: string): PhiSpan[] {
     const raw = m[0].replace(/-+$/, '');
     return { text: raw, lower: raw.toLowerCase().replace(/[’]/g, "'"), start: m.index, end: m.index + raw.length, capital: /^\p{Lu}/u.test(raw) };
   });
+  // Only spaces (no line breaks) join the words of one name.
+  const joined = (x: Token, y: Token) => /^(?: {1,2}|\. | ?- ?)$/.test(text.slice(x.end, y.start));
   const why = new Array<Why | undefined>(tokens.length).fill(undefined);
   const kind = new Array<PhiType>(tokens.length).fill('NAME');
 
@@ -189,7 +294,14 @@ function findNames(text: string): PhiSpan[] {
       return;
     }
     if (/^[A-Z]{2,5}$/.test(t.text)) return; // abbreviations: COPD, EKG, CO (states are handled with addresses)
-    if (isFirstName(t.lower)) { why[i] = 'first'; return; }
+    if (isFirstName(t.lower)) {
+      // At the start of a line (a heading: "Case management") a first name that is also a word needs a surname after it.
+      const startOfSentence = !prev || /\n/.test(text.slice(prev.end, t.start));
+      const next = tokens[i + 1];
+      if (startOfSentence && ordinary(t.lower) && !(next?.capital && joined(t, next))) return;
+      why[i] = 'first';
+      return;
+    }
     if (t.text.length > 1 && !ordinary(t.lower)) {
       why[i] = 'unknown';
       if (LOCATION_CUE_BEFORE.test(before)) kind[i] = 'LOCATION';
@@ -198,8 +310,6 @@ function findNames(text: string): PhiSpan[] {
     if (NAME_CUE_BEFORE.test(before) && i + 1 < tokens.length && tokens[i + 1]!.capital) why[i] = 'cue';
   });
 
-  // Only spaces (no line breaks) join the words of one name.
-  const joined = (x: Token, y: Token) => /^(?: {1,2}|\. | ?- ?)$/.test(text.slice(x.end, y.start));
   const out: PhiSpan[] = [];
   for (let i = 0; i < tokens.length; i++) {
     if (!why[i]) continue;
@@ -208,7 +318,7 @@ function findNames(text: string): PhiSpan[] {
     // Left: initials, other flagged words, short place particles (San, Los, El, St), and one given name
     // in front of an unknown surname (Maha Cazares, Tosh Olsen).
     let given = 0;
-    while (a > 0 && joined(tokens[a - 1]!, tokens[a]!) && tokens[a - 1]!.capital && !FUNCTION_WORDS.has(tokens[a - 1]!.lower) && !TITLE.test(tokens[a - 1]!.text)
+    while (a > 0 && joined(tokens[a - 1]!, tokens[a]!) && tokens[a - 1]!.capital && !FUNCTION_WORDS.has(tokens[a - 1]!.lower) && !TITLE.test(tokens[a - 1]!.text) && !RELATION.test(tokens[a - 1]!.text)
       && !CLINICAL_TERMS.has(tokens[a - 1]!.lower) && !/^[A-Z]{2,5}$/.test(tokens[a - 1]!.text)) {
       if (why[a - 1] || isInitial(tokens[a - 1]!) || tokens[a - 1]!.text.length <= 3) a--;
       else if (why[a] === 'unknown' && given++ === 0) a--;
@@ -276,12 +386,7 @@ function findZips(text: string, found: PhiSpan[]): PhiSpan[] {
     const usShape = /^\d{5}(?:-\d{4})?$/.test(m[0]);
     if ((usShape && state && US_STATES.has(state[1]!)) || /\b(?:zip|postcode|postal code)(?: code)?:?\s*$/i.test(before) || near) out.push({ start: m.index, end: m.index + m[0].length, type: 'ZIP' });
   }
-  // The state code inside an address goes with it.
-  for (const m of text.matchAll(/,\s*([A-Z]{2})\b(?=(\s*,?\s*\d{5})|\s*\n|\s*$)/g)) {
-    // MD, DO, PA after a name are credentials, not Maryland or Pennsylvania, unless a ZIP follows.
-    const credential = /^(?:MD|DO|PA|NP|RN)$/.test(m[1]!) && !m[2];
-    if (US_STATES.has(m[1]!) && !credential) out.push({ start: m.index + m[0].length - 2, end: m.index + m[0].length, type: 'LOCATION' });
-  }
+  // A state is not a Safe Harbor identifier (only units smaller than a state are): state codes stay.
   return out;
 }
 
