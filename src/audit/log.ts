@@ -31,6 +31,20 @@ export function auditFiles(dir: string): string[] {
 }
 
 /**
+ * The hash chains under a directory: the directory itself when it holds audit
+ * files, else each worker-N segment of a gateway with several workers.
+ */
+export function auditChains(dir: string): Array<{ dir: string; files: string[] }> {
+  const own = auditFiles(dir);
+  if (own.length > 0) return [{ dir, files: own }];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && /^worker-\d+$/.test(e.name))
+    .sort((a, b) => Number(a.name.slice(7)) - Number(b.name.slice(7)))
+    .map((e) => ({ dir: join(dir, e.name), files: auditFiles(join(dir, e.name)) }))
+    .filter((c) => c.files.length > 0);
+}
+
+/**
  * Append-only, hash-chained, group-committed audit log. `append` resolves only
  * once the record is on disk; concurrent appends share one write and one
  * fdatasync. Any write failure breaks the log for good (fail closed): every

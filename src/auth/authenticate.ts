@@ -8,7 +8,7 @@ import type { IssuerConfig } from '../config/schema.js';
 import { peerName, thumbprintsEqual, type PeerIdentity } from '../tls/peer.js';
 import { jwksFor } from './jwks.js';
 import { TokenCache } from './token-cache.js';
-import { ReplayCache } from './replay-cache.js';
+import { ReplayCache, type ReplayStore } from './replay-cache.js';
 import { Introspector } from './introspection.js';
 import type { Principal } from './principal.js';
 
@@ -34,12 +34,13 @@ interface TrustedIssuer { config: IssuerConfig; keys?: JWTVerifyGetKey }
 export class Authenticator {
   private readonly issuers = new Map<string, TrustedIssuer>();
   private readonly cache = new TokenCache();
-  private readonly replays = new ReplayCache();
+  private readonly replays: ReplayStore;
 
   /** The one issuer of opaque tokens, when one is configured. */
   private readonly introspection?: { config: IssuerConfig; introspector: Introspector };
 
-  constructor(configs: IssuerConfig[]) {
+  constructor(configs: IssuerConfig[], replays: ReplayStore = new ReplayCache()) {
+    this.replays = replays;
     for (const config of configs) {
       this.issuers.set(config.issuer, { config, ...(config.jwks ? { keys: jwksFor(config.jwks) } : {}) });
       if (config.introspection) this.introspection = { config, introspector: new Introspector(config, config.introspection) };
@@ -59,7 +60,7 @@ export class Authenticator {
       : this.cachedClaims(token!) ?? await this.verify(token!);
     if (config.replayProtection && opaque === undefined) {
       // Every use counts, whether or not the signature check was cached.
-      this.replays.claim(config.issuer, payload.jti!, (payload.exp! + config.clockSkewSeconds) * 1000);
+      await this.replays.claim(config.issuer, payload.jti!, (payload.exp! + config.clockSkewSeconds) * 1000);
     }
 
     const bound = boundThumbprint(payload);

@@ -6,7 +6,13 @@ import { CdsError } from '../errors.js';
  * entries it refuses new tokens (503) rather than forget one and let a replay
  * through. One per gateway process; see the README for running several.
  */
-export class ReplayCache {
+/** Where jti values are claimed: this process's cache, or (several gateway workers) the primary's, over IPC. */
+export interface ReplayStore {
+  /** Records (issuer, jti) until `expiresAtMs`; throws (or rejects) if it was already there. */
+  claim(issuer: string, jti: string, expiresAtMs: number): void | Promise<void>;
+}
+
+export class ReplayCache implements ReplayStore {
   private readonly seen = new Map<string, number>();
   private nextSweep = 0;
 

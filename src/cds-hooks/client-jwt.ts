@@ -4,7 +4,7 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import type { CdsClientConfig } from '../config/schema.js';
 import { CdsError } from '../errors.js';
 import { jwksFor } from '../auth/jwks.js';
-import { ReplayCache } from '../auth/replay-cache.js';
+import { ReplayCache, type ReplayStore } from '../auth/replay-cache.js';
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 
@@ -30,9 +30,7 @@ interface TrustedClient { config: CdsClientConfig; keys: JWTVerifyGetKey; jku: M
  */
 export class CdsClientAuthenticator {
   private readonly clients = new Map<string, TrustedClient>();
-  private readonly replays = new ReplayCache();
-
-  constructor(configs: CdsClientConfig[]) {
+  constructor(configs: CdsClientConfig[], private readonly replays: ReplayStore = new ReplayCache()) {
     for (const config of configs) {
       const dispatcher = config.jkuCa ? new Agent({ connect: { ca: readFileSync(config.jkuCa) } }) : undefined;
       const jku = new Map(config.jkuAllowList.map((url) => [url, createRemoteJWKSet(new URL(url), {
@@ -87,7 +85,7 @@ export class CdsClientAuthenticator {
     if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) throw refuse('token "jti" must be a string of 1 to 256 characters');
     const tenant = typeof payload.tenant === 'string' ? payload.tenant : undefined;
     if (config.tenant !== undefined && tenant !== config.tenant) throw refuse('token "tenant" is not the one configured for this CDS client');
-    this.replays.claim(config.issuer, payload.jti, (payload.exp! + config.clockSkewSeconds) * 1000);
+    await this.replays.claim(config.issuer, payload.jti, (payload.exp! + config.clockSkewSeconds) * 1000);
     return { issuer: config.issuer, ...(tenant ? { tenant } : {}), tokenId: payload.jti };
   }
 }

@@ -15,6 +15,7 @@ import { peerName } from '../tls/peer.js';
 import { grantedAlternative, parseScope } from '../auth/smart-scopes.js';
 import { appendOrRefuse } from '../gateway/pipeline.js';
 import { CdsClientAuthenticator, type CdsCaller } from './client-jwt.js';
+import type { ReplayStore } from '../auth/replay-cache.js';
 import { parseFeedback, parseHookRequest, type HookRequest } from './hook-request.js';
 import { fhirFetcher, renderTemplate, type FhirFetcher } from './prefetch.js';
 import { featureRow, observationsIn } from './observations.js';
@@ -29,6 +30,8 @@ export interface CdsHooksDeps {
   log: Logger;
   /** The public base URL (config, or https://localhost:<REST port> in development), known once the door listens. */
   baseUrl: () => string;
+  /** Where the EHRs' jti values are claimed (shared by every gateway worker). */
+  replays?: ReplayStore;
 }
 
 /** What one CDS Hooks call's audit record learns as it goes. */
@@ -60,7 +63,7 @@ export class CdsHooksDoor {
   private readonly fetchers = new Map<string, FhirFetcher>();
 
   constructor(private readonly d: CdsHooksDeps) {
-    this.clients = new CdsClientAuthenticator(d.config.clients);
+    this.clients = new CdsClientAuthenticator(d.config.clients, d.replays);
     for (const c of d.config.clients) this.fetchers.set(c.issuer, fhirFetcher(c, { timeoutMs: d.config.fhirTimeoutMs, maxBytes: d.config.maxFhirResponseBytes }));
   }
 

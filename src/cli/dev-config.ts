@@ -95,6 +95,8 @@ export interface DevGatewayOptions {
   nodes: Array<{ index: number; grpcPort: number }>;
   ports?: { rest: number; grpc: number; admin: number };
   healthIntervalMs?: number;
+  /** Gateway worker processes (default 1 here). */
+  workers?: number;
 }
 
 export const DEV_POLICY: Record<string, string[]> = {
@@ -107,6 +109,8 @@ export function devGatewayConfig(o: DevGatewayOptions): Record<string, unknown> 
   const ports = o.ports ?? { rest: 0, grpc: 0, admin: 0 };
   return {
     gateway: {
+      // One process in development and tests (one audit chain to read); production configs default to one worker per core.
+      workers: o.workers ?? 1,
       rest: { host: '127.0.0.1', port: ports.rest },
       grpc: { host: '127.0.0.1', port: ports.grpc },
       admin: { host: '127.0.0.1', port: ports.admin },

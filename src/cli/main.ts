@@ -150,9 +150,15 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'gateway': {
       const config = loadGatewayConfig(configFlag(args, 'gateway'));
-      const log = createLogger('cdsgate-gateway', config.logging.level);
+      const { gatewayWorkerIndex, runGatewayWorker, startGatewayPrimary } = await import('../gateway/workers.js');
+      const worker = gatewayWorkerIndex();
+      const log = createLogger('cdsgate-gateway', config.logging.level, worker === undefined ? {} : { worker });
+      if (worker !== undefined) {
+        await runGatewayWorker(config, log, worker);
+        return;
+      }
       const { startGateway } = await import('../gateway/server.js');
-      const gateway = await startGateway(config, log);
+      const gateway = config.gateway.workers > 1 ? await startGatewayPrimary(config, log) : await startGateway(config, log);
       log.info({ ports: gateway.ports }, 'gateway ready');
       onShutdown(log, () => gateway.close());
       return;
@@ -248,25 +254,38 @@ async function main(argv: string[]): Promise<void> {
       });
       if (values.help || !action || action === '--help') return void process.stdout.write(`${HELP.audit}\n`);
       const { statSync, readFileSync } = await import('node:fs');
-      const { auditFiles } = await import('../audit/log.js');
-      const files = positionals.flatMap((p) => (statSync(p).isDirectory() ? auditFiles(p) : [p]));
+      const { auditChains } = await import('../audit/log.js');
+      // A DIR is one chain, or (a gateway with several workers) one chain per worker-N segment.
+      const chains = positionals.flatMap((p): Array<{ dir: string | undefined; files: string[] }> => (statSync(p).isDirectory() ? auditChains(p) : [{ dir: undefined, files: [p] }]));
+      const files = chains.flatMap((c) => c.files);
       if (files.length === 0) fail(`audit ${action}: no audit files given\n\n${HELP.audit}`, 2);
       if (action === 'verify') {
         const { verifyAuditLog } = await import('../audit/verify.js');
         const { loadVerifyKey } = await import('../audit/chain.js');
-        const report = verifyAuditLog(files, {
-          ...(values['public-key'] ? { publicKey: loadVerifyKey(readFileSync(values['public-key'])) } : {}),
-          ...(values.heads ? { headsFile: values.heads } : {}),
-        });
-        for (const w of report.warnings) process.stdout.write(`warning: ${w}\n`);
-        if (!report.ok) fail(`audit log does NOT verify: ${report.problem}`, 1);
-        process.stdout.write(`audit log verifies: ${report.records} records (0–${report.lastSeq}) in ${files.length} file(s), ${report.checkpoints} signed checkpoint(s), ${report.unsignedTail} record(s) after the last one\n`);
+        const { join } = await import('node:path');
+        const { existsSync } = await import('node:fs');
+        let bad = false;
+        for (const chain of chains) {
+          const heads = values.heads ?? (chain.dir && chains.length > 1 && existsSync(join(chain.dir, 'heads.jsonl')) ? join(chain.dir, 'heads.jsonl') : undefined);
+          const report = verifyAuditLog(chain.files, {
+            ...(values['public-key'] ? { publicKey: loadVerifyKey(readFileSync(values['public-key'])) } : {}),
+            ...(heads ? { headsFile: heads } : {}),
+          });
+          const name = chains.length > 1 ? `${chain.dir ?? chain.files[0]}: ` : '';
+          for (const w of report.warnings) process.stdout.write(`${name}warning: ${w}\n`);
+          if (!report.ok) { process.stderr.write(`cdsgate: ${name}audit log does NOT verify: ${report.problem}\n`); bad = true; continue; }
+          process.stdout.write(`${name}audit log verifies: ${report.records} records (0–${report.lastSeq}) in ${chain.files.length} file(s), ${report.checkpoints} signed checkpoint(s), ${report.unsignedTail} record(s) after the last one\n`);
+        }
+        if (bad) process.exit(1);
         return;
       }
       if (action === 'export') {
         if (values.format !== 'fhir') fail('audit export: only --format fhir is supported', 2);
         const { exportAuditEvents } = await import('../audit/fhir-export.js');
-        for (const event of exportAuditEvents(files)) process.stdout.write(`${JSON.stringify(event)}\n`);
+        // Workers' segments interleave in time: one stream, oldest first.
+        const events = chains.flatMap((c) => [...exportAuditEvents(c.files)]);
+        if (chains.length > 1) events.sort((a, b) => String((a as { recorded?: string }).recorded).localeCompare(String((b as { recorded?: string }).recorded)));
+        for (const event of events) process.stdout.write(`${JSON.stringify(event)}\n`);
         return;
       }
       fail(`audit: unknown action "${action}"\n\n${HELP.audit}`, 2);

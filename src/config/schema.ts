@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DATATYPES } from '../tensor/datatypes.js';
@@ -296,6 +297,13 @@ function schemas(baseDir: string) {
   const gateway = z.strictObject({
     gateway: z.strictObject({
       name: z.string().min(1).default('cdsgate'),
+      /**
+       * Gateway processes serving the same ports (node:cluster), each with its
+       * own event loop and audit chain segment (audit.dir/worker-N). Default:
+       * one per core. The jti replay cache is shared through the primary;
+       * admission limits, breakers and health checks are per worker.
+       */
+      workers: z.number().int().min(1).max(256).default(availableParallelism()),
       rest: listener('127.0.0.1').extend({ bodyLimitBytes: z.number().int().positive().default(8 * 1024 * 1024), ...restLimits }),
       grpc: listener('127.0.0.1').extend({
         maxMessageBytes: z.number().int().positive().default(8 * 1024 * 1024),

@@ -13,7 +13,8 @@ import { hardenGrpcServer, tolerantDefinition } from '../kserve/grpc-server.js';
 import { inferenceServiceDefinition } from '../kserve/service.js';
 import { startAdminServer } from '../metrics/admin-server.js';
 import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
-import { Gauge } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import type { ReplayStore } from '../auth/replay-cache.js';
 import type { Logger } from '../phi/logger.js';
 import { Router, grpcNodeClients } from '../routing/router.js';
 import { MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
@@ -28,12 +29,29 @@ import { warmRedactor } from '../phi/lexicon.js';
 
 export interface RunningGateway {
   ports: { rest: number; grpc: number; admin: number };
+  /** What the admin port's /status says (nodes, readiness, audit). */
+  status(): unknown;
   close(): Promise<void>;
 }
 
-export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
+/** How a gateway worker differs from a gateway that runs alone (gateway/workers.ts). */
+export interface GatewayProcessOptions {
+  /** Its own audit chain segment. */
+  auditDir?: string;
+  /** Names the segment's genesis record (gateway#N). */
+  workerIndex?: number;
+  /** The primary serves the admin port for every worker. */
+  admin?: boolean;
+  /** The primary's jti cache, so a token is used once across every worker. */
+  replays?: ReplayStore;
+  /** Called with the gateway's metric registry (workers hand it to prom-client's cluster aggregation). */
+  registry?: (registry: Registry) => void;
+}
+
+export async function startGateway(config: GatewayConfig, log: Logger, options: GatewayProcessOptions = {}): Promise<RunningGateway> {
   const gw = config.gateway;
   const metrics = createGatewayMetrics();
+  options.registry?.(metrics.registry);
   const routes = compileRoutes(config);
   const router = new Router(
     config,
@@ -55,9 +73,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   await warmRedactor(); // the redactor's word lists and tagger, before the first request needs them
   const pseudonymizer = Pseudonymizer.load(config.phi.pseudonymKey, config.phi.pseudonymKey.keyId);
   const audit = await AuditLog.open({
-    dir: config.audit.dir,
+    dir: options.auditDir ?? config.audit.dir,
     signingKey: loadSigningKey(readFileSync(config.audit.signingKey)),
-    gateway: gw.name,
+    gateway: options.workerIndex === undefined ? gw.name : `${gw.name}#${options.workerIndex}`,
     checkpointIntervalMs: config.audit.checkpointIntervalMs,
     rotateBytes: config.audit.rotateBytes,
     rotateDaily: config.audit.rotateDaily,
@@ -65,7 +83,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     log,
   });
   await router.start();
-  const pipeline = new Pipeline({ config, routes, authenticator: new Authenticator(config.auth.issuers), router, audit, pseudonymizer, metrics, log });
+  const pipeline = new Pipeline({ config, routes, authenticator: new Authenticator(config.auth.issuers, options.replays), router, audit, pseudonymizer, metrics, log });
   pipeline.warmUp();
   const observe = requestObserver(log, metrics, (model) => Object.hasOwn(config.models, model));
   const tls = readServerTls(gw.tls);
@@ -103,7 +121,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   if (config.cdsHooks) {
     const cds = config.cdsHooks;
     const door = new CdsHooksDoor({
-      config: cds, router, audit, pseudonymizer, metrics, log,
+      config: cds, router, audit, pseudonymizer, metrics, log, ...(options.replays ? { replays: options.replays } : {}),
       baseUrl: () => (cds.baseUrl ?? `https://localhost:${(rest.server.address() as AddressInfo).port}`).replace(/\/+$/, ''),
     });
     registerCdsHooksRoutes(rest, door, { context: restContext, finished: (ctx, route, status, model, error) => observe(ctx, route, String(status), model, error) });
@@ -130,21 +148,24 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   // A changed CRL applies to the next handshake on both doors, without a restart.
   const stopWatchingCrl = reloadOnRevocation(gw.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh)], log);
 
-  const admin = await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, () => ({ ready: router.ready() && audit.healthy, audit: audit.healthy ? 'ok' : 'failed', ...router.status() }));
-  const ports = { rest: (rest.server.address() as AddressInfo).port, grpc: grpcPort, admin: admin.port };
+  const status = () => ({ ready: router.ready() && audit.healthy, audit: audit.healthy ? 'ok' : 'failed', ...router.status() });
+  const admin = options.admin === false ? undefined : await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, status);
+  const ports = { rest: (rest.server.address() as AddressInfo).port, grpc: grpcPort, admin: admin?.port ?? 0 };
 
   for (const [name, help, read] of [
     ['cdsgate_node_in_flight', 'Requests in flight per node', (n: { inFlight: number }) => n.inFlight],
     ['cdsgate_node_latency_ms', 'Recent latency of successful calls per node (EWMA, ms)', (n: { latencyMs: number | null }) => n.latencyMs ?? 0],
   ] as const) {
     new Gauge({
-      name, help, labelNames: ['node'], registers: [metrics.registry],
+      // Several workers: in-flight requests add up; latencies are averaged.
+      name, help, labelNames: ['node'], registers: [metrics.registry], aggregator: name === 'cdsgate_node_in_flight' ? 'sum' : 'average',
       collect() { for (const n of router.status().nodes) this.set({ node: n.node }, read(n as never)); },
     });
   }
 
   return {
     ports,
+    status,
     /**
      * Graceful drain: report not ready, stop accepting connections, let
      * in-flight requests finish, then sign the audit log's final head.
@@ -154,7 +175,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       closing = true;
       log.info('draining: not ready, no new connections, finishing in-flight requests');
       await Promise.all([new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())), rest.close()]);
-      admin.server.close();
+      admin?.server.close();
       stopWatchingCrl();
       router.close();
       await audit.close(); // signs the final head

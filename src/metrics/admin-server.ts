@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+
+/** What /metrics serves: a prom-client Registry, or the aggregate of several gateway workers'. */
+export interface MetricsSource { metrics(): Promise<string>; contentType: string }
 
 /**
  * Plain HTTP admin listener for Prometheus and operators. It carries no
@@ -8,7 +10,7 @@ import type { Registry } from 'prom-client';
  */
 export type AdminAction = (query: URLSearchParams) => unknown;
 
-export async function startAdminServer(host: string, port: number, registry: Registry, status: () => unknown, actions: Record<string, AdminAction> = {}): Promise<{ server: Server; port: number }> {
+export async function startAdminServer(host: string, port: number, registry: MetricsSource, status: () => unknown, actions: Record<string, AdminAction> = {}): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
@@ -23,7 +25,10 @@ export async function startAdminServer(host: string, port: number, registry: Reg
         () => res.writeHead(500).end(),
       );
     } else if (req.method === 'GET' && path === '/status') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(status()));
+      Promise.resolve(status()).then(
+        (body) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
+        () => res.writeHead(500).end(),
+      );
     } else {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
     }

@@ -6,7 +6,7 @@ const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, o
 export function createGatewayMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'cdsgate_process_' });
-  const breakerState = new Gauge({ name: 'cdsgate_node_breaker_state', help: 'Circuit breaker per node: 0 closed, 1 half-open, 2 open', labelNames: ['node'], registers: [registry] });
+  const breakerState = new Gauge({ name: 'cdsgate_node_breaker_state', help: 'Circuit breaker per node: 0 closed, 1 half-open, 2 open', labelNames: ['node'], registers: [registry], aggregator: 'max' }); // several workers: the worst breaker
   return {
     registry,
     requests: new Counter({ name: 'cdsgate_requests_total', help: 'Requests by route, model, door and status', labelNames: ['route', 'model', 'door', 'status'], registers: [registry] }),
@@ -15,7 +15,7 @@ export function createGatewayMetrics() {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry],
     }),
     handshakeFailures: new Counter({ name: 'cdsgate_tls_handshake_failures_total', help: 'Failed TLS handshakes by door and reason', labelNames: ['door', 'reason'], registers: [registry] }),
-    nodeReady: new Gauge({ name: 'cdsgate_node_ready', help: 'Node passes health checks (1) or not (0)', labelNames: ['node'], registers: [registry] }),
+    nodeReady: new Gauge({ name: 'cdsgate_node_ready', help: 'Node passes health checks (1) or not (0)', labelNames: ['node'], registers: [registry], aggregator: 'min' }), // several workers: ready in all
     emergencyAccess: new Counter({ name: 'cdsgate_emergency_access_total', help: 'Requests with purpose BTG or ETREAT, by model and kind', labelNames: ['model', 'kind'], registers: [registry] }),
     auditFailures: new Counter({ name: 'cdsgate_audit_write_failures_total', help: 'Requests refused because their audit record could not be written', registers: [registry] }),
     shed: new Counter({ name: 'cdsgate_shed_total', help: 'Requests refused at once to protect the gateway', labelNames: ['reason'], registers: [registry] }),
