@@ -16,9 +16,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { cpus } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../src/auth/dev-issuer.js';
@@ -31,6 +31,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '1,32' }, tokens: { type: 'string', default: '1' },
     only: { type: 'string' },
+    /** Gateway worker processes for the extra "N workers" row (0: no such row). */
+    workers: { type: 'string', default: String(availableParallelism()) },
   },
 });
 const rounds = Number(values.rounds), seconds = Number(values.seconds), tokenCount = Number(values.tokens);
@@ -47,11 +49,20 @@ const freePort = () => new Promise<number>((resolve) => {
   const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)); });
 });
 
-/** CPU time of a process so far, in microseconds (user + system, from /proc). */
+/** CPU time of a process and its live children (gateway workers) so far, in microseconds (user + system, from /proc). */
 function cpuMicros(pid: number | undefined): number {
   if (!pid) return NaN;
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * (1_000_000 / 100); // utime, stime in clock ticks (USER_HZ = 100)
+  const stat = (p: number | string) => readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const own = stat(pid);
+  let ticks = Number(own[11]) + Number(own[12]); // utime, stime in clock ticks (USER_HZ = 100)
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const f = stat(entry);
+      if (Number(f[1]) === pid) ticks += Number(f[11]) + Number(f[12]); // ppid
+    } catch { /* gone */ }
+  }
+  return ticks * (1_000_000 / 100);
 }
 
 const cluster = await startCluster({ nodes: 1 });
@@ -59,7 +70,16 @@ const node = cluster.nodes[0]!;
 const d = cluster.dir;
 let haproxy: ChildProcess | undefined;
 let noFsync: Proc | undefined;
+let multi: Proc | undefined;
+const workerCount = Number(values.workers);
 try {
+  if (workerCount > 1) {
+    // cdsgate with several worker processes on one port (gateway.workers), over the same node.
+    const config = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
+    config.gateway = { ...config.gateway, workers: workerCount };
+    config.audit = { ...config.audit, dir: join(d, 'audit-workers') };
+    multi = await startProcess('gateway', config, d, 'gateway-workers');
+  }
   // cdsgate without fsync: a second gateway over the same node.
   const config = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
   config.audit = { ...config.audit, dir: join(d, 'audit-nofsync'), fsync: false };
@@ -119,6 +139,7 @@ try {
     { name: 'HAProxy → node REST', kind: 'rest', pids: [haproxy.pid, node.child.pid], proxyPid: haproxy.pid, run: (r, c) => measure('HAProxy → node REST', r, rest(haproxyPort, cluster.pki.apps.ehr, true), seconds, c) },
     { name: 'cdsgate REST (audit fsync)', kind: 'rest', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c) => measure('cdsgate REST (audit fsync)', r, rest(cluster.gateway.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) },
     { name: 'cdsgate REST (no fsync)', kind: 'rest', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c) => measure('cdsgate REST (no fsync)', r, rest(noFsync!.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) },
+    ...(multi ? [{ name: `cdsgate REST (${workerCount} workers, audit fsync)`, kind: 'rest' as const, pids: [multi.child.pid, node.child.pid], proxyPid: multi.child.pid, run: (r: number, c: number) => measure(`cdsgate REST (${workerCount} workers, audit fsync)`, r, rest(multi!.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) }] : []),
     { name: 'cdsgate gRPC (audit fsync)', kind: 'grpc', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c) => grpcLoad('cdsgate gRPC (audit fsync)', r, grpcTarget(cluster.gateway.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), seconds, c) },
     { name: 'cdsgate gRPC (no fsync)', kind: 'grpc', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c) => grpcLoad('cdsgate gRPC (no fsync)', r, grpcTarget(noFsync!.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), seconds, c) },
   ];
@@ -181,6 +202,7 @@ try {
 } finally {
   haproxy?.kill();
   if (noFsync) await stopProcess(noFsync);
+  if (multi) await stopProcess(multi);
   await cluster.stop();
 }
 

@@ -45,6 +45,9 @@ export const workerAuditDir = (config: GatewayConfig, index: number): string => 
 /** The primary: forks the workers and returns once every one of them serves. */
 export async function startGatewayPrimary(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
   const count = config.gateway.workers;
+  // The kernel hands each connection to one worker's accept (SO_REUSEADDR on one shared socket): no
+  // round trip through the primary per connection, which cost more than it balanced (load-tests/peers.ts).
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   const replays = new ReplayCache();
   const aggregator = new AggregatorRegistry();
   const workers: Worker[] = [];

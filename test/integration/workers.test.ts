@@ -22,7 +22,7 @@ const segment = (i: number) => join(cluster.secrets.auditDir, `worker-${i}`);
 const requests = (i: number) => auditRecords(segment(i)).filter((r) => r.type === 'request');
 
 describe('gateway.workers: 2', () => {
-  it('both workers serve the one port, each recording in its own audit segment', async () => {
+  it('the workers serve the one port, each recording in its own audit segment', async () => {
     const token = await cluster.token(['clinician']);
     for (let i = 0; i < 12; i++) {
       const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', {
@@ -31,10 +31,10 @@ describe('gateway.workers: 2', () => {
       });
       expect(res.status).toBe(200);
     }
-    expect(requests(0).length).toBeGreaterThan(0);
-    expect(requests(1).length).toBeGreaterThan(0);
+    // Which worker accepts a connection is the kernel's choice (one shared socket): the records add up across segments.
     expect(requests(0).length + requests(1).length).toBe(12);
     expect(auditRecords(segment(0))[0]).toMatchObject({ type: 'genesis', gateway: 'cdsgate#0' });
+    expect(auditRecords(segment(1))[0]).toMatchObject({ type: 'genesis', gateway: 'cdsgate#1' });
   });
 
   it('the admin port sums both workers\' metrics and reports each worker', async () => {
