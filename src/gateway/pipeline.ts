@@ -12,7 +12,7 @@ import type { InferRequest, InferResult, ModelMetadata, ServerMetadata } from '.
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import type { Logger } from '../phi/logger.js';
 import type { Pseudonymizer } from '../phi/pseudonym.js';
-import { describeRequest } from '../phi/request-view.js';
+import { describeRequest, fhirPatientIds } from '../phi/request-view.js';
 import { deidentifyRequest } from '../phi/deidentify.js';
 import type { Router } from '../routing/router.js';
 import { SERVER_VERSION } from '../kserve/version.js';
@@ -182,12 +182,29 @@ export class Pipeline implements KServeHandlers {
     return names;
   }
 
-  /** The values of the model's patient input in this request (none when it declares no such input or the request lacks it). */
+  /**
+   * The patients this request concerns, for SMART launch context: the values
+   * of the model's patient input, and the Patients every FHIR input is about
+   * (its Patient resources and Patient references). A FHIR element that is
+   * not a JSON object names no one it can be checked against, so it counts as
+   * "another patient" and a patient/ scope refuses it.
+   */
   private patientsOf(model: string, request: InferRequest): string[] {
-    const name = this.d.routes.get(model)?.patientInput;
-    const tensor = name === undefined ? undefined : request.inputs.find((t) => t.name === name);
-    if (!tensor) return [];
-    return Array.isArray(tensor.data) ? tensor.data.map((b) => utf8.decode(b)) : Array.from(tensor.data as ArrayLike<number | bigint>, String);
+    const route = this.d.routes.get(model);
+    const text = (t: InferRequest['inputs'][number]) => (Array.isArray(t.data) ? t.data.map((b) => utf8.decode(b)) : Array.from(t.data as ArrayLike<number | bigint>, String));
+    const patients: string[] = [];
+    const tensor = route?.patientInput === undefined ? undefined : request.inputs.find((t) => t.name === route.patientInput);
+    if (tensor) patients.push(...text(tensor));
+    for (const t of request.inputs) {
+      if (route?.phiInputs[t.name] !== 'fhir') continue;
+      for (const element of text(t)) {
+        let resource: unknown;
+        try { resource = JSON.parse(element); } catch { resource = undefined; }
+        if (resource && typeof resource === 'object' && !Array.isArray(resource)) patients.push(...fhirPatientIds(resource as Record<string, unknown>));
+        else patients.push('(unreadable FHIR)');
+      }
+    }
+    return patients;
   }
 
   /** Fetches every configured model's tensor names ahead of the first request. */

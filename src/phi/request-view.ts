@@ -93,3 +93,34 @@ export function patientIdentifiers(resource: Record<string, unknown>): string[] 
   if (mrns.length) return mrns;
   return typeof resource.id === 'string' ? [`Patient/${resource.id}`] : [];
 }
+
+/**
+ * The Patient ids a FHIR resource or Bundle is about, for SMART launch
+ * context: each Patient's id, and every reference to a Patient
+ * ("Patient/123", an absolute URL ending so, or a Bundle entry's fullUrl that
+ * is a Patient). A request allowed through a patient/ scope may concern only
+ * the token's patient.
+ */
+export function fhirPatientIds(resource: Record<string, unknown>): string[] {
+  const ids = new Set<string>();
+  const byFullUrl = new Map<string, string>();
+  if (resource.resourceType === 'Bundle' && Array.isArray(resource.entry)) {
+    for (const e of resource.entry as Array<{ fullUrl?: unknown; resource?: { resourceType?: unknown; id?: unknown } }>) {
+      if (typeof e?.fullUrl === 'string' && e.resource?.resourceType === 'Patient' && typeof e.resource.id === 'string') byFullUrl.set(e.fullUrl, e.resource.id);
+    }
+  }
+  const walk = (value: unknown, depth: number): void => {
+    if (depth > 64 || value === null || typeof value !== 'object') return;
+    if (Array.isArray(value)) { for (const v of value) walk(v, depth + 1); return; }
+    const o = value as Record<string, unknown>;
+    if (o.resourceType === 'Patient' && typeof o.id === 'string') ids.add(o.id);
+    if (typeof o.reference === 'string') {
+      const direct = /(?:^|\/)Patient\/([A-Za-z0-9.-]{1,64})(?:\/_history\/[^/]*)?$/.exec(o.reference)?.[1];
+      const viaBundle = byFullUrl.get(o.reference);
+      if (direct ?? viaBundle) ids.add((direct ?? viaBundle)!);
+    }
+    for (const v of Object.values(o)) walk(v, depth + 1);
+  };
+  walk(resource, 0);
+  return [...ids];
+}
