@@ -103,14 +103,5 @@ export function writeFile(path: string, bytes: Uint8Array | string): void {
   writeFileSync(path, bytes);
 }
 
-/** Deterministic PRNG (mulberry32): same seed, same weights, same hash. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG: same seed, same weights, same hash. */
+export { mulberry32 } from '../../src/seeded-random.js';

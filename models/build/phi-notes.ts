@@ -9,20 +9,12 @@
  * Deterministic: the same family, count and seed give the same notes.
  */
 
+import { mulberry32 } from '../../src/seeded-random.js';
+
 export interface GoldSpan { start: number; end: number; type: string }
 export interface LabelledNote { text: string; spans: GoldSpan[] }
 export type Family = 'train' | 'heldout';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Pools {
   given: string[];
@@ -167,7 +159,7 @@ const TEMPLATES: Record<Family, string[]> = {
 
 /** `count` notes of a family; spans are exactly where the slots were filled. */
 export function generateNotes(family: Family, count: number, seed: number): LabelledNote[] {
-  const random = prng(seed);
+  const random = mulberry32(seed);
   const rng: Rng = {
     next: random,
     pick: (xs) => xs[Math.floor(random() * xs.length)]!,

@@ -11,9 +11,8 @@ import type { Pseudonymizer } from '../phi/pseudonym.js';
 import { redactFhir } from '../phi/fhir-redactor.js';
 import type { Router } from '../routing/router.js';
 import type { InferRequest } from '../kserve/types.js';
-import { peerName } from '../tls/peer.js';
 import { grantedAlternative, parseScope } from '../auth/smart-scopes.js';
-import { appendOrRefuse } from '../gateway/pipeline.js';
+import { appendOrRefuse, recordBase } from '../gateway/pipeline.js';
 import { CdsClientAuthenticator, type CdsCaller } from './client-jwt.js';
 import type { ReplayStore } from '../auth/replay-cache.js';
 import { parseFeedback, parseHookRequest, type HookRequest } from './hook-request.js';
@@ -217,29 +216,20 @@ export class CdsHooksDoor {
   private entry(ctx: CallContext, route: string, draft: Draft, error: CdsError | undefined): AuditEntry {
     const caller = draft.caller;
     return {
-      type: 'request',
-      requestId: ctx.requestId,
-      ...(ctx.clientRequestId !== undefined ? { clientRequestId: this.d.pseudonymizer.pseudonym('client-request-id', ctx.clientRequestId) } : {}),
-      door: 'cds-hooks',
-      route,
-      client: ctx.peer ? { name: peerName(ctx.peer), thumbprint: ctx.peer.thumbprint } : null,
-      ...(ctx.remoteAddress ? { remoteAddress: ctx.remoteAddress } : {}),
+      ...recordBase(this.d.pseudonymizer, ctx, 'cds-hooks', route, error),
       principal: caller ? { sub: draft.user ?? '(none)', issuer: caller.issuer, ...(caller.tenant ? { clientId: caller.tenant } : {}), roles: [], tokenId: caller.tokenId } : null,
       purposeOfUse: ['TREAT'],
       emergency: false,
       model: draft.model ?? null,
       ...(draft.node ? { node: draft.node } : {}),
       ...(draft.sentTo.some((n) => n !== draft.node) ? { sentTo: draft.sentTo } : {}),
-      outcome: error ? 'failure' : 'success',
-      status: error ? error.kind : 'ok',
-      code: error ? httpStatusOf(error.kind) : 200,
-      latencyMs: Math.round((Date.now() - ctx.startedAt) * 10) / 10,
       patients: draft.patient ? [draft.patient] : [],
       ...(draft.inputDigest ? { inputDigest: draft.inputDigest } : {}),
       ...(draft.request ? { request: draft.request } : {}),
       cds: draft.cds,
     };
   }
+
 }
 
 export interface CdsHooksBinding {

@@ -25,6 +25,7 @@ import { devIssuerFiles, mintDevToken } from '../auth/dev-issuer.js';
 import { devPkiPaths } from '../tls/dev-pki.js';
 import { CUDA_PROVIDER_LIBRARIES, ortBinaryDir, resolveProvider, sessionOptions, type ResolvedProvider } from '../node/provider.js';
 import { loadRepository, type LoadedModel } from '../node/repository.js';
+import { mulberry32 } from '../seeded-random.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI_ENTRY = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -236,17 +237,6 @@ export async function createSession(model: LoadedModel, provider: ResolvedProvid
   return ort.InferenceSession.create(new Uint8Array(model.bytes).slice(), sessionOptions(provider, threads));
 }
 
-/** A deterministic generator, so two runs and two hosts check the same inputs. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The published chart example: NEWS2 10. Row 0 of every news2 batch, so each provider is also checked against the chart. */
 const CHART_ROW = [24, 93, 1, 105, 115, 0, 38.5];
@@ -323,8 +313,8 @@ async function timeBatches(session: ort.InferenceSession, model: LoadedModel, pr
   return timings;
 }
 
-/** Finds a base port with the 16 ports `cdsgate start` uses free on loopback. */
-async function freePortBase(): Promise<number> {
+/** Finds a base port with the ports `cdsgate start` uses (base … base+17) free on loopback. */
+export async function freePortBase(): Promise<number> {
   const free = (port: number) => new Promise<boolean>((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(false));
@@ -333,7 +323,7 @@ async function freePortBase(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
     let ok = true;
-    for (let p = base; p < base + 16 && ok; p++) ok = await free(p);
+    for (let p = base; p < base + 18 && ok; p++) ok = await free(p);
     if (ok) return base;
   }
   throw new Error('no 16 free consecutive ports on 127.0.0.1');

@@ -49,6 +49,23 @@ interface Draft {
   request?: unknown;
 }
 
+/** What every audit record says about the call itself, whichever door it came through: who connected, and how it ended. */
+export function recordBase(psn: Pseudonymizer, ctx: CallContext, door: string, route: string, error: CdsError | undefined) {
+  return {
+    type: 'request' as const,
+    requestId: ctx.requestId,
+    ...(ctx.clientRequestId !== undefined ? { clientRequestId: psn.pseudonym('client-request-id', ctx.clientRequestId) } : {}),
+    door,
+    route,
+    client: ctx.peer ? { name: peerName(ctx.peer), thumbprint: ctx.peer.thumbprint } : null,
+    ...(ctx.remoteAddress ? { remoteAddress: ctx.remoteAddress } : {}),
+    outcome: error ? 'failure' as const : 'success' as const,
+    status: error ? error.kind : 'ok',
+    code: error ? httpStatusOf(error.kind) : 200,
+    latencyMs: Math.round((Date.now() - ctx.startedAt) * 10) / 10,
+  };
+}
+
 /**
  * Durable before the answer: the record is on disk, or the request is refused
  * (503) and the failure counted and logged. Every door records through this.
@@ -257,13 +274,7 @@ export class Pipeline implements KServeHandlers {
   private entry(ctx: CallContext, route: string, draft: Draft, error: CdsError | undefined): AuditEntry {
     const p = draft.principal;
     return {
-      type: 'request',
-      requestId: ctx.requestId,
-      ...(ctx.clientRequestId !== undefined ? { clientRequestId: this.d.pseudonymizer.pseudonym('client-request-id', ctx.clientRequestId) } : {}),
-      door: ctx.door,
-      route,
-      client: ctx.peer ? { name: peerName(ctx.peer), thumbprint: ctx.peer.thumbprint } : null,
-      ...(ctx.remoteAddress ? { remoteAddress: ctx.remoteAddress } : {}),
+      ...recordBase(this.d.pseudonymizer, ctx, ctx.door, route, error),
       principal: p ? { sub: p.subject, issuer: p.issuer, ...(p.clientId ? { clientId: p.clientId } : {}), roles: p.roles, ...(p.tokenId ? { tokenId: p.tokenId } : {}) } : null,
       purposeOfUse: draft.decision?.purposes ?? p?.purposeOfUse ?? [],
       emergency: draft.decision?.emergency ?? false,
@@ -272,13 +283,10 @@ export class Pipeline implements KServeHandlers {
       ...(draft.node ? { node: draft.node } : {}),
       // Named when the data reached a node other than the one that answered (a retry, a hedge, or no answer at all).
       ...(draft.sentTo.some((n) => n !== draft.node) ? { sentTo: draft.sentTo } : {}),
-      outcome: error ? 'failure' : 'success',
-      status: error ? error.kind : 'ok',
-      code: error ? httpStatusOf(error.kind) : 200,
-      latencyMs: Math.round((Date.now() - ctx.startedAt) * 10) / 10,
       patients: draft.patients,
       ...(draft.inputDigest ? { inputDigest: draft.inputDigest } : {}),
       ...(draft.request ? { request: draft.request } : {}),
     };
   }
+
 }

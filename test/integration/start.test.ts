@@ -1,24 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, waitFor } from '../helpers/cluster.js';
-
-/** A base port whose next 18 ports are all free now (npm start uses base … base+17). */
-async function freePortBase(): Promise<number> {
-  const free = (port: number) => new Promise<boolean>((resolve) => {
-    const s = createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let ok = true;
-    for (let p = base; p < base + 18 && ok; p++) ok = await free(p);
-    if (ok) return base;
-  }
-  throw new Error('no free port range');
-}
+import { freePortBase } from '../../src/cli/gpu-check.js';
 
 describe('npm start', () => {
   it('prints a KServe call and a CDS Hooks call that work as printed; one Ctrl-C: every process drains once, the final audit head is signed, exit 0', async () => {
