@@ -12,7 +12,7 @@ import { redactFhir } from '../phi/fhir-redactor.js';
 import type { Router } from '../routing/router.js';
 import type { InferRequest } from '../kserve/types.js';
 import { grantedAlternative, parseScope } from '../auth/smart-scopes.js';
-import { appendOrRefuse, recordBase } from '../gateway/pipeline.js';
+import { recordBase, recorded } from '../gateway/pipeline.js';
 import { CdsClientAuthenticator, type CdsCaller } from './client-jwt.js';
 import type { ReplayStore } from '../auth/replay-cache.js';
 import { parseFeedback, parseHookRequest, type HookRequest } from './hook-request.js';
@@ -201,16 +201,7 @@ export class CdsHooksDoor {
     const draft: Draft = started ?? { sentTo: [], cds: { service: id === undefined ? '(discovery)' : this.serviceLabel(id) } };
     // A service id nobody configured is client text: the record keeps its pseudonym only.
     if (id !== undefined && draft.cds.service === UNKNOWN_SERVICE) draft.cds.service = `${UNKNOWN_SERVICE} ${this.d.pseudonymizer.pseudonym('cds-service', id)}`;
-    let result: T | undefined;
-    let error: CdsError | undefined;
-    try {
-      result = await work(draft);
-    } catch (err) {
-      error = asCdsError(err);
-    }
-    await appendOrRefuse(this.d, ctx.requestId, this.entry(ctx, route, draft, error));
-    if (error) throw error;
-    return result as T;
+    return recorded(this.d, ctx.requestId, () => work(draft), (error) => this.entry(ctx, route, draft, error));
   }
 
   private entry(ctx: CallContext, route: string, draft: Draft, error: CdsError | undefined): AuditEntry {

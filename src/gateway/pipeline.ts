@@ -81,6 +81,23 @@ export async function appendOrRefuse(d: Pick<PipelineDeps, 'audit' | 'metrics' |
 }
 
 /**
+ * Runs a request's work, then records it — success or failure — durably
+ * before the answer (or the error) goes back. Every door's work runs in here.
+ */
+export async function recorded<T>(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, work: () => Promise<T>, entry: (error: CdsError | undefined) => AuditEntry): Promise<T> {
+  let result: T | undefined;
+  let error: CdsError | undefined;
+  try {
+    result = await work();
+  } catch (err) {
+    error = asCdsError(err);
+  }
+  await appendOrRefuse(d, requestId, entry(error));
+  if (error) throw error;
+  return result as T;
+}
+
+/**
  * The request path every door runs:
  *   authenticate → authorize (roles, purpose of use, break-the-glass)
  *   → decode → describe for audit (pseudonyms, digest, redacted view)
@@ -259,16 +276,7 @@ export class Pipeline implements KServeHandlers {
   /** Runs one request's work and records it, success or failure, before answering. */
   private async audited<T>(ctx: CallContext, route: string, model: string, work: (draft: Draft) => Promise<T>): Promise<T> {
     const draft: Draft = { patients: [], sentTo: [] };
-    let result: T | undefined;
-    let error: CdsError | undefined;
-    try {
-      result = await work(draft);
-    } catch (err) {
-      error = asCdsError(err);
-    }
-    await appendOrRefuse(this.d, ctx.requestId, this.entry(ctx, route, draft, error));
-    if (error) throw error;
-    return result as T;
+    return recorded(this.d, ctx.requestId, () => work(draft), (error) => this.entry(ctx, route, draft, error));
   }
 
   private entry(ctx: CallContext, route: string, draft: Draft, error: CdsError | undefined): AuditEntry {
