@@ -71,7 +71,7 @@ verify  checks the whole hash chain, every checkpoint signature and the signed
 export  writes one FHIR R4 AuditEvent (IHE BALP shape) per request record as
         NDJSON on standard output.
 A DIR stands for its audit-NNNNNN.jsonl files, in order.`,
-  phi: `Usage: cdsgate phi redact [--fhir] [--key-file FILE --key-id ID]
+  phi: `Usage: cdsgate phi redact [--fhir] [--key-file FILE --key-id ID] [--ner DIR --ner-sha256 HEX [--ner-cased]]
 
 Reads JSON Lines on standard input and writes them de-identified:
   text  (default) each line {"id", "text"} → {"id", "text", "spans": [{"start", "end", "type"}]},
@@ -80,7 +80,10 @@ Reads JSON Lines on standard input and writes them de-identified:
         photos removed; dates to the year; ZIP to three digits; free text scrubbed).
 With --key-file (base64 HMAC key, as the gateway's) identifier values and ids become
 keyed pseudonyms; without it they are removed. A line that is not valid JSON is an
-error naming its line number.`,
+error naming its line number.
+--ner DIR adds a token-classification ONNX model's spans to the rules' and the tagger's
+(DIR/model.onnx pinned by --ner-sha256, DIR/vocab.txt WordPiece, DIR/labels.json; uncased
+unless --ner-cased). Nothing is downloaded.`,
   start: `Usage: cdsgate start [--provider auto|cuda|webgpu|cpu] [--devices 0,1]
 
 Development mode: creates the development PKI and keys if missing, starts two
@@ -293,10 +296,14 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'phi': {
       const [action, ...rest] = args;
-      const { values } = parseArgs({ args: rest, options: { fhir: { type: 'boolean' }, 'key-file': { type: 'string' }, 'key-id': { type: 'string', default: 'cli' }, help: { type: 'boolean' } } });
+      const { values } = parseArgs({ args: rest, options: { fhir: { type: 'boolean' }, 'key-file': { type: 'string' }, 'key-id': { type: 'string', default: 'cli' }, ner: { type: 'string' }, 'ner-sha256': { type: 'string' }, 'ner-cased': { type: 'boolean' }, help: { type: 'boolean' } } });
       if (values.help || action !== 'redact') return void (action === 'redact' || action === '--help' || !action ? process.stdout.write(`${HELP.phi}\n`) : fail(`phi: unknown action "${action}"\n\n${HELP.phi}`, 2));
       const { redactLines } = await import('./phi-redact.js');
-      await redactLines(process.stdin, process.stdout, { fhir: Boolean(values.fhir), keyFile: values['key-file'], keyId: values['key-id']! });
+      if (values.ner && !/^[0-9a-f]{64}$/.test(values['ner-sha256'] ?? '')) fail('phi redact: --ner needs --ner-sha256 (the SHA-256 of DIR/model.onnx, hex)', 2);
+      await redactLines(process.stdin, process.stdout, {
+        fhir: Boolean(values.fhir), keyFile: values['key-file'], keyId: values['key-id']!,
+        ...(values.ner ? { ner: { dir: values.ner, sha256: values['ner-sha256']!, lowercase: !values['ner-cased'] } } : {}),
+      });
       return;
     }
     case 'start': {

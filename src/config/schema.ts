@@ -363,6 +363,17 @@ function schemas(baseDir: string) {
         z.strictObject({ file: filePath, keyId: z.string().regex(/^[a-z0-9]{1,16}$/) }),
         z.strictObject({ env: z.string().min(1), keyId: z.string().regex(/^[a-z0-9]{1,16}$/) }),
       ]),
+      /**
+       * A token-classification ONNX model whose spans join the text redactor's
+       * (phi/onnx-ner.ts): DIR/model.onnx pinned by sha256, DIR/vocab.txt, DIR/labels.json.
+       * Used for the text inputs of the audit view and of de-identified requests.
+       */
+      ner: z.strictObject({
+        dir: filePath,
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+        lowercase: z.boolean().default(true),
+        maxLength: z.number().int().min(8).max(4096).default(512),
+      }).optional(),
     }),
     logging: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
     cdsHooks: cdsHooks.optional(),

@@ -13,6 +13,8 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import type { Logger } from '../phi/logger.js';
 import type { Pseudonymizer } from '../phi/pseudonym.js';
 import { describeRequest, fhirPatientIds } from '../phi/request-view.js';
+import type { OnnxNer } from '../phi/onnx-ner.js';
+import type { PhiSpan } from '../phi/text-redactor.js';
 import { deidentifyRequest } from '../phi/deidentify.js';
 import type { Router } from '../routing/router.js';
 import { SERVER_VERSION } from '../kserve/version.js';
@@ -34,6 +36,8 @@ export interface PipelineDeps {
   pseudonymizer: Pseudonymizer;
   metrics: GatewayMetrics;
   log: Logger;
+  /** A configured NER model for free text (phi.ner); its spans join the text redactor's. */
+  ner?: OnnxNer;
 }
 
 /** What the stages learn about one request, for its audit record. */
@@ -153,11 +157,12 @@ export class Pipeline implements KServeHandlers {
       const request = decode();
       if (draft.decision) checkLaunchPatient(draft.decision, this.patientsOf(model, request), model);
       const route = this.d.routes.get(model)!;
-      const described = describeRequest(request, route.phiInputs, this.d.pseudonymizer, await this.knownTensorNames(model));
+      const nerSpans = await this.nerSpans(request, route.phiInputs);
+      const described = describeRequest(request, route.phiInputs, this.d.pseudonymizer, await this.knownTensorNames(model), nerSpans);
       draft.patients = described.patients;
       draft.inputDigest = described.inputDigest;
       draft.request = described.view;
-      const forwarded = route.receives === 'deidentified' ? deidentifyRequest(request, route.phiInputs, this.d.pseudonymizer) : request;
+      const forwarded = route.receives === 'deidentified' ? deidentifyRequest(request, route.phiInputs, this.d.pseudonymizer, nerSpans) : request;
       const { result, node } = await this.d.router.infer(forwarded, ctx.deadline, ctx.requestId, draft.sentTo);
       ctx.trace.node = draft.node = node;
       const sha256 = result.parameters.model_sha256;
@@ -183,6 +188,21 @@ export class Pipeline implements KServeHandlers {
     } catch (err) {
       ctx.auth = { error: asCdsError(err) };
     }
+  }
+
+  /** The NER model's spans for every free-text element of the request, looked up by text (none without a model). */
+  private async nerSpans(request: InferRequest, phiInputs: Record<string, string>): Promise<(text: string) => readonly PhiSpan[]> {
+    const ner = this.d.ner;
+    if (!ner) return () => [];
+    const found = new Map<string, readonly PhiSpan[]>();
+    for (const t of request.inputs) {
+      if (phiInputs[t.name] !== 'text' || !Array.isArray(t.data)) continue;
+      for (const b of t.data) {
+        const text = utf8.decode(b);
+        if (!found.has(text)) found.set(text, await ner.spans(text));
+      }
+    }
+    return (text) => found.get(text) ?? [];
   }
 
   /**

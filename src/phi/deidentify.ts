@@ -3,7 +3,7 @@ import type { PhiClass } from '../config/schema.js';
 import type { InferRequest } from '../kserve/types.js';
 import type { Tensor } from '../tensor/datatypes.js';
 import type { Pseudonymizer } from './pseudonym.js';
-import { redactText } from './text-redactor.js';
+import { redactText, type PhiSpan } from './text-redactor.js';
 import { redactFhir } from './fhir-redactor.js';
 
 const utf8 = new TextDecoder();
@@ -16,7 +16,7 @@ const utf8Encoder = new TextEncoder();
  * they are. The result is flagged, and only flagged requests reach a
  * de-identified pool.
  */
-export function deidentifyRequest(request: InferRequest, phiInputs: Record<string, PhiClass>, psn: Pseudonymizer): InferRequest {
+export function deidentifyRequest(request: InferRequest, phiInputs: Record<string, PhiClass>, psn: Pseudonymizer, extraSpans: (text: string) => readonly PhiSpan[] = () => []): InferRequest {
   const inputs = request.inputs.map((t): Tensor => {
     const phi = phiInputs[t.name] ?? 'none';
     if (phi === 'none') return t;
@@ -25,7 +25,7 @@ export function deidentifyRequest(request: InferRequest, phiInputs: Record<strin
     }
     const transform = (s: string): string => {
       if (phi === 'identifier') return psn.pseudonym('patient', s);
-      if (phi === 'text') return redactText(s).text;
+      if (phi === 'text') return redactText(s, extraSpans(s)).text;
       try {
         return JSON.stringify(redactFhir(JSON.parse(s), { pseudonym: (kind, v) => psn.pseudonym(kind, v) }));
       } catch {

@@ -3,7 +3,7 @@ import type { InferRequest } from '../kserve/types.js';
 import type { Tensor } from '../tensor/datatypes.js';
 import { tensorToRaw } from '../tensor/raw.js';
 import type { Pseudonymizer } from './pseudonym.js';
-import { redactText } from './text-redactor.js';
+import { redactText, type PhiSpan } from './text-redactor.js';
 import { redactFhir } from './fhir-redactor.js';
 
 export interface RequestDescription {
@@ -31,7 +31,8 @@ const utf8 = new TextDecoder();
  * is recorded as it is only when the model is known to have it (`knownNames`);
  * any other name is client text and is recorded as its pseudonym.
  */
-export function describeRequest(request: InferRequest, phiInputs: Record<string, PhiClass>, psn: Pseudonymizer, knownNames: ReadonlySet<string>): RequestDescription {
+/** `extraSpans`: spans a configured NER model found in a text element, to join the redactor's. */
+export function describeRequest(request: InferRequest, phiInputs: Record<string, PhiClass>, psn: Pseudonymizer, knownNames: ReadonlySet<string>, extraSpans: (text: string) => readonly PhiSpan[] = () => []): RequestDescription {
   const patients = new Set<string>();
   const nameView = (name: string) => (knownNames.has(name) ? name : psn.pseudonym('tensor-name', name));
   const inputs = request.inputs.map((t): InputView => {
@@ -43,7 +44,7 @@ export function describeRequest(request: InferRequest, phiInputs: Record<string,
       pseudonyms.forEach((p) => patients.add(p));
       return { ...base, phi, pseudonyms };
     }
-    if (phi === 'text') return { ...base, phi, redacted: elementsAsText(t).map((s) => redactText(s).text) };
+    if (phi === 'text') return { ...base, phi, redacted: elementsAsText(t).map((s) => redactText(s, extraSpans(s)).text) };
     if (phi === 'fhir') {
       const resources = elementsAsText(t).map(parseJson);
       for (const id of resources.flatMap((r) => (r ? patientIdentifiers(r) : []))) patients.add(psn.pseudonym('patient', id));

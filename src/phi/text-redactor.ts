@@ -197,8 +197,11 @@ function findEmails(text: string): PhiSpan[] {
   return out;
 }
 
-/** Finds possible PHI in free text; spans are sorted, merged and non-overlapping. */
-export function findPhi(text: string): PhiSpan[] {
+/**
+ * Finds possible PHI in free text; spans are sorted, merged and non-overlapping.
+ * `extra`: spans another finder already found (a configured NER model) to join the rules' and the tagger's.
+ */
+export function findPhi(text: string, extra: readonly PhiSpan[] = []): PhiSpan[] {
   const spans: PhiSpan[] = [];
   spans.push(...findEmails(text));
   for (const [pattern, type] of PATTERNS) {
@@ -215,6 +218,7 @@ export function findPhi(text: string): PhiSpan[] {
   spans.push(...findOrganizations(text));
   if (taggerOn) spans.push(...learnedSpans(text));
   spans.push(...findZips(text, spans));
+  spans.push(...extra);
   return merge(text, spans.filter((span) => !isClinicalCode(text, span)));
 }
 
@@ -410,8 +414,8 @@ function merge(text: string, spans: PhiSpan[]): PhiSpan[] {
 }
 
 /** Replaces every span with a typed placeholder such as [NAME] or [DATE]. */
-export function redactText(text: string): { text: string; spans: PhiSpan[] } {
-  const spans = findPhi(text);
+export function redactText(text: string, extra: readonly PhiSpan[] = []): { text: string; spans: PhiSpan[] } {
+  const spans = findPhi(text, extra);
   let out = '';
   let at = 0;
   for (const s of spans) {
