@@ -8,15 +8,19 @@ const USER_TYPES = ['Practitioner', 'PractitionerRole', 'Patient', 'RelatedPerso
 const ORDER_USER_TYPES = ['Practitioner', 'PractitionerRole'] as const;
 const bundle = z.looseObject({ resourceType: z.literal('Bundle') });
 
-/** The context each standard hook defines (CDS Hooks hook pages, hookVersion 1.0); unknown fields are refused. */
+/**
+ * The context each standard hook defines (CDS Hooks hook pages, hookVersion
+ * 1.0). Fields a hook does not define are ignored, not refused: EHRs add
+ * their own, and nothing here reads them.
+ */
 const CONTEXTS = {
-  'patient-view': z.strictObject({ userId: reference(USER_TYPES), patientId: fhirId, encounterId: fhirId.optional() }),
-  'encounter-start': z.strictObject({ userId: reference(USER_TYPES), patientId: fhirId, encounterId: fhirId }),
-  'order-select': z.strictObject({
+  'patient-view': z.looseObject({ userId: reference(USER_TYPES), patientId: fhirId, encounterId: fhirId.optional() }),
+  'encounter-start': z.looseObject({ userId: reference(USER_TYPES), patientId: fhirId, encounterId: fhirId }),
+  'order-select': z.looseObject({
     userId: reference(ORDER_USER_TYPES), patientId: fhirId, encounterId: fhirId.optional(),
     selections: z.array(z.string().regex(/^[A-Za-z]{1,64}\/[A-Za-z0-9.-]{1,64}$/)).min(1).max(100), draftOrders: bundle,
   }),
-  'order-sign': z.strictObject({ userId: reference(ORDER_USER_TYPES), patientId: fhirId, encounterId: fhirId.optional(), draftOrders: bundle }),
+  'order-sign': z.looseObject({ userId: reference(ORDER_USER_TYPES), patientId: fhirId, encounterId: fhirId.optional(), draftOrders: bundle }),
 } as const;
 export type HookName = keyof typeof CONTEXTS;
 
@@ -26,7 +30,7 @@ const serviceRequest = z.strictObject({
   hook: z.string().min(1).max(64),
   hookInstance: z.string().regex(UUID, 'a UUID'),
   fhirServer: z.url({ protocol: /^https?$/ }).max(2048).optional(),
-  fhirAuthorization: z.strictObject({
+  fhirAuthorization: z.looseObject({
     access_token: z.string().min(1).max(8192),
     token_type: z.literal('Bearer'),
     expires_in: z.number().int().positive(),
@@ -36,6 +40,8 @@ const serviceRequest = z.strictObject({
   }).optional(),
   context: z.record(z.string(), z.unknown()),
   prefetch: z.record(z.string().max(64), z.unknown().nullable()).optional(),
+  /** CDS Hooks extensions: accepted and not read. */
+  extension: z.record(z.string(), z.unknown()).optional(),
 }).refine((r) => !r.fhirAuthorization || r.fhirServer, { message: 'fhirServer is required when fhirAuthorization is present', path: ['fhirServer'] });
 
 export interface HookRequest {

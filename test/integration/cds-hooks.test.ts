@@ -101,6 +101,12 @@ describe('CDS Hooks: discovery, service, feedback', () => {
     expect(JSON.stringify(record)).not.toContain(card!.summary);
   });
 
+  it('context fields a hook does not define and request extensions are ignored, as EHRs add their own', async () => {
+    const res = await invoke(hookRequest({ context: { userId: 'Practitioner/example', patientId: 'example', userPractitionerRoleId: 'r1' }, extension: { 'com.example.ehr': { tab: 'summary' } } }));
+    expect(res.status).toBe(200);
+    expect(res.json().cards[0].summary).toBe('NEWS2 10: high clinical risk');
+  });
+
   it('encounter-start needs an encounterId; the other service answers it', async () => {
     const missing = await invoke(hookRequest({ hook: 'encounter-start' }), 'news2-encounter-start');
     expect(missing.status).toBe(400);
@@ -175,7 +181,6 @@ describe('CDS Hooks: discovery, service, feedback', () => {
       [{ hook: 'order-sign' }, /answers the patient-view hook/],
       [{ context: { userId: 'Practitioner/x', patientId: '../Patient?_id=1' } }, /context\.patientId/],
       [{ context: { userId: 'Device/x', patientId: 'example' } }, /context\.userId/],
-      [{ context: { userId: 'Practitioner/x', patientId: 'example', sneaky: 1 } }, /context/],
       [{ fhirAuthorization: { access_token: 'x', token_type: 'Bearer', expires_in: 1, scope: 's', subject: 'c' } }, /fhirServer/],
     ];
     for (const [patch, message] of cases) {
