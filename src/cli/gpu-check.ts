@@ -12,7 +12,7 @@
  * provider, not the node's queueing.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { createServer } from 'node:net';
@@ -174,12 +174,19 @@ function vulkanDrivers(): string[] {
   const dirs = ['/etc/vulkan/icd.d', '/usr/share/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
   const found: string[] = [];
   for (const dir of dirs) {
-    try {
-      const out = execFileSync('ls', [dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-      found.push(...out.split('\n').filter(Boolean).map((f) => join(dir, f)));
-    } catch { /* no such folder */ }
+    if (existsSync(dir)) found.push(...readdirSync(dir).sort().map((f) => join(dir, f)));
   }
   return found;
+}
+
+/** The shared libraries the dynamic loader cannot find for `path` (ldd's "not found"); none when ldd is absent. */
+function unloadable(path: string): string[] {
+  try {
+    const out = execFileSync('ldd', [path], { encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    return out.split('\n').filter((l) => l.includes('not found')).map((l) => l.trim().split(/\s/)[0]!);
+  } catch {
+    return [];
+  }
 }
 
 /** Where the dynamic loader finds a library, from its cache (as dlopen would). */
@@ -203,13 +210,8 @@ function driverProblems(icdFile: string): string[] {
   if (!library) return [];
   const path = library.includes('/') ? library : sharedLibraryPath(library);
   if (!path || !existsSync(path)) return [`the Vulkan driver ${icdFile} names ${library}, which the loader cannot find`];
-  try {
-    const out = execFileSync('ldd', [path], { encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'ignore'] });
-    const missing = out.split('\n').filter((l) => l.includes('not found')).map((l) => l.trim().split(/\s/)[0]!);
-    return missing.length ? [`the Vulkan driver ${library} cannot load ${missing.join(', ')} (for libGLdispatch: install libglvnd0)`] : [];
-  } catch {
-    return [];
-  }
+  const missing = unloadable(path);
+  return missing.length ? [`the Vulkan driver ${library} cannot load ${missing.join(', ')} (for libGLdispatch: install libglvnd0)`] : [];
 }
 
 /**
@@ -224,11 +226,8 @@ function cudaLibraries(): GpuCheckReport['cudaLibraries'] {
   const missing = CUDA_PROVIDER_LIBRARIES.filter((lib) => !present.includes(lib));
   const unresolved: Record<string, string[]> = {};
   for (const lib of present) {
-    try {
-      const out = execFileSync('ldd', [join(dir, lib)], { encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'ignore'] });
-      const notFound = out.split('\n').filter((l) => l.includes('not found')).map((l) => l.trim().split(/\s/)[0]!);
-      if (notFound.length) unresolved[lib] = notFound;
-    } catch { /* no ldd: nothing to add */ }
+    const notFound = unloadable(join(dir, lib));
+    if (notFound.length) unresolved[lib] = notFound;
   }
   return { dir, present, missing, unresolved };
 }

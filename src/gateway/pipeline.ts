@@ -21,6 +21,8 @@ import { SERVER_VERSION } from '../kserve/version.js';
 import { peerName } from '../tls/peer.js';
 
 const METADATA_TIMEOUT_MS = 2_000;
+/** No extra redaction spans (no NER model configured). */
+const NO_SPANS = (): readonly PhiSpan[] => [];
 const utf8 = new TextDecoder();
 /** How logs, metrics and audit records name a model that is not configured: never the caller's text. */
 export const UNKNOWN_MODEL = '(unknown)';
@@ -155,9 +157,10 @@ export class Pipeline implements KServeHandlers {
       await this.admit(ctx, model, draft);
       draft.model = { name: model, ...this.versionView(version) };
       const request = decode();
-      if (draft.decision) checkLaunchPatient(draft.decision, this.patientsOf(model, request), model);
+      // Launch context binds only requests allowed through a patient/ scope; others need no patient list.
+      if (draft.decision?.launchPatient !== undefined) checkLaunchPatient(draft.decision, this.patientsOf(model, request), model);
       const route = this.d.routes.get(model)!;
-      const nerSpans = await this.nerSpans(request, route.phiInputs);
+      const nerSpans = this.d.ner ? await this.nerSpans(this.d.ner, request, route.phiInputs) : NO_SPANS;
       const described = describeRequest(request, route.phiInputs, this.d.pseudonymizer, await this.knownTensorNames(model), nerSpans);
       draft.patients = described.patients;
       draft.inputDigest = described.inputDigest;
@@ -191,9 +194,7 @@ export class Pipeline implements KServeHandlers {
   }
 
   /** The NER model's spans for every free-text element of the request, looked up by text (none without a model). */
-  private async nerSpans(request: InferRequest, phiInputs: Record<string, string>): Promise<(text: string) => readonly PhiSpan[]> {
-    const ner = this.d.ner;
-    if (!ner) return () => [];
+  private async nerSpans(ner: OnnxNer, request: InferRequest, phiInputs: Record<string, string>): Promise<(text: string) => readonly PhiSpan[]> {
     const found = new Map<string, readonly PhiSpan[]>();
     for (const t of request.inputs) {
       if (phiInputs[t.name] !== 'text' || !Array.isArray(t.data)) continue;

@@ -25,7 +25,7 @@ import { CdsHooksDoor, registerCdsHooksRoutes } from '../cds-hooks/door.js';
 import { AuditLog } from '../audit/log.js';
 import { loadSigningKey } from '../audit/chain.js';
 import { Pseudonymizer } from '../phi/pseudonym.js';
-import { warmRedactor } from '../phi/lexicon.js';
+import { warmRedactor } from '../phi/text-redactor.js';
 
 export interface RunningGateway {
   ports: { rest: number; grpc: number; admin: number };
@@ -70,7 +70,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
     metrics.setBreaker(node.id, 'closed');
     metrics.nodeReady.set({ node: node.id }, 0);
   }
-  await warmRedactor(); // the redactor's word lists and tagger, before the first request needs them
+  warmRedactor(); // the redactor's word lists and tagger, before the first request needs them
   const pseudonymizer = Pseudonymizer.load(config.phi.pseudonymKey, config.phi.pseudonymKey.keyId);
   const audit = await AuditLog.open({
     dir: options.auditDir ?? config.audit.dir,
@@ -113,7 +113,8 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
     },
   });
   // One call context for every route of the REST listener (the CDS Hooks door relabels its door).
-  const restContext = (req: FastifyRequest): CallContext => restCallContext(req, { ...gw, readAuthorization: true });
+  const doorOptions = { defaultTimeoutMs: gw.defaultTimeoutMs, maxTimeoutMs: gw.maxTimeoutMs, readAuthorization: true, cancellable: false };
+  const restContext = (req: FastifyRequest): CallContext => restCallContext(req, doorOptions);
   registerKServeRoutes(rest, pipeline, {
     limits: gw.limits,
     context: restContext,
@@ -139,7 +140,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
   });
   grpcServer.addService(tolerantDefinition(inferenceServiceDefinition), kserveGrpcImplementation(pipeline, {
     limits: gw.limits,
-    context: (call) => grpcCallContext(call, { ...gw, readAuthorization: true }),
+    context: (call) => grpcCallContext(call, doorOptions),
     finished: (ctx, rpc, code, model, error) => observe(ctx, rpc, grpc.status[code] ?? String(code), model, error),
   }));
   const grpcCredentials = new MtlsServerCredentials(tls);

@@ -111,9 +111,14 @@ export function restCallContext(req: RestRequestLike, o: DeadlinePolicy & { door
   };
 }
 
-export function grpcCallContext(call: GrpcCallLike, o: DeadlinePolicy & { readAuthorization: boolean }): CallContext {
-  const cancelled = new AbortController();
-  call.once('cancelled', () => cancelled.abort());
+export function grpcCallContext(call: GrpcCallLike, o: DeadlinePolicy & { readAuthorization: boolean; cancellable: boolean }): CallContext {
+  // Only where queued work can be dropped (the node) is a cancelled call worth a signal.
+  let signal: AbortSignal | undefined;
+  if (o.cancellable) {
+    const cancelled = new AbortController();
+    call.once('cancelled', () => cancelled.abort());
+    signal = cancelled.signal;
+  }
   const authorization = o.readAuthorization ? call.metadata.get('authorization').map(String) : [];
   return {
     door: 'grpc',
@@ -124,6 +129,6 @@ export function grpcCallContext(call: GrpcCallLike, o: DeadlinePolicy & { readAu
     remoteAddress: call.getPeer(),
     startedAt: Date.now(),
     trace: {},
-    signal: cancelled.signal,
+    ...(signal ? { signal } : {}),
   };
 }

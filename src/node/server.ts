@@ -74,13 +74,13 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   };
 
   // The gateway sets each call's deadline; one without gets the node's default, and none may exceed it.
-  const nodeDeadlines = { defaultTimeoutMs: NODE_DEFAULT_TIMEOUT_MS, maxTimeoutMs: NODE_DEFAULT_TIMEOUT_MS };
+  const nodeDoors = { defaultTimeoutMs: NODE_DEFAULT_TIMEOUT_MS, maxTimeoutMs: NODE_DEFAULT_TIMEOUT_MS, readAuthorization: false, cancellable: true };
 
   // gRPC (the gateway's path)
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxMessageBytes, 'grpc.max_send_message_length': cfg.maxMessageBytes });
   grpcServer.addService(tolerantDefinition(inferenceServiceDefinition), kserveGrpcImplementation(service, {
     limits: cfg.limits,
-    context: (call) => grpcCallContext(call, { ...nodeDeadlines, readAuthorization: false }),
+    context: (call) => grpcCallContext(call, nodeDoors),
     finished: (ctx, rpc, _code, model, error) => logFailure(ctx, rpc, model, error),
   }));
   const grpcCredentials = new MtlsServerCredentials(tls);
@@ -92,7 +92,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const { app: rest, reloadTls: reloadRestTls } = createRestServer({ tls, onHandshakeFailure: onHandshakeFailure('rest'), bodyLimit: cfg.maxMessageBytes, ...cfg.rest });
   registerKServeRoutes(rest, service, {
     limits: cfg.limits,
-    context: (req) => restCallContext(req, { ...nodeDeadlines, readAuthorization: false }),
+    context: (req) => restCallContext(req, nodeDoors),
     finished: (ctx, route, _status, model, error) => logFailure(ctx, route, model, error),
   });
   await rest.listen({ host: cfg.rest.host, port: cfg.rest.port });

@@ -132,9 +132,3 @@ export function warmLexicons(): void {
   countryIndex();
 }
 
-/** The lexicons and the learned tagger (whose pinned weights are checked now, so a bad file stops startup, not a request). */
-export async function warmRedactor(): Promise<void> {
-  warmLexicons();
-  const { loadTagger } = await import('./text-redactor.js');
-  loadTagger();
-}

@@ -68,7 +68,7 @@ export class OnnxNer {
     const vocab = new Map(readFileSync(join(config.dir, 'vocab.txt'), 'utf8').split('\n').map((t) => t.replace(/\r$/, '')).filter((t) => t.length > 0).map((t, i) => [t, i] as const));
     const labels = JSON.parse(readFileSync(join(config.dir, 'labels.json'), 'utf8')) as unknown;
     if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')) throw new Error('NER model labels.json must be a JSON array of label names');
-    for (const special of ['[UNK]']) if (!vocab.has(special)) throw new Error(`NER model vocab.txt has no ${special}`);
+    if (!vocab.has('[UNK]')) throw new Error('NER model vocab.txt has no [UNK]');
     const ort = await import('onnxruntime-node');
     const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
     return new OnnxNer(session as unknown as Session, (data, dims) => new ort.Tensor('int64', data, dims), vocab, labels as string[], config.lowercase ?? true, config.maxLength ?? 512);

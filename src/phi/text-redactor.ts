@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { CLINICAL_TERMS, FUNCTION_WORDS, US_STATES, findCountryNames, isCommonWord, isFirstName } from './lexicon.js';
+import { CLINICAL_TERMS, FUNCTION_WORDS, US_STATES, findCountryNames, isCommonWord, isFirstName, warmLexicons } from './lexicon.js';
 import { taggedSpans, type TaggerWeights } from './token-tagger.js';
 
 /**
@@ -21,7 +21,12 @@ export function loadTagger(): TaggerWeights {
   }
   return taggerWeights;
 }
-const tagger = loadTagger;
+
+/** The lexicons and the learned tagger (whose pinned weights are checked now, so a bad file stops startup, not a request). */
+export function warmRedactor(): void {
+  warmLexicons();
+  loadTagger();
+}
 
 /** For measuring what the tagger costs and adds (bench:phi); it is always on in the gateway. */
 export function setTaggerEnabled(on: boolean): void {
@@ -146,7 +151,7 @@ const AGE_TOKEN = /^(?:\d{2,3}|y|o|yo|yrs?|years?|old|year-old|ninety[\w-]*|one|
  */
 function learnedSpans(text: string): PhiSpan[] {
   const out: PhiSpan[] = [];
-  for (const span of taggedSpans(tagger(), text)) {
+  for (const span of taggedSpans(loadTagger(), text)) {
     const words = text.slice(span.start, span.end).match(/[\p{L}][\p{L}'’-]*|\d+/gu) ?? [];
     if (span.type === 'AGE') {
       // Only ages over 89 are identifiers: the span must start with one (in digits or words) and not be a measurement.
