@@ -11,7 +11,7 @@ import type { Pseudonymizer } from '../phi/pseudonym.js';
 import { redactFhir } from '../phi/fhir-redactor.js';
 import type { Router } from '../routing/router.js';
 import type { InferRequest } from '../kserve/types.js';
-import { grantedAlternative, parseScope } from '../auth/smart-scopes.js';
+import { grantedAlternative, parseScope, type ClinicalScope } from '../auth/smart-scopes.js';
 import { recordBase, recorded } from '../gateway/pipeline.js';
 import { CdsClientAuthenticator, type CdsCaller } from './client-jwt.js';
 import type { ReplayStore } from '../auth/replay-cache.js';
@@ -60,9 +60,12 @@ const UNKNOWN_SERVICE = '(unknown)';
 export class CdsHooksDoor {
   private readonly clients: CdsClientAuthenticator;
   private readonly fetchers = new Map<string, FhirFetcher>();
+  /** Each service's fhirScopes, parsed once (the schema checked they parse). */
+  private readonly fhirScopes = new Map<string, ClinicalScope[]>();
 
   constructor(private readonly d: CdsHooksDeps) {
     this.clients = new CdsClientAuthenticator(d.config.clients, d.replays);
+    for (const [id, s] of Object.entries(d.config.services)) this.fhirScopes.set(id, s.fhirScopes.map((t) => parseScope(t)!));
     for (const c of d.config.clients) this.fetchers.set(c.issuer, fhirFetcher(c, { timeoutMs: d.config.fhirTimeoutMs, maxBytes: d.config.maxFhirResponseBytes }));
   }
 
@@ -153,25 +156,22 @@ export class CdsHooksDoor {
   /** Every prefetch key's value: as the client sent it, or fetched when it sent none (or null, which means its own fetch failed). */
   private async prefetch(id: string, service: CdsServiceConfig, request: HookRequest, ctx: CallContext, draft: Draft): Promise<unknown[]> {
     const values: unknown[] = [];
-    const fetched: string[] = [];
     for (const [key, template] of Object.entries(service.prefetch)) {
       const given = request.prefetch[key];
       if (given !== undefined && given !== null) { values.push(given); continue; }
       const query = renderTemplate(template, request);
       if (query === undefined) continue; // the hook's context lacks a token this template needs (an optional encounter)
-      if (service.fhirScopes.length > 0 && request.fhirAuthorization
-        && !grantedAlternative(request.fhirAuthorization.scope.split(' ').filter(Boolean), service.fhirScopes.map((t) => parseScope(t)!))) {
+      const scopes = this.fhirScopes.get(id)!;
+      if (scopes.length > 0 && request.fhirAuthorization && !grantedAlternative(request.fhirAuthorization.scope.split(' ').filter(Boolean), scopes)) {
         throw new CdsError('failed_precondition', `fhirAuthorization does not grant the FHIR access this service needs (one of: ${service.fhirScopes.join(', ')})`);
       }
       try {
         values.push(await this.fetchers.get(draft.caller!.issuer)!.fetch(request, query, ctx.deadline));
         this.d.metrics.cdsFhirFetches.inc({ service: id, outcome: 'ok' });
-        fetched.push(key);
+        (draft.cds.fetched ??= []).push(key);
       } catch (err) {
         this.d.metrics.cdsFhirFetches.inc({ service: id, outcome: 'failed' });
         throw err;
-      } finally {
-        if (fetched.length) draft.cds.fetched = fetched;
       }
     }
     return values;

@@ -136,7 +136,7 @@ export class Pipeline implements KServeHandlers {
   }
 
   async modelMetadata(ctx: CallContext, model: string, version: string | undefined): Promise<ModelMetadata> {
-    return this.audited(ctx, 'model_metadata', model, async (draft) => {
+    return this.audited(ctx, 'model_metadata', async (draft) => {
       await this.admit(ctx, model, draft);
       const metadata = await this.d.router.metadata(model, version, Math.min(METADATA_TIMEOUT_MS, Math.max(1, ctx.deadline - Date.now())));
       // Node internals (file paths, load errors) are for operators on the node's own port, not for callers.
@@ -146,14 +146,14 @@ export class Pipeline implements KServeHandlers {
   }
 
   async modelReady(ctx: CallContext, model: string): Promise<boolean> {
-    return this.audited(ctx, 'model_ready', model, async (draft) => {
+    return this.audited(ctx, 'model_ready', async (draft) => {
       await this.admit(ctx, model, draft);
       return this.d.router.modelReady(model);
     });
   }
 
   async infer(ctx: CallContext, model: string, version: string | undefined, decode: () => InferRequest): Promise<InferResult> {
-    return this.audited(ctx, 'infer', model, async (draft) => {
+    return this.audited(ctx, 'infer', async (draft) => {
       await this.admit(ctx, model, draft);
       draft.model = { name: model, ...this.versionView(version) };
       const request = decode();
@@ -177,7 +177,7 @@ export class Pipeline implements KServeHandlers {
 
   /** A request that did not decode: the caller is authenticated (so the record says who), the refusal recorded, then sent. */
   async refuse(ctx: CallContext, route: string, error: CdsError): Promise<never> {
-    return this.audited(ctx, route, '', async (draft) => {
+    return this.audited(ctx, route, async (draft) => {
       await this.authenticated(ctx, draft);
       throw error;
     });
@@ -295,7 +295,7 @@ export class Pipeline implements KServeHandlers {
   }
 
   /** Runs one request's work and records it, success or failure, before answering. */
-  private async audited<T>(ctx: CallContext, route: string, model: string, work: (draft: Draft) => Promise<T>): Promise<T> {
+  private async audited<T>(ctx: CallContext, route: string, work: (draft: Draft) => Promise<T>): Promise<T> {
     const draft: Draft = { patients: [], sentTo: [] };
     return recorded(this.d, ctx.requestId, () => work(draft), (error) => this.entry(ctx, route, draft, error));
   }
