@@ -8,7 +8,9 @@
  *   npm run bench:peers [-- --rounds 3 --seconds 10 --connections 1,32 --tokens 1 --only rest]
  *
  * Rows: node direct (REST and gRPC), HAProxy → node REST, cdsgate REST and
- * gRPC with durable audit, cdsgate REST and gRPC without fsync. Rounds are
+ * gRPC with durable audit, cdsgate REST and gRPC without fsync, cdsgate
+ * calling the node's gRPC door instead of its REST door (the earlier default),
+ * and cdsgate with N worker processes. Rounds are
  * interleaved (every row once per round, in turn), figures are medians over
  * rounds, and each cdsgate/HAProxy ratio is the median of per-round ratios.
  * CPU µs per request is read from /proc for each process in the path.
@@ -71,6 +73,7 @@ const d = cluster.dir;
 let haproxy: ChildProcess | undefined;
 let noFsync: Proc | undefined;
 let multi: Proc | undefined;
+let viaGrpc: Proc | undefined;
 const workerCount = Number(values.workers);
 try {
   if (workerCount > 1) {
@@ -80,6 +83,11 @@ try {
     config.audit = { ...config.audit, dir: join(d, 'audit-workers') };
     multi = await startProcess('gateway', config, d, 'gateway-workers');
   }
+  // cdsgate calling the node's gRPC door (the gateway → node path before REST with binary tensors was the default).
+  const grpcConfig = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
+  grpcConfig.nodes = grpcConfig.nodes.map((n: Record<string, unknown>) => ({ ...n, protocol: 'grpc', address: `127.0.0.1:${node.ports.grpc}` }));
+  grpcConfig.audit = { ...grpcConfig.audit, dir: join(d, 'audit-via-grpc') };
+  viaGrpc = await startProcess('gateway', grpcConfig, d, 'gateway-via-grpc');
   // cdsgate without fsync: a second gateway over the same node.
   const config = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
   config.audit = { ...config.audit, dir: join(d, 'audit-nofsync'), fsync: false };
@@ -138,6 +146,7 @@ try {
     { name: 'node gRPC directly', kind: 'grpc', pids: [node.child.pid], run: (r, c) => grpcLoad('node gRPC directly', r, grpcTarget(node.ports.grpc!, cluster.pki.gatewayClient, 'node-0.cdsgate.local', false), seconds, c) },
     { name: 'HAProxy → node REST', kind: 'rest', pids: [haproxy.pid, node.child.pid], proxyPid: haproxy.pid, run: (r, c) => measure('HAProxy → node REST', r, rest(haproxyPort, cluster.pki.apps.ehr, true), seconds, c) },
     { name: 'cdsgate REST (audit fsync)', kind: 'rest', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c) => measure('cdsgate REST (audit fsync)', r, rest(cluster.gateway.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) },
+    { name: 'cdsgate REST, node via gRPC (audit fsync)', kind: 'rest', pids: [viaGrpc.child.pid, node.child.pid], proxyPid: viaGrpc.child.pid, run: (r, c) => measure('cdsgate REST, node via gRPC (audit fsync)', r, rest(viaGrpc!.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) },
     { name: 'cdsgate REST (no fsync)', kind: 'rest', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c) => measure('cdsgate REST (no fsync)', r, rest(noFsync!.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) },
     ...(multi ? [{ name: `cdsgate REST (${workerCount} workers, audit fsync)`, kind: 'rest' as const, pids: [multi.child.pid, node.child.pid], proxyPid: multi.child.pid, run: (r: number, c: number) => measure(`cdsgate REST (${workerCount} workers, audit fsync)`, r, rest(multi!.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) }] : []),
     { name: 'cdsgate gRPC (audit fsync)', kind: 'grpc', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c) => grpcLoad('cdsgate gRPC (audit fsync)', r, grpcTarget(cluster.gateway.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), seconds, c) },
@@ -203,6 +212,7 @@ try {
   haproxy?.kill();
   if (noFsync) await stopProcess(noFsync);
   if (multi) await stopProcess(multi);
+  if (viaGrpc) await stopProcess(viaGrpc);
   await cluster.stop();
 }
 

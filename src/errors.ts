@@ -98,6 +98,22 @@ export function kindFromGrpcStatus(code: number): ErrorKind {
   }
 }
 
+/** The reverse mapping for a REST node's answer status (ours, Triton or KServe). */
+export function kindFromHttpStatus(status: number): ErrorKind {
+  switch (status) {
+    // 413, 414 and 431: the node's own size limits refused what the caller sent.
+    case 400: case 409: case 413: case 414: case 422: case 431: return 'invalid_argument';
+    case 401: return 'unauthenticated';
+    case 403: return 'permission_denied';
+    case 404: return 'not_found';
+    case 429: return 'resource_exhausted';
+    case 504: return 'deadline_exceeded';
+    // 408 (the node timed our body out), 499, 502, 503: the node could not take it now.
+    case 408: case 499: case 502: case 503: return 'unavailable';
+    default: return 'internal';
+  }
+}
+
 /** Anything unexpected becomes an opaque internal error for the client; the cause stays for our log. */
 export function asCdsError(err: unknown): CdsError {
   if (err instanceof CdsError) return err;

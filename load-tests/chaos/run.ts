@@ -62,7 +62,9 @@ function watch(cluster: Cluster, node: string, state: string, since: () => numbe
 
 async function restart(cluster: Cluster, index: number, old: Proc): Promise<void> {
   const config = JSON.parse(readFileSync(join(cluster.dir, `node-${index}.json`), 'utf8'));
-  config.node.grpc.port = old.ports.grpc; // same address: the gateway's channel reconnects
+  // Same ports: the gateway's connections reconnect.
+  config.node.grpc.port = old.ports.grpc;
+  config.node.rest.port = old.ports.rest;
   config.node.admin.port = old.ports.admin;
   cluster.nodes[index] = await startProcess('node', config, cluster.dir, `node-${index}-r${Date.now()}`);
 }

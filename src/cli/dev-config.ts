@@ -92,7 +92,9 @@ export interface DevGatewayOptions {
   /** FHIR servers the development EHR may name (tests point one at a fixture server). */
   fhirServers?: string[];
   secrets: DevSecrets;
-  nodes: Array<{ index: number; grpcPort: number }>;
+  /** Each node's two doors; the gateway calls the one `nodeProtocol` names (default REST, as production configs default). */
+  nodes: Array<{ index: number; restPort: number; grpcPort: number; protocol?: 'rest' | 'grpc' }>;
+  nodeProtocol?: 'rest' | 'grpc';
   ports?: { rest: number; grpc: number; admin: number };
   healthIntervalMs?: number;
   /** Gateway worker processes (default 1 here). */
@@ -118,8 +120,9 @@ export function devGatewayConfig(o: DevGatewayOptions): Record<string, unknown> 
       nodeClientTls: { cert: o.pki.gatewayClient.cert, key: o.pki.gatewayClient.key, ca: o.pki.ca },
     },
     auth: { issuers: [{ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, jwks: { file: o.jwksFile } }] },
-    nodes: o.nodes.map(({ index, grpcPort }) => ({
-      id: `node-${index}`, address: `127.0.0.1:${grpcPort}`, serverName: DEV_IDENTITIES.nodeServerName(index),
+    nodes: o.nodes.map(({ index, restPort, grpcPort, protocol = o.nodeProtocol ?? 'rest' }) => ({
+      id: `node-${index}`, serverName: DEV_IDENTITIES.nodeServerName(index),
+      protocol, address: `127.0.0.1:${protocol === 'rest' ? restPort : grpcPort}`,
     })),
     pools: {
       default: {

@@ -80,7 +80,7 @@ export async function startDev(options: StartOptions = {}): Promise<void> {
     const gatewayFile = join(configDir, 'gateway.json');
     writeFileSync(gatewayFile, JSON.stringify(devGatewayConfig({
       pki, jwksFile: issuer.jwks, ehrJwksFile: devEhrFiles(DEV_DIR).jwks, secrets: devSecrets(DEV_DIR), ports: ports.gateway,
-      nodes: ports.nodes.map((p, index) => ({ index, grpcPort: p.grpc })),
+      nodes: ports.nodes.map((p, index) => ({ index, restPort: p.rest, grpcPort: p.grpc })),
     }), null, 2));
     const gateway = spawnCdsgate('gateway', gatewayFile, prefix('gateway'));
     children.push(gateway.child);

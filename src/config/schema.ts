@@ -327,6 +327,12 @@ function schemas(baseDir: string) {
       address: z.string().regex(/^[^:]+:\d+$/, 'expected host:port'),
       /** Name the node's certificate must carry (SAN), checked on every connection. */
       serverName: z.string().min(1),
+      /**
+       * Which KServe v2 door `address` is: `rest` (HTTP/1.1 with binary tensor
+       * data, the cheaper path measured by bench:peers) or `grpc`. Triton and
+       * KServe servers offer both.
+       */
+      protocol: z.enum(['rest', 'grpc']).default('rest'),
     })).min(1),
     pools: z.record(z.string().min(1), z.strictObject({
       nodes: z.array(z.string().min(1)).min(1),

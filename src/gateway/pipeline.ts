@@ -18,6 +18,7 @@ import type { PhiSpan } from '../phi/text-redactor.js';
 import { deidentifyRequest } from '../phi/deidentify.js';
 import type { Router } from '../routing/router.js';
 import { SERVER_VERSION } from '../kserve/version.js';
+import { checkModelVersion } from '../kserve/request-limits.js';
 import { peerName } from '../tls/peer.js';
 
 const METADATA_TIMEOUT_MS = 2_000;
@@ -138,6 +139,7 @@ export class Pipeline implements KServeHandlers {
   async modelMetadata(ctx: CallContext, model: string, version: string | undefined): Promise<ModelMetadata> {
     return this.audited(ctx, 'model_metadata', async (draft) => {
       await this.admit(ctx, model, draft);
+      checkModelVersion(version);
       const metadata = await this.d.router.metadata(model, version, Math.min(METADATA_TIMEOUT_MS, Math.max(1, ctx.deadline - Date.now())));
       // Node internals (file paths, load errors) are for operators on the node's own port, not for callers.
       const parameters = Object.fromEntries(Object.entries(metadata.parameters).filter(([k]) => PUBLIC_MODEL_PARAMETERS.has(k)));
@@ -155,6 +157,7 @@ export class Pipeline implements KServeHandlers {
   async infer(ctx: CallContext, model: string, version: string | undefined, decode: () => InferRequest): Promise<InferResult> {
     return this.audited(ctx, 'infer', async (draft) => {
       await this.admit(ctx, model, draft);
+      checkModelVersion(version);
       draft.model = { name: model, ...this.versionView(version) };
       const request = decode();
       // Launch context binds only requests allowed through a patient/ scope; others need no patient list.

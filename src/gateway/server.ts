@@ -16,7 +16,7 @@ import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
 import { Gauge, type Registry } from 'prom-client';
 import type { ReplayStore } from '../auth/replay-cache.js';
 import type { Logger } from '../phi/logger.js';
-import { Router, grpcNodeClients } from '../routing/router.js';
+import { Router, nodeClients } from '../routing/router.js';
 import { MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
 import { requestObserver } from './observe.js';
 import { Pipeline } from './pipeline.js';
@@ -55,7 +55,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
   const routes = compileRoutes(config);
   const router = new Router(
     config,
-    grpcNodeClients({ ca: readFileSync(gw.nodeClientTls.ca), cert: readFileSync(gw.nodeClientTls.cert), key: readFileSync(gw.nodeClientTls.key) }, gw.grpc.maxMessageBytes),
+    nodeClients({ ca: readFileSync(gw.nodeClientTls.ca), cert: readFileSync(gw.nodeClientTls.cert), key: readFileSync(gw.nodeClientTls.key) }, gw.grpc.maxMessageBytes),
     {
       breakerChanged: (node, state) => metrics.setBreaker(node, state),
       nodeReadiness: (node, ready) => metrics.nodeReady.set({ node }, ready ? 1 : 0),

@@ -30,7 +30,7 @@ export interface CallContext {
    * one was minted instead. Never logged; the audit record keeps its pseudonym.
    */
   clientRequestId?: string;
-  /** Aborted when the caller goes away (a cancelled gRPC call): queued work for it is dropped, not run. */
+  /** Aborted when the caller goes away (a cancelled gRPC call, a REST connection closed early): queued work for it is dropped, not run. */
   signal?: AbortSignal;
 }
 
@@ -83,6 +83,12 @@ export interface RestRequestLike {
   raw: { rawHeaders: string[]; socket: Socket };
 }
 
+/** The REST answer's stream, narrowed: it closes unfinished when the caller goes away. */
+export interface RestResponseLike {
+  once(event: 'close', listener: () => void): unknown;
+  readonly writableFinished: boolean;
+}
+
 /** What a gRPC call hands the context builder (grpc-js ServerSurfaceCall, narrowed). */
 export interface GrpcCallLike {
   metadata: { get(key: string): Array<string | Buffer> };
@@ -95,10 +101,19 @@ export interface GrpcCallLike {
 /**
  * The one place a call context is built, for every door of gateway and node:
  * request id (strict shape, else minted), verified peer, Authorization
- * value(s) where the door reads them, deadline by the door's policy, and a
- * cancellation signal for gRPC calls the caller abandons.
+ * value(s) where the door reads them, deadline by the door's policy, and
+ * (where the door can drop queued work: the node) a cancellation signal for
+ * calls the caller abandons — a cancelled gRPC call, or a REST connection
+ * closed before its answer (how an HTTP/1.1 client such as the gateway
+ * cancels the slower copy of a hedged request).
  */
-export function restCallContext(req: RestRequestLike, o: DeadlinePolicy & { door?: Door; readAuthorization: boolean }): CallContext {
+export function restCallContext(req: RestRequestLike, o: DeadlinePolicy & { door?: Door; readAuthorization: boolean; cancellable: boolean }, response?: RestResponseLike): CallContext {
+  let signal: AbortSignal | undefined;
+  if (o.cancellable && response) {
+    const cancelled = new AbortController();
+    response.once('close', () => { if (!response.writableFinished) cancelled.abort(); });
+    signal = cancelled.signal;
+  }
   return {
     door: o.door ?? 'rest',
     ...requestIdFrom(req.headers['x-request-id']),
@@ -108,6 +123,7 @@ export function restCallContext(req: RestRequestLike, o: DeadlinePolicy & { door
     remoteAddress: req.raw.socket.remoteAddress,
     startedAt: Date.now(),
     trace: {},
+    ...(signal ? { signal } : {}),
   };
 }
 

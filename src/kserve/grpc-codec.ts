@@ -1,6 +1,6 @@
 import { invalid, quote } from '../errors.js';
 import type { Tensor, TensorLimits } from '../tensor/datatypes.js';
-import { DEFAULT_TENSOR_LIMITS, checkName, parseDatatype, parseShape } from '../tensor/datatypes.js';
+import { DEFAULT_TENSOR_LIMITS, NODE_RESPONSE_LIMITS, checkName, parseDatatype, parseShape } from '../tensor/datatypes.js';
 import { checkRequestShape } from './request-limits.js';
 import { tensorFromContents } from '../tensor/contents.js';
 import { tensorFromRaw, tensorToRaw } from '../tensor/raw.js';
@@ -105,16 +105,13 @@ export function inferResultToGrpc(res: InferResult): ModelInferResponse {
   };
 }
 
-const RESPONSE_LIMITS: TensorLimits = { maxTensorBytes: Number.MAX_SAFE_INTEGER, maxNameLength: 1024, maxRank: 64, maxTensors: 1024 };
-
 export function inferResultFromGrpc(msg: ModelInferResponse): InferResult {
   return {
     model: msg.model_name,
     version: msg.model_version,
     id: msg.id || undefined,
     parameters: parametersFromGrpc(msg.parameters),
-    // A node's answer is bounded by the gRPC message limit, not by the request limits.
-    outputs: decodeTensors(msg.outputs, msg.raw_output_contents, 'output', RESPONSE_LIMITS),
+    outputs: decodeTensors(msg.outputs, msg.raw_output_contents, 'output', NODE_RESPONSE_LIMITS),
   };
 }
 

@@ -5,6 +5,12 @@ import type { ParameterValue } from './types.js';
 /** Longest request id and string parameter value the doors accept, in characters. */
 export const MAX_ID_LENGTH = 256;
 export const MAX_PARAMETER_VALUE_LENGTH = 1024;
+/** Longest model version a caller may name. Versions are short labels ("1", "2026-03"); a longer one is refused before it reaches a node's URL or log. */
+export const MAX_VERSION_LENGTH = 64;
+
+export function checkModelVersion(version: string | undefined): void {
+  if (version !== undefined && version.length > MAX_VERSION_LENGTH) throw invalid(`the model version is ${version.length} characters long; this server accepts at most ${MAX_VERSION_LENGTH}`);
+}
 
 interface RequestOutline {
   id?: string;

@@ -1,9 +1,9 @@
 import { invalid } from '../errors.js';
-import { type TensorLimits, DEFAULT_TENSOR_LIMITS, checkName } from '../tensor/datatypes.js';
+import { type Tensor, type TensorLimits, DEFAULT_TENSOR_LIMITS, NODE_RESPONSE_LIMITS, checkName, parseDatatype, parseShape } from '../tensor/datatypes.js';
 import { tensorFromJson, tensorToJson, parseTensorHeader, type JsonTensor } from '../tensor/json.js';
 import { tensorFromRaw, tensorToRaw } from '../tensor/raw.js';
 import { checkRequestShape } from './request-limits.js';
-import { parametersToJson, type InferRequest, type InferResult, type ParameterValue } from './types.js';
+import { parametersToJson, type InferRequest, type InferResult, type ModelMetadata, type ParameterValue, type TensorMeta } from './types.js';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -23,7 +23,6 @@ function parseParameters(value: unknown, where: string): Record<string, Paramete
   return out;
 }
 
-/** KServe v2 JSON inference request body → internal request. */
 /**
  * KServe v2 JSON inference request → internal request. With the Triton binary
  * tensor extension, `binary` holds the bytes after the JSON header: each input
@@ -52,22 +51,33 @@ export function inferRequestFromJson(body: unknown, model: string, version: stri
   };
   // Counts, names and parameters are checked before any tensor's data is read.
   checkRequestShape({ ...request, inputs: inputs as unknown[] }, limits);
+  request.inputs = tensorsFromRest(inputs, binary, 'inputs', limits);
+  return request;
+}
+
+/**
+ * A list of JSON tensors (request inputs or response outputs). With the Triton
+ * binary tensor extension, `binary` holds the bytes after the JSON header: each
+ * tensor whose parameters give `binary_data_size` takes that many bytes, in
+ * order, and every byte must be taken.
+ */
+function tensorsFromRest(items: unknown[], binary: Uint8Array | undefined, where: 'inputs' | 'outputs', limits: TensorLimits): Tensor[] {
   let offset = 0;
-  request.inputs = inputs.map((input, i) => {
-    const size = binaryDataSize(input, `inputs[${i}]`);
-    if (size === undefined) return tensorFromJson(input, `inputs[${i}]`, limits);
-    const { name, datatype, shape } = parseTensorHeader(input, `inputs[${i}]`, limits);
+  const tensors = items.map((item, i) => {
+    const size = binaryDataSize(item, `${where}[${i}]`);
+    if (size === undefined) return tensorFromJson(item, `${where}[${i}]`, limits);
+    const { name, datatype, shape } = parseTensorHeader(item, `${where}[${i}]`, limits);
     if (!binary || offset + size > binary.length) {
-      throw invalid(`inputs[${i}]: binary_data_size is ${size} but only ${binary ? binary.length - offset : 0} bytes of binary data follow the JSON header`);
+      throw invalid(`${where}[${i}]: binary_data_size is ${size} but only ${binary ? binary.length - offset : 0} bytes of binary data follow the JSON header`);
     }
     const bytes = binary.subarray(offset, offset + size);
     offset += size;
-    return tensorFromRaw(name, datatype, shape, bytes, `inputs[${i}]`, limits);
+    return tensorFromRaw(name, datatype, shape, bytes, `${where}[${i}]`, limits);
   });
   if (binary && offset !== binary.length) {
-    throw invalid(`${binary.length - offset} bytes of binary data after the JSON header belong to no input (binary_data_size accounts for ${offset})`);
+    throw invalid(`${binary.length - offset} bytes of binary data after the JSON header belong to no ${where === 'inputs' ? 'input' : 'output'} (binary_data_size accounts for ${offset})`);
   }
-  return request;
+  return tensors;
 }
 
 const BINARY_DATA_OUTPUT = 'binary_data_output';
@@ -131,5 +141,69 @@ export function inferResultToJson(res: InferResult, asBinary: (t: InferResult['o
     ...(res.id !== undefined ? { id: res.id } : {}),
     ...(Object.keys(res.parameters).length ? { parameters: parametersToJson(res.parameters) } : {}),
     outputs: res.outputs.map((t) => asBinary(t) ?? tensorToJson(t)),
+  };
+}
+
+/**
+ * The gateway's call to a node's REST door (KServe v2 with Triton's binary
+ * tensor extension, which Triton and our nodes read): every input as raw bytes
+ * after the JSON header and every output asked for as raw bytes, so no tensor
+ * makes a JSON round trip in either direction.
+ */
+export function inferRequestToRest(req: InferRequest): { body: Buffer; headerLength: number } {
+  const tails: Uint8Array[] = [];
+  const header = Buffer.from(JSON.stringify({
+    ...(req.id !== undefined ? { id: req.id } : {}),
+    parameters: { ...parametersToJson(req.parameters), [BINARY_DATA_OUTPUT]: true },
+    inputs: req.inputs.map((t) => {
+      const raw = tensorToRaw(t);
+      tails.push(raw);
+      return { name: t.name, datatype: t.datatype, shape: t.shape, parameters: { binary_data_size: raw.byteLength } };
+    }),
+    ...(req.outputs.length ? { outputs: req.outputs.map((name) => ({ name, parameters: { binary_data: true } })) } : {}),
+  }));
+  return { body: tails.length ? Buffer.concat([header, ...tails]) : header, headerLength: header.length };
+}
+
+/** A node's REST answer (JSON, or a JSON header and binary outputs) → internal result. Checked like any input: the node is not trusted to be well formed. */
+export function inferResultFromRest(json: unknown, binary: Uint8Array | undefined): InferResult {
+  if (!isRecord(json)) throw invalid('the answer is not a JSON object');
+  const { model_name: model, model_version: version, id, outputs } = json;
+  if (typeof model !== 'string') throw invalid('the answer has no "model_name"');
+  if (version !== undefined && typeof version !== 'string') throw invalid('"model_version" must be a string');
+  if (id !== undefined && typeof id !== 'string') throw invalid('"id" must be a string');
+  if (!Array.isArray(outputs)) throw invalid('the answer has no "outputs" array');
+  return {
+    model, version: version ?? '', id,
+    parameters: parseParameters(json.parameters, 'parameters'),
+    outputs: tensorsFromRest(outputs, binary, 'outputs', NODE_RESPONSE_LIMITS),
+  };
+}
+
+/** A node's model metadata (GET /v2/models/{name}) → internal form, checked. */
+export function modelMetadataFromJson(json: unknown): ModelMetadata {
+  if (!isRecord(json) || typeof json.name !== 'string') throw invalid('model metadata must be an object with a "name"');
+  const tensors = (value: unknown, where: string): TensorMeta[] => {
+    if (value === undefined) return [];
+    if (!Array.isArray(value)) throw invalid(`"${where}" must be an array`);
+    return value.map((t, i) => {
+      if (!isRecord(t)) throw invalid(`${where}[${i}] must be an object`);
+      return {
+        name: checkName(t.name, `${where}[${i}]`, NODE_RESPONSE_LIMITS),
+        datatype: parseDatatype(t.datatype, `${where}[${i}]`),
+        // -1 marks a variable dimension in metadata; parseShape allows none, so it sees a placeholder.
+        shape: (Array.isArray(t.shape) ? t.shape : parseShape(t.shape, `${where}[${i}]`)).map((d: unknown) => {
+          if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < -1) throw invalid(`${where}[${i}]: shape dimensions are integers ≥ -1`);
+          return d;
+        }),
+      };
+    });
+  };
+  const versions = json.versions ?? [];
+  if (!Array.isArray(versions) || !versions.every((v) => typeof v === 'string')) throw invalid('"versions" must be an array of strings');
+  return {
+    name: json.name, versions, platform: typeof json.platform === 'string' ? json.platform : '',
+    inputs: tensors(json.inputs, 'inputs'), outputs: tensors(json.outputs, 'outputs'),
+    parameters: parseParameters(json.parameters, 'parameters'),
   };
 }

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from
 import type { TensorLimits } from '../tensor/datatypes.js';
 import { frameworkError, jsonBytes, type RestBody } from './rest-server.js';
 import { CdsError, asCdsError, httpStatusOf, quote } from '../errors.js';
-import type { CallContext } from './context.js';
+import type { CallContext, RestResponseLike } from './context.js';
 import type { KServeHandlers } from './handlers.js';
 import { binaryOutputChoice, inferRequestFromJson, inferResultToRest } from './rest-codec.js';
 import { parametersToJson } from './types.js';
@@ -10,7 +10,8 @@ import { parametersToJson } from './types.js';
 type ModelParams = { model: string; version?: string };
 
 export interface RestBinding {
-  context(request: FastifyRequest): CallContext;
+  /** `response` lets a door that can drop queued work (the node) notice a caller that went away. */
+  context(request: FastifyRequest, response: RestResponseLike): CallContext;
   /** Called once per answered request (logging, metrics); never sees the body. */
   finished?(ctx: CallContext, route: string, status: number, model: string | undefined, error: CdsError | undefined): void;
   /** Bounds on a decoded request (tensor sizes, names, counts). */
@@ -20,14 +21,14 @@ export interface RestBinding {
 /** Registers the KServe v2 REST routes on `app`, answering errors as {"error": "..."}. */
 export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandlers, binding: RestBinding): void {
   const contexts = new WeakMap<FastifyRequest, CallContext>();
-  const ctxOf = (req: FastifyRequest): CallContext => {
+  const ctxOf = (req: FastifyRequest, reply: FastifyReply): CallContext => {
     let ctx = contexts.get(req);
-    if (!ctx) contexts.set(req, (ctx = binding.context(req)));
+    if (!ctx) contexts.set(req, (ctx = binding.context(req, reply.raw)));
     return ctx;
   };
 
   const send = (reply: FastifyReply, req: FastifyRequest, route: string, model: string | undefined, status: number, body?: unknown): FastifyReply => {
-    const ctx = ctxOf(req);
+    const ctx = ctxOf(req, reply);
     reply.header('x-request-id', ctx.requestId);
     binding.finished?.(ctx, route, status, model, undefined);
     if (body === undefined) return reply.code(status).send();
@@ -38,7 +39,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
   const fail = (reply: FastifyReply, req: FastifyRequest, route: string, model: string | undefined, err: unknown): FastifyReply => {
     const error = asCdsError(err);
     const status = httpStatusOf(error.kind);
-    const ctx = ctxOf(req);
+    const ctx = ctxOf(req, reply);
     binding.finished?.(ctx, route, status, model, error);
     return reply.code(status).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(jsonBytes({ error: error.message }));
   };
@@ -50,7 +51,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
    */
   const authenticateFirst = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
     if (!handlers.authenticate) return;
-    const ctx = ctxOf(req);
+    const ctx = ctxOf(req, reply);
     await handlers.authenticate(ctx);
     if (!ctx.auth || !('error' in ctx.auth)) return;
     const { model, version } = req.params;
@@ -65,7 +66,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
   const probe = (route: string, check: (ctx: CallContext) => Promise<boolean>, what: string) =>
     async (req: FastifyRequest, reply: FastifyReply) => {
       try {
-        return (await check(ctxOf(req)))
+        return (await check(ctxOf(req, reply)))
           ? send(reply, req, route, undefined, 200)
           : fail(reply, req, route, undefined, new CdsError('unavailable', `${what} is not ready`));
       } catch (err) {
@@ -78,7 +79,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
 
   app.get('/v2', async (req, reply) => {
     try {
-      const m = await handlers.serverMetadata(ctxOf(req));
+      const m = await handlers.serverMetadata(ctxOf(req, reply));
       return send(reply, req, 'server_metadata', undefined, 200, { ...m, parameters: parametersToJson(m.parameters) });
     } catch (err) {
       return fail(reply, req, 'server_metadata', undefined, err);
@@ -89,7 +90,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
     app.get<{ Params: ModelParams }>(prefix, async (req, reply) => {
       const { model, version } = req.params;
       try {
-        const m = await handlers.modelMetadata(ctxOf(req), model, version);
+        const m = await handlers.modelMetadata(ctxOf(req, reply), model, version);
         return send(reply, req, 'model_metadata', model, 200, { ...m, parameters: parametersToJson(m.parameters) });
       } catch (err) {
         return fail(reply, req, 'model_metadata', model, err);
@@ -98,7 +99,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
     app.get<{ Params: ModelParams }>(`${prefix}/ready`, async (req, reply) => {
       const { model, version } = req.params;
       try {
-        return (await handlers.modelReady(ctxOf(req), model, version))
+        return (await handlers.modelReady(ctxOf(req, reply), model, version))
           ? send(reply, req, 'model_ready', model, 200)
           : fail(reply, req, 'model_ready', model, new CdsError('unavailable', `model ${quote(model)} is not ready`));
       } catch (err) {
@@ -109,7 +110,7 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
       const { model, version } = req.params;
       try {
         const body = req.body as RestBody | undefined;
-        const result = await handlers.infer(ctxOf(req), model, version, () => inferRequestFromJson(body?.json, model, version, binding.limits, body?.binary));
+        const result = await handlers.infer(ctxOf(req, reply), model, version, () => inferRequestFromJson(body?.json, model, version, binding.limits, body?.binary));
         const answer = inferResultToRest(result, binaryOutputChoice(body?.json));
         if ('json' in answer) return send(reply, req, 'infer', model, 200, answer.json);
         reply.headers({ 'content-type': 'application/octet-stream', 'inference-header-content-length': String(answer.headerLength) });

@@ -92,7 +92,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const { app: rest, reloadTls: reloadRestTls } = createRestServer({ tls, onHandshakeFailure: onHandshakeFailure('rest'), bodyLimit: cfg.maxMessageBytes, ...cfg.rest });
   registerKServeRoutes(rest, service, {
     limits: cfg.limits,
-    context: (req) => restCallContext(req, nodeDoors),
+    context: (req, res) => restCallContext(req, nodeDoors, res),
     finished: (ctx, route, _status, model, error) => logFailure(ctx, route, model, error),
   });
   await rest.listen({ host: cfg.rest.host, port: cfg.rest.port });

@@ -1,15 +1,14 @@
-import * as grpc from '@grpc/grpc-js';
 import { CdsError } from '../errors.js';
-import { nodeError } from './retry-policy.js';
-import { InferenceServiceClient } from '../kserve/service.js';
-import { inferRequestToGrpc, inferResultFromGrpc, modelMetadataFromGrpc } from '../kserve/grpc-codec.js';
-import type { ModelInferResponse, ModelMetadataResponse, ModelReadyResponse, ServerReadyResponse } from '../kserve/messages.js';
 import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
 
-export interface NodeAddress { id: string; address: string; serverName: string }
+/**
+ * A node as the gateway reaches it: `address` is the port of the door named by
+ * `protocol` (KServe v2 REST with binary tensors, or KServe v2 gRPC).
+ */
+export interface NodeAddress { id: string; address: string; serverName: string; protocol: 'rest' | 'grpc' }
 export interface ClientTlsMaterial { ca: Buffer; cert: Buffer; key: Buffer }
 
-/** What the router needs of a node's client: the gRPC one below, or a fake in unit tests. */
+/** What the router needs of a node's client: REST (rest-node-client.ts), gRPC (grpc-node-client.ts), or a fake in unit tests. */
 export interface NodeClientLike {
   readonly node: NodeAddress;
   infer(request: InferRequest, deadline: number, requestId: string, signal?: AbortSignal): Promise<InferResult>;
@@ -20,78 +19,4 @@ export interface NodeClientLike {
 }
 
 /** The gateway itself cancelled this call (the other copy of a hedged request answered first): says nothing about the node. */
-const attemptCancelled = (nodeId: string) => new CdsError('cancelled', `call to node ${nodeId} cancelled: another node answered first`);
-
-type Unary<Req, Res> = (req: Req, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
-
-/**
- * One mTLS gRPC channel to one node (ours, Triton or KServe), presenting the
- * gateway's client certificate and checking the node's certificate carries
- * the configured server name.
- */
-export class NodeClient implements NodeClientLike {
-  private readonly client: grpc.Client & Record<string, Unary<unknown, unknown>>;
-
-  constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, maxMessageBytes: number) {
-    this.client = new InferenceServiceClient(node.address, grpc.credentials.createSsl(tls.ca, tls.key, tls.cert), {
-      'grpc.ssl_target_name_override': node.serverName,
-      'grpc.default_authority': node.serverName,
-      'grpc.max_receive_message_length': maxMessageBytes,
-      'grpc.max_send_message_length': maxMessageBytes,
-      // A node that restarts should be reachable again within a couple of seconds.
-      'grpc.initial_reconnect_backoff_ms': 250,
-      'grpc.max_reconnect_backoff_ms': 2_000,
-      'grpc.keepalive_time_ms': 30_000,
-    }) as unknown as grpc.Client & Record<string, Unary<unknown, unknown>>;
-  }
-
-  private call<Res>(method: string, request: unknown, deadline: number, requestId?: string, signal?: AbortSignal): Promise<Res> {
-    const metadata = new grpc.Metadata();
-    if (requestId) metadata.set('x-request-id', requestId);
-    return new Promise<Res>((resolve, reject) => {
-      const onAbort = () => call.cancel();
-      const call = this.client[method]!.call(this.client, request, metadata, { deadline }, (err, res) => {
-        signal?.removeEventListener('abort', onAbort);
-        if (err) reject(err);
-        else resolve(res as Res);
-      });
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  /** `signal` cancels the call (the node then drops the work if it has not started). */
-  async infer(request: InferRequest, deadline: number, requestId: string, signal?: AbortSignal): Promise<InferResult> {
-    if (signal?.aborted) throw attemptCancelled(this.node.id);
-    try {
-      return inferResultFromGrpc(await this.call<ModelInferResponse>('ModelInfer', inferRequestToGrpc(request), deadline, requestId, signal));
-    } catch (err) {
-      if (signal?.aborted) throw attemptCancelled(this.node.id);
-      throw this.translate(err as grpc.ServiceError);
-    }
-  }
-
-  async serverReady(timeoutMs: number): Promise<boolean> {
-    return (await this.call<ServerReadyResponse>('ServerReady', {}, Date.now() + timeoutMs)).ready;
-  }
-
-  async modelReady(model: string, timeoutMs: number): Promise<boolean> {
-    return (await this.call<ModelReadyResponse>('ModelReady', { name: model, version: '' }, Date.now() + timeoutMs)).ready;
-  }
-
-  async modelMetadata(model: string, version: string | undefined, timeoutMs: number): Promise<ModelMetadata> {
-    try {
-      return modelMetadataFromGrpc(await this.call<ModelMetadataResponse>('ModelMetadata', { name: model, version: version ?? '' }, Date.now() + timeoutMs));
-    } catch (err) {
-      throw this.translate(err as grpc.ServiceError);
-    }
-  }
-
-  /** Node errors in the gateway's terms (retry-policy.ts): client errors pass through, node trouble becomes retryable. */
-  private translate(err: grpc.ServiceError): CdsError {
-    return nodeError(this.node.id, err.code, err.details || err.message);
-  }
-
-  close(): void {
-    this.client.close();
-  }
-}
+export const attemptCancelled = (nodeId: string): CdsError => new CdsError('cancelled', `call to node ${nodeId} cancelled: another node answered first`);

@@ -1,5 +1,4 @@
-import { status as GrpcStatus } from '@grpc/grpc-js';
-import { CdsError, kindFromGrpcStatus } from '../errors.js';
+import { CdsError, type ErrorKind } from '../errors.js';
 
 /**
  * The one rule for node errors: what a caller is told, whether another node
@@ -21,9 +20,12 @@ export class NodeFailure extends CdsError {
   }
 }
 
-/** A node's gRPC error in the gateway's terms. `detail` is the node's own message (short: nodes quote caller text). */
-export function nodeError(nodeId: string, code: number, detail: string): CdsError {
-  const kind = kindFromGrpcStatus(code);
+/**
+ * A node's error in the gateway's terms; `kind` is read from its gRPC status
+ * or HTTP status (errors.ts). `detail` is the node's own message (short: nodes
+ * quote caller text).
+ */
+export function nodeError(nodeId: string, kind: ErrorKind, detail: string): CdsError {
   switch (kind) {
     case 'invalid_argument':
     case 'not_found':
@@ -35,7 +37,7 @@ export function nodeError(nodeId: string, code: number, detail: string): CdsErro
       return new NodeFailure(`node ${nodeId} is unavailable: ${detail}`, true);
     default:
       // Includes PERMISSION_DENIED from a node that does not accept our certificate: a configuration fault, not the caller's.
-      return new NodeFailure(`node ${nodeId} failed: ${detail}${code === GrpcStatus.PERMISSION_DENIED ? ' (does the node accept this gateway\'s certificate?)' : ''}`, true);
+      return new NodeFailure(`node ${nodeId} failed: ${detail}${kind === 'permission_denied' ? ' (does the node accept this gateway\'s certificate?)' : ''}`, true);
   }
 }
 

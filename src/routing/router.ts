@@ -3,7 +3,9 @@ import type { GatewayConfig } from '../config/schema.js';
 import { compileRoutes, type CompiledRoutes } from '../config/routes.js';
 import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
 import type { Logger } from '../phi/logger.js';
-import { NodeClient, type ClientTlsMaterial, type NodeAddress, type NodeClientLike } from './node-client.js';
+import type { ClientTlsMaterial, NodeAddress, NodeClientLike } from './node-client.js';
+import { GrpcNodeClient } from './grpc-node-client.js';
+import { RestNodeClient } from './rest-node-client.js';
 import { NodeHandle, type BreakerState } from './node-handle.js';
 import { createPool, hedgeDelay, type Pool } from './pool.js';
 import { pickNode } from './balancer.js';
@@ -14,11 +16,11 @@ export interface RouterEvents extends AttemptEvents {
   breakerChanged(node: string, state: BreakerState): void;
 }
 
-/** Makes the client for one node: an mTLS gRPC channel in the gateway, an in-memory fake in unit tests. */
+/** Makes the client for one node: mTLS REST or gRPC in the gateway, an in-memory fake in unit tests. */
 export type NodeClientFactory = (node: NodeAddress) => NodeClientLike;
 
-export const grpcNodeClients = (tls: ClientTlsMaterial, maxMessageBytes: number): NodeClientFactory =>
-  (node) => new NodeClient(node, tls, maxMessageBytes);
+export const nodeClients = (tls: ClientTlsMaterial, maxMessageBytes: number): NodeClientFactory =>
+  (node) => (node.protocol === 'grpc' ? new GrpcNodeClient(node, tls, maxMessageBytes) : new RestNodeClient(node, tls, maxMessageBytes));
 
 /**
  * The routing facade: pools of nodes per model (pool.ts), active health

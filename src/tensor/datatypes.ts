@@ -87,6 +87,9 @@ export interface TensorLimits {
 
 export const DEFAULT_TENSOR_LIMITS: TensorLimits = { maxTensorBytes: 8 * 1024 * 1024, maxNameLength: 128, maxRank: 16, maxTensors: 64 };
 
+/** A node's answer, read by the gateway: bounded by the transport's message limit, not by the request limits. */
+export const NODE_RESPONSE_LIMITS: TensorLimits = { maxTensorBytes: Number.MAX_SAFE_INTEGER, maxNameLength: 1024, maxRank: 64, maxTensors: 1024 };
+
 /** Validates a shape and returns its element count. */
 export function elementCount(shape: readonly number[], where: string): number {
   let count = 1;

@@ -58,7 +58,7 @@ export interface Cluster extends Material {
   stop(keep?: boolean): Promise<void>;
 }
 
-export async function startCluster(options: { nodes?: number; gatewayPatch?: (c: Record<string, any>) => void; nodeConfigPatch?: (c: Record<string, any>) => void; modelRepository?: string; material?: Material } = {}): Promise<Cluster> {
+export async function startCluster(options: { nodes?: number; nodeProtocols?: Array<'rest' | 'grpc'>; gatewayPatch?: (c: Record<string, any>) => void; nodeConfigPatch?: (c: Record<string, any>) => void; modelRepository?: string; material?: Material } = {}): Promise<Cluster> {
   const count = options.nodes ?? 2;
   const material = options.material ?? await makeMaterial(Math.max(3, count));
   const started = await Promise.allSettled(Array.from({ length: count }, (_, index) => {
@@ -74,7 +74,7 @@ export async function startCluster(options: { nodes?: number; gatewayPatch?: (c:
   }
   const gatewayConfig = devGatewayConfig({
     pki: material.pki, jwksFile: material.issuer.jwks, ehrJwksFile: material.ehr.jwks, secrets: material.secrets, healthIntervalMs: 200,
-    nodes: nodes.map((n, index) => ({ index, grpcPort: n.ports.grpc! })),
+    nodes: nodes.map((n, index) => ({ index, restPort: n.ports.rest!, grpcPort: n.ports.grpc!, protocol: options.nodeProtocols?.[index] })),
   });
   options.gatewayPatch?.(gatewayConfig);
   let gateway: Proc;

@@ -29,9 +29,10 @@ describe('availability under faults (short chaos scenarios, 3 nodes)', () => {
     await stopProcess(victim, 'SIGKILL');
     await waitFor(async () => (await statusOf(cluster, 'node-0')).state === 'ejected', 3000, 'node-0 ejected');
     await new Promise((r) => setTimeout(r, 500));
-    // Restart on the same port so the gateway's channel reconnects.
+    // Restart on the same ports so the gateway's connections reconnect.
     const config = JSON.parse(readFileSync(configFile, 'utf8'));
     config.node.grpc.port = victim.ports.grpc;
+    config.node.rest.port = victim.ports.rest;
     const restarted = await startProcess('node', config, cluster.dir, 'node-0-restarted');
     cluster.nodes[0] = restarted;
     await waitFor(async () => (await statusOf(cluster, 'node-0')).state === 'ready', 8000, 'node-0 back in rotation');

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as ort from 'onnxruntime-node';
 import { loadWdbc } from '../../models/build/wdbc.js';
 import { WDBC_CSV } from '../../models/build/build-all.js';
-import { MODELS, jsonLogs, grpcCall, grpcClient, httpsCall, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient } from '../helpers/cluster.js';
+import { MODELS, auditRecords, rid, jsonLogs, grpcCall, grpcClient, httpsCall, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let clinician: string;
@@ -13,7 +13,8 @@ let rest: (path: string, o?: { token?: string; body?: unknown; identity?: { cert
 let grpcApp: GrpcClient;
 
 beforeAll(async () => {
-  cluster = await startCluster({ nodes: 2 });
+  // The gateway reaches node-0 over its REST door and node-1 over its gRPC door: every test below runs on both transports.
+  cluster = await startCluster({ nodes: 2, nodeProtocols: ['rest', 'grpc'], gatewayPatch: (c) => { c.pools.default.balancing = 'round-robin'; } });
   clinician = await cluster.token(['clinician']);
   rest = (path, o = {}) => httpsCall(cluster.gateway.ports.rest!, path, {
     ca: cluster.pki.ca, identity: o.identity === null ? undefined : o.identity ?? cluster.pki.apps.ehr, token: o.token, body: o.body, rawBody: o.rawBody, headersFirst: o.headersFirst,
@@ -41,6 +42,33 @@ function seededImage(batch: number): Float32Array {
 
 const rawOf = (values: Float32Array) => Buffer.from(values.buffer, values.byteOffset, values.byteLength);
 const floatsOf = (b: Buffer) => Array.from(new Float32Array(new Uint8Array(b).buffer));
+
+describe('gateway → node over REST (binary tensors) and over gRPC', () => {
+  it('both transports give the same answers, metadata and errors', async () => {
+    const body = (i: number) => ({ inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24 - (i % 5), 93, 1, 105, 115, 0, 38.5] }] });
+    const answers = new Map<string, string[]>();
+    for (let i = 0; i < 10; i++) {
+      const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: clinician, body: body(i), headers: { 'x-request-id': rid(`transport-${i}`) } });
+      expect(res.status, res.body).toBe(200);
+      const record = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid(`transport-${i}`))!;
+      answers.set(record.node as string, [...(answers.get(record.node as string) ?? []), JSON.stringify({ i: i % 5, outputs: res.json().outputs })]);
+    }
+    // Round-robin: both nodes, hence both transports, served; the same input gave the same answer on either.
+    expect([...answers.keys()].sort()).toEqual(['node-0', 'node-1']);
+    const byInput = (node: string) => new Map(answers.get(node)!.map((a) => [JSON.parse(a).i, a]));
+    for (const [i, a] of byInput('node-0')) if (byInput('node-1').has(i)) expect(byInput('node-1').get(i)).toBe(a);
+    // Metadata, a node's refusal and an unknown version read the same whichever node answers.
+    for (let i = 0; i < 2; i++) {
+      const meta = await rest('/v2/models/news2', { token: clinician });
+      expect(meta.status).toBe(200);
+      expect(meta.json()).toMatchObject({ name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: [-1, 7] }] });
+      const refused = await rest('/v2/models/news2/infer', { token: clinician, body: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 101.3] }] } });
+      expect(refused.status).toBe(400);
+      expect(refused.json().error).toMatch(/temperature\) is 101\.3\d*, outside the plausible range/);
+      expect((await rest('/v2/models/news2/versions/7/infer', { token: clinician, body: body(0) })).status).toBe(404);
+    }
+  });
+});
 
 describe('inference through the gateway equals onnxruntime on the same file', () => {
   const wdbcRows = loadWdbc(WDBC_CSV).test.slice(0, 8).map((s) => s.x);

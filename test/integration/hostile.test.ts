@@ -238,6 +238,17 @@ describe('one caller cannot hurt the others', () => {
     expect(await allNodesReady()).toBe(true);
   });
 
+  it('a long model version (which would become a node URL longer than its header limit) is refused at the gateway: no node ejected', async () => {
+    const version = 'v'.repeat(20_000);
+    for (const method of ['ModelInfer', 'ModelMetadata'] as const) {
+      const request = method === 'ModelInfer' ? { ...grpcVitals, model_version: version } : { name: 'news2', version };
+      await expect(grpcCall(app, method, request, token)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/model version is 20000 characters long/) });
+    }
+    // Just under the limit: a version the node does not have is its 404, still not the node's failure.
+    await expect(grpcCall(app, 'ModelInfer', { ...grpcVitals, model_version: 'v'.repeat(64) }, token)).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    expect(await allNodesReady()).toBe(true);
+  });
+
   it('a node refusing bad input (impossible vitals) is not retried elsewhere and not ejected', async () => {
     const res = await rest('/v2/models/news2/infer', { rawBody: '{"inputs":[{"name":"vitals","datatype":"FP32","shape":[1,7],"data":[1e400,93,1,105,115,0,38.5]}]}', headers: { 'x-request-id': rid('inf') } });
     expect(res.status, res.body).toBe(400);

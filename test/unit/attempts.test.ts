@@ -41,7 +41,7 @@ function setup(o: { balancing?: 'round-robin' | 'least-request'; hedging?: boole
   const config = gatewaySchema('/tmp').parse({
     gateway: { rest: { port: 0 }, grpc: { port: 0 }, admin: { port: 0 }, tls: { cert: 'c', key: 'k', ca: 'a' }, nodeClientTls: { cert: 'c', key: 'k', ca: 'a' } },
     auth: { issuers: [{ issuer: 'i', audience: 'a', jwks: { file: 'j' } }] },
-    nodes: [{ id: 'node-0', address: 'h:1', serverName: 'n0' }, { id: 'node-1', address: 'h:2', serverName: 'n1' }],
+    nodes: [{ id: 'node-0', address: 'h:1', serverName: 'n0', protocol: 'rest' }, { id: 'node-1', address: 'h:2', serverName: 'n1', protocol: 'rest' }],
     pools: { default: { nodes: ['node-0', 'node-1'], balancing: o.balancing ?? 'round-robin', ...(o.budget ? { retryBudget: o.budget } : {}) } },
     models: { m: { pool: 'default', allowRoles: ['r'], ...(o.hedging ? { hedging: { minSamples: 1, minDelayMs: 5, percentile: 50 } } : {}) } },
     audit: { dir: 'd', signingKey: 'k' },

@@ -9,7 +9,7 @@ import { devSecrets } from '../../src/cli/dev-material.js';
 import { runCli } from '../helpers/cluster.js';
 
 const pki = devPkiPaths('/pki');
-const gateway = () => devGatewayConfig({ pki, jwksFile: '/pki/jwks.json', secrets: devSecrets('/pki'), nodes: [{ index: 0, grpcPort: 9000 }, { index: 1, grpcPort: 9001 }] }) as any;
+const gateway = () => devGatewayConfig({ pki, jwksFile: '/pki/jwks.json', secrets: devSecrets('/pki'), nodes: [{ index: 0, restPort: 9010, grpcPort: 9000 }, { index: 1, restPort: 9011, grpcPort: 9001 }] }) as any;
 
 const configError = (fn: () => unknown): string => {
   try {

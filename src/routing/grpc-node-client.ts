@@ -1,0 +1,83 @@
+import * as grpc from '@grpc/grpc-js';
+import { kindFromGrpcStatus } from '../errors.js';
+import { nodeError } from './retry-policy.js';
+import { attemptCancelled, type ClientTlsMaterial, type NodeAddress, type NodeClientLike } from './node-client.js';
+import { InferenceServiceClient } from '../kserve/service.js';
+import { inferRequestToGrpc, inferResultFromGrpc, modelMetadataFromGrpc } from '../kserve/grpc-codec.js';
+import type { ModelInferResponse, ModelMetadataResponse, ModelReadyResponse, ServerReadyResponse } from '../kserve/messages.js';
+import type { CdsError } from '../errors.js';
+import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
+
+type Unary<Req, Res> = (req: Req, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
+
+/**
+ * One mTLS gRPC channel to one node (ours, Triton or KServe), presenting the
+ * gateway's client certificate and checking the node's certificate carries
+ * the configured server name.
+ */
+export class GrpcNodeClient implements NodeClientLike {
+  private readonly client: grpc.Client & Record<string, Unary<unknown, unknown>>;
+
+  constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, maxMessageBytes: number) {
+    this.client = new InferenceServiceClient(node.address, grpc.credentials.createSsl(tls.ca, tls.key, tls.cert), {
+      'grpc.ssl_target_name_override': node.serverName,
+      'grpc.default_authority': node.serverName,
+      'grpc.max_receive_message_length': maxMessageBytes,
+      'grpc.max_send_message_length': maxMessageBytes,
+      // A node that restarts should be reachable again within a couple of seconds.
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+      'grpc.keepalive_time_ms': 30_000,
+    }) as unknown as grpc.Client & Record<string, Unary<unknown, unknown>>;
+  }
+
+  private call<Res>(method: string, request: unknown, deadline: number, requestId?: string, signal?: AbortSignal): Promise<Res> {
+    const metadata = new grpc.Metadata();
+    if (requestId) metadata.set('x-request-id', requestId);
+    return new Promise<Res>((resolve, reject) => {
+      const onAbort = () => call.cancel();
+      const call = this.client[method]!.call(this.client, request, metadata, { deadline }, (err, res) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(res as Res);
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** `signal` cancels the call (the node then drops the work if it has not started). */
+  async infer(request: InferRequest, deadline: number, requestId: string, signal?: AbortSignal): Promise<InferResult> {
+    if (signal?.aborted) throw attemptCancelled(this.node.id);
+    try {
+      return inferResultFromGrpc(await this.call<ModelInferResponse>('ModelInfer', inferRequestToGrpc(request), deadline, requestId, signal));
+    } catch (err) {
+      if (signal?.aborted) throw attemptCancelled(this.node.id);
+      throw this.translate(err as grpc.ServiceError);
+    }
+  }
+
+  async serverReady(timeoutMs: number): Promise<boolean> {
+    return (await this.call<ServerReadyResponse>('ServerReady', {}, Date.now() + timeoutMs)).ready;
+  }
+
+  async modelReady(model: string, timeoutMs: number): Promise<boolean> {
+    return (await this.call<ModelReadyResponse>('ModelReady', { name: model, version: '' }, Date.now() + timeoutMs)).ready;
+  }
+
+  async modelMetadata(model: string, version: string | undefined, timeoutMs: number): Promise<ModelMetadata> {
+    try {
+      return modelMetadataFromGrpc(await this.call<ModelMetadataResponse>('ModelMetadata', { name: model, version: version ?? '' }, Date.now() + timeoutMs));
+    } catch (err) {
+      throw this.translate(err as grpc.ServiceError);
+    }
+  }
+
+  /** Node errors in the gateway's terms (retry-policy.ts): client errors pass through, node trouble becomes retryable. */
+  private translate(err: grpc.ServiceError): CdsError {
+    return nodeError(this.node.id, kindFromGrpcStatus(err.code), err.details || err.message);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,195 @@
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CdsError } from '../../src/errors.js';
+import { parseRestBody } from '../../src/kserve/rest-server.js';
+import { inferRequestFromJson, inferRequestToRest, inferResultFromRest, inferResultToRest, modelMetadataFromJson } from '../../src/kserve/rest-codec.js';
+import type { InferRequest, InferResult } from '../../src/kserve/types.js';
+import { RestNodeClient } from '../../src/routing/rest-node-client.js';
+import { shouldRetry, countsAgainstNode } from '../../src/routing/retry-policy.js';
+import { makeMaterial, type Material } from '../helpers/cluster.js';
+
+const request: InferRequest = {
+  model: 'news2', version: '1', id: 'req-1', parameters: { priority: 2n, tag: 'x', exact: true }, outputs: ['score'],
+  inputs: [
+    { name: 'vitals', datatype: 'FP32', shape: [1, 7], data: new Float32Array([24, 93, 1, 105, 115, 0, 38.5]) },
+    { name: 'note', datatype: 'BYTES', shape: [2], data: [Buffer.from('héllo'), Buffer.from('')] },
+  ],
+};
+const result: InferResult = {
+  model: 'news2', version: '1', id: 'req-1', parameters: {},
+  outputs: [
+    { name: 'score', datatype: 'INT64', shape: [1, 1], data: new BigInt64Array([7n]) },
+    { name: 'band', datatype: 'BYTES', shape: [1], data: [Buffer.from('high')] },
+  ],
+};
+
+/** Tensor data as plain values (a Buffer and a Uint8Array of the same bytes compare equal). */
+const plain = (r: InferResult) => JSON.parse(JSON.stringify(r, (_k, v) => {
+  if (typeof v === 'bigint') return `${v}n`;
+  if (ArrayBuffer.isView(v)) return [...(v as unknown as Iterable<unknown>)].map(String);
+  if (v?.type === 'Buffer' && Array.isArray(v.data)) return v.data.map(String); // Buffer.toJSON runs before the replacer
+  return v;
+}));
+
+describe('gateway → node REST codec (binary tensor data both ways)', () => {
+  it('a request the gateway sends is read back by the node door as the same request', () => {
+    const { body, headerLength } = inferRequestToRest(request);
+    const parsed = parseRestBody(body, 'application/octet-stream', String(headerLength));
+    const back = inferRequestFromJson(parsed.json, 'news2', '1', undefined, parsed.binary);
+    expect(back).toEqual(request);
+    // No tensor element travels as a JSON number.
+    expect(JSON.stringify(parsed.json)).not.toContain('38.5');
+  });
+
+  it('asks for every output as binary data, naming the requested ones', () => {
+    const { body, headerLength } = inferRequestToRest({ ...request, outputs: [] });
+    const json = JSON.parse(body.subarray(0, headerLength).toString());
+    expect(json.parameters.binary_data_output).toBe(true);
+    expect(json.outputs).toBeUndefined();
+  });
+
+  it('a node answer in binary or JSON form is read back as the same result', () => {
+    const binary = inferResultToRest(result, { all: true, names: new Set() });
+    if (!('body' in binary)) throw new Error('expected a binary answer');
+    expect(inferResultFromRest(JSON.parse(binary.body.subarray(0, binary.headerLength).toString()), binary.body.subarray(binary.headerLength))).toEqual(result);
+    const json = inferResultToRest(result, { all: false, names: new Set() });
+    if (!('json' in json)) throw new Error('expected a JSON answer');
+    expect(plain(inferResultFromRest(JSON.parse(JSON.stringify(json.json)), undefined))).toEqual(plain(result));
+  });
+
+  it.each([
+    ['not an object', [], undefined],
+    ['no model name', { outputs: [] }, undefined],
+    ['outputs not an array', { model_name: 'm', outputs: {} }, undefined],
+    ['binary size past the end', { model_name: 'm', outputs: [{ name: 'o', datatype: 'FP32', shape: [2], parameters: { binary_data_size: 8 } }] }, new Uint8Array(4)],
+    ['bytes left over', { model_name: 'm', outputs: [{ name: 'o', datatype: 'FP32', shape: [1], parameters: { binary_data_size: 4 } }] }, new Uint8Array(8)],
+    ['size that disagrees with the shape', { model_name: 'm', outputs: [{ name: 'o', datatype: 'FP32', shape: [3], parameters: { binary_data_size: 4 } }] }, new Uint8Array(4)],
+    ['data that disagrees with the shape', { model_name: 'm', outputs: [{ name: 'o', datatype: 'FP32', shape: [3], data: [1] }] }, undefined],
+  ])('a malformed node answer (%s) is an error, never a crash', (_what, json, binary) => {
+    expect(() => inferResultFromRest(json, binary)).toThrow(CdsError);
+  });
+
+  it('model metadata is checked, variable dimensions kept', () => {
+    expect(modelMetadataFromJson({ name: 'm', versions: ['1'], platform: 'onnxruntime_onnx', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 7] }], outputs: [] }))
+      .toEqual({ name: 'm', versions: ['1'], platform: 'onnxruntime_onnx', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 7] }], outputs: [], parameters: {} });
+    expect(() => modelMetadataFromJson({ name: 'm', inputs: [{ name: 'x', datatype: 'NOPE', shape: [1] }] })).toThrow(CdsError);
+    expect(() => modelMetadataFromJson({ name: 'm', inputs: [{ name: 'x', datatype: 'FP32', shape: [-2] }] })).toThrow(CdsError);
+  });
+});
+
+/**
+ * A node that misbehaves in every way a node can, over real mTLS: the
+ * gateway's client must turn each into a node failure (retryable, counted
+ * against the node) or the node's client error, and never hang or crash.
+ */
+describe('REST node client against a broken node', () => {
+  let material: Material;
+  let server: Server;
+  let client: RestNodeClient;
+  let behave: (req: IncomingMessage, res: ServerResponse) => void = () => undefined;
+
+  beforeAll(async () => {
+    material = await makeMaterial(1);
+    const node = material.pki.nodes[0]!;
+    server = createServer({ cert: readFileSync(node.cert), key: readFileSync(node.key), ca: readFileSync(material.pki.ca), requestCert: true, rejectUnauthorized: true },
+      (req, res) => { req.resume(); req.on('end', () => behave(req, res)); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const tls = { ca: readFileSync(material.pki.ca), cert: readFileSync(material.pki.gatewayClient.cert), key: readFileSync(material.pki.gatewayClient.key) };
+    client = new RestNodeClient({ id: 'node-0', address: `127.0.0.1:${(server.address() as AddressInfo).port}`, serverName: 'node-0.cdsgate.local', protocol: 'rest' }, tls, 64 * 1024);
+  });
+  afterAll(async () => {
+    client?.close();
+    server?.closeAllConnections();
+    await new Promise((r) => server?.close(r));
+  });
+
+  const infer = () => client.infer(request, Date.now() + 2_000, 'rid-1');
+  const failure = async () => {
+    const err = await infer().then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CdsError);
+    return err as CdsError;
+  };
+
+  it('a well-formed binary answer is read, and the request arrived as binary tensor data', async () => {
+    let seen: Record<string, unknown> = {};
+    behave = (req, res) => {
+      seen = { type: req.headers['content-type'], header: req.headers['inference-header-content-length'], id: req.headers['x-request-id'], timeout: req.headers['request-timeout'], path: req.url };
+      const answer = inferResultToRest(result, { all: true, names: new Set() });
+      if (!('body' in answer)) throw new Error('expected binary');
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(answer.headerLength) }).end(answer.body);
+    };
+    expect(await infer()).toEqual(result);
+    expect(seen).toMatchObject({ type: 'application/octet-stream', id: 'rid-1', path: '/v2/models/news2/versions/1/infer' });
+    expect(Number(seen.timeout)).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['invalid JSON', (res: ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"model_name": ')],
+    ['a header length past the body', (res: ServerResponse) => res.writeHead(200, { 'inference-header-content-length': '999' }).end('{}')],
+    ['a header length that is not a number', (res: ServerResponse) => res.writeHead(200, { 'inference-header-content-length': '-1' }).end('{}')],
+    ['an answer over the message limit', (res: ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ model_name: 'm', outputs: [], pad: 'x'.repeat(100_000) }))],
+    ['HTTP 500', (res: ServerResponse) => res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"boom"}')],
+    ['HTTP 503 with no body', (res: ServerResponse) => res.writeHead(503).end()],
+    ['a connection reset mid-answer', (res: ServerResponse) => { res.writeHead(200, { 'content-length': '100' }); res.write('{"model'); res.socket?.destroy(); }],
+  ])('%s is a node failure: retryable and counted against the node', async (_what, answer) => {
+    behave = (_req, res) => answer(res);
+    const err = await failure();
+    expect(shouldRetry(err)).toBe(true);
+    expect(countsAgainstNode(err)).toBe(true);
+  });
+
+  it('the node refusing the input is the caller\'s error, with the node\'s message, not retried', async () => {
+    behave = (_req, res) => res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"vitals: expected shape [-1, 7]"}');
+    const err = await failure();
+    expect(err.kind).toBe('invalid_argument');
+    expect(err.message).toContain('expected shape');
+    expect(shouldRetry(err)).toBe(false);
+  });
+
+  it('an unknown model is 404, not retried', async () => {
+    behave = (_req, res) => res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"no such model"}');
+    const err = await failure();
+    expect(err.kind).toBe('not_found');
+    expect(shouldRetry(err)).toBe(false);
+  });
+
+  it('a node that never answers is bounded by the deadline', async () => {
+    behave = () => undefined; // holds the request open
+    const err = await client.infer(request, Date.now() + 300, 'rid-2').then(() => undefined, (e: unknown) => e) as CdsError;
+    expect(err.kind).toBe('deadline_exceeded');
+  });
+
+  it('a cancelled attempt (a hedge won elsewhere) says cancelled, not a node failure', async () => {
+    behave = () => undefined;
+    const controller = new AbortController();
+    const pending = client.infer(request, Date.now() + 5_000, 'rid-3', controller.signal).then(() => undefined, (e: unknown) => e);
+    setTimeout(() => controller.abort(), 50);
+    const err = await pending as CdsError;
+    expect(err.kind).toBe('cancelled');
+    expect(countsAgainstNode(err)).toBe(false);
+  });
+
+  it('probes: 200 ready, 503 not ready, 500 a failure', async () => {
+    behave = (req, res) => res.writeHead(req.url === '/v2/health/ready' ? 200 : req.url === '/v2/models/a/ready' ? 503 : 500).end();
+    expect(await client.serverReady(1_000)).toBe(true);
+    expect(await client.modelReady('a', 1_000)).toBe(false);
+    await expect(client.modelReady('b', 1_000)).rejects.toBeInstanceOf(CdsError);
+  });
+
+  it('a node whose certificate lacks the configured name is refused', async () => {
+    const tls = { ca: readFileSync(material.pki.ca), cert: readFileSync(material.pki.gatewayClient.cert), key: readFileSync(material.pki.gatewayClient.key) };
+    const impostor = new RestNodeClient({ id: 'node-x', address: client.node.address, serverName: 'node-9.cdsgate.local', protocol: 'rest' }, tls, 64 * 1024);
+    behave = (_req, res) => res.writeHead(200).end('{"model_name":"news2","outputs":[]}');
+    try {
+      const err = await impostor.infer(request, Date.now() + 2_000, 'rid-4').then(() => undefined, (e: unknown) => e) as CdsError;
+      expect(err).toBeInstanceOf(CdsError);
+      expect(shouldRetry(err)).toBe(true);
+      expect(err.message).toMatch(/node-9|altname|certificate/i);
+    } finally {
+      impostor.close();
+    }
+  });
+});
