@@ -42,13 +42,17 @@ function countryIndex(): Map<string, string[]> {
 export function findCountryNames(text: string): Array<{ start: number; end: number }> {
   const index = countryIndex();
   const out: Array<{ start: number; end: number }> = [];
+  // Lower-cased once, when that keeps every position (a few letters, such as İ, lower-case to two code units).
+  const lower = text.toLowerCase();
+  const same = lower.length === text.length;
   // Each match is a whole run of letters, so it never starts inside a longer word.
-  for (const m of text.matchAll(/\p{L}+/gu)) {
-    const candidates = index.get(m[0].toLowerCase());
+  for (const m of (same ? lower : text).matchAll(/\p{L}+/gu)) {
+    const candidates = index.get(same ? m[0] : m[0].toLowerCase());
     if (!candidates) continue;
     for (const name of candidates) {
       const end = m.index + name.length;
-      if (text.slice(m.index, end).toLowerCase() === name && !/\p{L}/u.test(text[end] ?? '')) { out.push({ start: m.index, end }); break; }
+      const matches = same ? lower.startsWith(name, m.index) : text.slice(m.index, end).toLowerCase() === name;
+      if (matches && !/\p{L}/u.test(text[end] ?? '')) { out.push({ start: m.index, end }); break; }
     }
   }
   return out;

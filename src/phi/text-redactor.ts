@@ -94,8 +94,10 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
 
 // Letters with digits inside stay one token (SpO2, HbA1c), so they are judged as a whole.
 const TOKEN = /[\p{L}][\p{L}\p{M}\d'’-]*|\d+[A-Za-z]?/gu;
-const TITLE = /^(?:dr|mr|mrs|ms|miss|mx|prof|sr|sra|fr|rev|sister|nurse)\.?$/i;
-const RELATION = /^(?:dtr|daughter|son|wife|husband|spouse|partner|mother|mom|mum|father|dad|sister|sis|brother|bro|aunt|uncle|niece|nephew|cousin|grandson|granddaughter|grandmother|grandfather|friend|neighbor|neighbour|caregiver|guardian|fiance|fiancée|niece)$/i;
+/** Titles and relation words before a name, looked up by a token's lower-case text (a Set: these are tested for every token). */
+const TITLES = new Set('dr mr mrs ms miss mx prof sr sra fr rev sister nurse'.split(' '));
+const RELATIONS = new Set(('dtr daughter son wife husband spouse partner mother mom mum father dad sister sis brother bro aunt uncle niece nephew cousin '
+  + 'grandson granddaughter grandmother grandfather friend neighbor neighbour caregiver guardian fiance fiancée').split(' '));
 const NAME_CUE_BEFORE = /(?:\b(?:name is|named|called|i am|i'm|signed by|seen by|seen with|evaluated by|examined by|dictated by|attending|pcp|physician|provider|surgeon|resident|intern|nurse|rn|np|pa|contact|emergency contact|spoke (?:with|to)|spoke w\/|talked (?:with|to)|discussed with|w\/|cc|from|by|to|dear|patient|pt)\s*[:,]?\s*)$/i;
 const LOCATION_CUE_BEFORE = /\b(?:in|at|from|near|to|of|lives in|resides in|born in|moved to|city of|town of)\s+$/i;
 
@@ -272,6 +274,16 @@ function ordinary(lower: string): boolean {
   return known;
 }
 
+/** The 40 characters before a position: what cue patterns ending in `$` look at. */
+const textBefore = (text: string, at: number) => text.slice(Math.max(0, at - 40), at);
+
+/** Starts with an upper-case letter (ASCII decided without a regular expression: most tokens are). */
+function startsCapital(word: string): boolean {
+  const c = word.charCodeAt(0);
+  if (c < 128) return c >= 65 && c <= 90;
+  return /^\p{Lu}/u.test(word);
+}
+
 const isInitial = (t: Token) => /^\p{Lu}$/u.test(t.text);
 /** Lower-case particles inside names and street names: Rua do Arenque, Willemine ten Pas, Villafranca del Cid. */
 const PARTICLE = /^(?:da|das|de|del|della|den|der|di|do|dos|du|la|le|ten|ter|van|von|y|bin|ibn|al|el|zu)$/;
@@ -280,8 +292,9 @@ const isHouseNumber = (t: Token) => /^\d{1,5}[A-Za-z]?$/.test(t.text);
 /** Names and places: cues, a first-name lexicon, and capitalised words that are neither common nor clinical. */
 function findNames(text: string): PhiSpan[] {
   const tokens: Token[] = [...text.matchAll(TOKEN)].map((m) => {
-    const raw = m[0].replace(/-+$/, '');
-    return { text: raw, lower: raw.toLowerCase().replace(/[’]/g, "'"), start: m.index, end: m.index + raw.length, capital: /^\p{Lu}/u.test(raw) };
+    const raw = m[0].endsWith('-') ? m[0].replace(/-+$/, '') : m[0];
+    const lower = raw.toLowerCase();
+    return { text: raw, lower: lower.includes('’') ? lower.replace(/’/g, "'") : lower, start: m.index, end: m.index + raw.length, capital: startsCapital(raw) };
   });
   // Only spaces (no line breaks) join the words of one name.
   const joined = (x: Token, y: Token) => /^(?: {1,2}|\. | ?- ?)$/.test(text.slice(x.end, y.start));
@@ -290,12 +303,10 @@ function findNames(text: string): PhiSpan[] {
 
   tokens.forEach((t, i) => {
     const prev = tokens[i - 1];
-    const before = text.slice(Math.max(0, t.start - 40), t.start);
-    const stem = t.lower.replace(/'s$/, '');
-    if (CLINICAL_TERMS.has(t.lower) || CLINICAL_TERMS.has(stem) || /\d/.test(t.text)) return;
-    if (prev && TITLE.test(prev.text) && t.capital) { why[i] = 'cue'; return; }
+    if (CLINICAL_TERMS.has(t.lower) || (t.lower.endsWith("'s") && CLINICAL_TERMS.has(t.lower.slice(0, -2))) || /\d/.test(t.text)) return;
+    if (prev && TITLES.has(prev.lower) && t.capital) { why[i] = 'cue'; return; }
     // After a relation word ("spoke w/ dtr susan"): a name even in lower case, unless it is a common word.
-    if (prev && RELATION.test(prev.text) && /^[\p{L}'’-]{2,}$/u.test(t.text) && (isFirstName(t.lower) || !ordinary(t.lower))) { why[i] = 'cue'; return; }
+    if (prev && RELATIONS.has(prev.lower) && /^[\p{L}'’-]{2,}$/u.test(t.text) && (isFirstName(t.lower) || !ordinary(t.lower))) { why[i] = 'cue'; return; }
     if (FUNCTION_WORDS.has(t.lower)) return;
     if (!t.capital) {
       // Lower-case names ("patricia desrosiers"): a first name that is not also an ordinary word.
@@ -313,10 +324,10 @@ function findNames(text: string): PhiSpan[] {
     }
     if (t.text.length > 1 && !ordinary(t.lower)) {
       why[i] = 'unknown';
-      if (LOCATION_CUE_BEFORE.test(before)) kind[i] = 'LOCATION';
+      if (LOCATION_CUE_BEFORE.test(textBefore(text, t.start))) kind[i] = 'LOCATION';
       return;
     }
-    if (NAME_CUE_BEFORE.test(before) && i + 1 < tokens.length && tokens[i + 1]!.capital) why[i] = 'cue';
+    if (i + 1 < tokens.length && tokens[i + 1]!.capital && NAME_CUE_BEFORE.test(textBefore(text, t.start))) why[i] = 'cue';
   });
 
   const out: PhiSpan[] = [];
@@ -327,7 +338,7 @@ function findNames(text: string): PhiSpan[] {
     // Left: initials, other flagged words, short place particles (San, Los, El, St), and one given name
     // in front of an unknown surname (Maha Cazares, Tosh Olsen).
     let given = 0;
-    while (a > 0 && joined(tokens[a - 1]!, tokens[a]!) && tokens[a - 1]!.capital && !FUNCTION_WORDS.has(tokens[a - 1]!.lower) && !TITLE.test(tokens[a - 1]!.text) && !RELATION.test(tokens[a - 1]!.text)
+    while (a > 0 && joined(tokens[a - 1]!, tokens[a]!) && tokens[a - 1]!.capital && !FUNCTION_WORDS.has(tokens[a - 1]!.lower) && !TITLES.has(tokens[a - 1]!.lower) && !RELATIONS.has(tokens[a - 1]!.lower)
       && !CLINICAL_TERMS.has(tokens[a - 1]!.lower) && !/^[A-Z]{2,5}$/.test(tokens[a - 1]!.text)) {
       if (why[a - 1] || isInitial(tokens[a - 1]!) || tokens[a - 1]!.text.length <= 3) a--;
       else if (why[a] === 'unknown' && given++ === 0) a--;
@@ -367,19 +378,31 @@ function findNames(text: string): PhiSpan[] {
 
 const EPONYM_HEAD = /^(?:sign|signs|disease|syndrome|catheter|scale|score|test|maneuver|manoeuvre|reflex|triad|criteria|classification|procedure|operation|law|palsy|phenomenon|stain)$/i;
 
-/** "Marrero and Murphy", "Monjeau, Graves and Reed": capitalised words coordinated with a found name are names too. */
+const CONNECTORS = [', and ', ' and ', ', ', ' & ', ', or ', ' or '];
+
+/**
+ * "Marrero and Murphy", "Monjeau, Graves and Reed": capitalised words coordinated with a found name are names too.
+ * Looked up from each name's two ends (a word starting or ending one connector away), not by pairing every word with every name.
+ */
 function coordinated(text: string, tokens: Token[], found: PhiSpan[]): PhiSpan[] {
   const names = found.filter((s) => s.type === 'NAME');
+  if (names.length === 0) return [];
+  const byStart = new Map<number, number>(), byEnd = new Map<number, number>();
+  tokens.forEach((t, i) => { byStart.set(t.start, i); byEnd.set(t.end, i); });
+  const linked = new Set<number>();
+  for (const s of names) {
+    for (const c of CONNECTORS) {
+      if (text.startsWith(c, s.end)) { const i = byStart.get(s.end + c.length); if (i !== undefined) linked.add(i); }
+      if (s.start >= c.length && text.startsWith(c, s.start - c.length)) { const i = byEnd.get(s.start - c.length); if (i !== undefined) linked.add(i); }
+    }
+  }
   const out: PhiSpan[] = [];
-  tokens.forEach((t, i) => {
-    if (!t.capital || FUNCTION_WORDS.has(t.lower) || /^[A-Z]{2,5}$/.test(t.text)) return;
-    if (tokens[i + 1] && EPONYM_HEAD.test(tokens[i + 1]!.text)) return;
-    const linkedTo = (s: PhiSpan) => {
-      const gap = s.end <= t.start ? text.slice(s.end, t.start) : s.start >= t.end ? text.slice(t.end, s.start) : undefined;
-      return gap !== undefined && /^(?:,? and |, | & |,? or )$/.test(gap);
-    };
-    if (names.some(linkedTo)) out.push({ start: t.start, end: t.end, type: 'NAME' });
-  });
+  for (const i of [...linked].sort((a, b) => a - b)) {
+    const t = tokens[i]!;
+    if (!t.capital || FUNCTION_WORDS.has(t.lower) || /^[A-Z]{2,5}$/.test(t.text)) continue;
+    if (tokens[i + 1] && EPONYM_HEAD.test(tokens[i + 1]!.text)) continue;
+    out.push({ start: t.start, end: t.end, type: 'NAME' });
+  }
   return out;
 }
 

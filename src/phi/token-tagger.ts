@@ -86,11 +86,11 @@ function contextFeatures(k: number, o: TokenView | undefined): string[] {
 
 const prevFeatures = (prev: Tag, v: TokenView) => [`pt=${prev}`, `pt|s=${prev}|${v.shape}`];
 
-/** A line break before token i (list items, letter headers). */
+/** A line break before token i (list items, letter headers): only the gap between the two tokens is read. */
 function newLine(tokens: TagToken[], i: number, text: string): boolean {
   if (i === 0) return true;
-  const at = text.indexOf('\n', tokens[i - 1]!.end);
-  return at !== -1 && at < tokens[i]!.start;
+  for (let p = tokens[i - 1]!.end; p < tokens[i]!.start; p++) if (text.charCodeAt(p) === 10) return true;
+  return false;
 }
 
 /** The features of token i given the previous tag (training's view; decoding sums the same groups from caches). */
@@ -109,21 +109,30 @@ function argmax(scores: Float64Array): number {
 
 const CACHE_LIMIT = 100_000;
 
+/** Everything a word contributes to a score, whatever its position: as itself, as each neighbour, after each previous tag. */
+interface WordVectors { self: Float64Array; context: Float64Array[]; prev: Float64Array[] }
+
 /**
- * Weights ready for decoding: a Map of feature vectors, and caches of the
- * summed vector of each group per word (bounded; cleared when full).
+ * Weights ready for decoding: a Map of feature vectors, and per distinct word
+ * (bounded; cleared when full) the summed vector of each feature group, so
+ * decoding a token is one Map lookup and a few vector additions.
  */
 class CompiledTagger {
   private readonly weights: Map<string, Float64Array>;
-  private readonly self = new Map<string, Float64Array>();
-  private readonly context = OFFSETS.map(() => new Map<string, Float64Array>());
-  /** Per previous tag, per token text: the previous-tag features' vector. */
-  private readonly prev = TAGS.map(() => new Map<string, Float64Array>());
+  private readonly words = new Map<string, WordVectors>();
+  /** What "no word here" contributes at each offset (the edges of the text). */
+  private readonly outside: Float64Array[];
+  /** TAGS index of each of the model's tags (the previous-tag vectors are kept in TAGS order). */
+  private readonly tagIndex: number[];
+  private readonly nl: Float64Array | undefined;
   readonly size: number;
 
   constructor(readonly model: TaggerWeights) {
     this.weights = new Map(Object.entries(model.weights).map(([k, v]) => [k, Float64Array.from(v)]));
     this.size = model.tags.length;
+    this.outside = OFFSETS.map((k) => this.sum(contextFeatures(k, undefined)));
+    this.tagIndex = model.tags.map((t) => TAGS.indexOf(t));
+    this.nl = this.weights.get('nl');
   }
 
   private sum(features: string[]): Float64Array {
@@ -135,39 +144,44 @@ class CompiledTagger {
     return out;
   }
 
-  private cached(cache: Map<string, Float64Array>, key: string, make: () => string[]): Float64Array {
-    let v = cache.get(key);
-    if (!v) {
-      if (cache.size >= CACHE_LIMIT) cache.clear();
-      cache.set(key, (v = this.sum(make())));
+  private wordOf(token: TagToken): WordVectors {
+    let w = this.words.get(token.text);
+    if (!w) {
+      // A token's view (shape, lexicon) is worked out only for a word not seen before.
+      const v = viewOne(token);
+      w = { self: this.sum(selfFeatures(v)), context: OFFSETS.map((k) => this.sum(contextFeatures(k, v))), prev: TAGS.map((t) => this.sum(prevFeatures(t, v))) };
+      if (this.words.size >= CACHE_LIMIT) this.words.clear();
+      this.words.set(token.text, w);
     }
-    return v;
+    return w;
   }
 
   tag(text: string, tokens: TagToken[]): Tag[] {
-    // A token's view (shape, lexicon) is worked out only when a cache misses.
-    const views: Array<TokenView | undefined> = new Array(tokens.length);
-    const viewOf = (i: number) => (views[i] ??= viewOne(tokens[i]!));
-    const tags: Tag[] = [];
+    const words = tokens.map((t) => this.wordOf(t));
+    const tags: Tag[] = new Array(tokens.length);
     const scores = new Float64Array(this.size);
-    const nl = this.weights.get('nl');
-    let prev: Tag = 'O';
+    const last = tokens.length - 1;
+    let prev = TAGS.indexOf('O');
     for (let i = 0; i < tokens.length; i++) {
-      scores.set(this.cached(this.self, tokens[i]!.text, () => selfFeatures(viewOf(i))));
-      for (let j = 0; j < OFFSETS.length; j++) {
-        const n = i + OFFSETS[j]!;
-        const inside = n >= 0 && n < tokens.length;
-        const add = this.cached(this.context[j]!, inside ? tokens[n]!.text : '\u0000', () => contextFeatures(OFFSETS[j]!, inside ? viewOf(n) : undefined));
-        for (let t = 0; t < scores.length; t++) scores[t]! += add[t]!;
-      }
-      const p = this.cached(this.prev[TAGS.indexOf(prev)]!, tokens[i]!.text, () => prevFeatures(prev, viewOf(i)));
-      for (let t = 0; t < scores.length; t++) scores[t]! += p[t]!;
-      if (nl && newLine(tokens, i, text)) for (let t = 0; t < scores.length; t++) scores[t]! += nl[t]!;
-      prev = this.model.tags[argmax(scores)]!;
-      tags.push(prev);
+      const word = words[i]!;
+      scores.set(word.self);
+      // The four neighbours (OFFSETS: -2, -1, +1, +2), or what stands for the edge of the text.
+      addInto(scores, i >= 2 ? words[i - 2]!.context[0]! : this.outside[0]!);
+      addInto(scores, i >= 1 ? words[i - 1]!.context[1]! : this.outside[1]!);
+      addInto(scores, i + 1 <= last ? words[i + 1]!.context[2]! : this.outside[2]!);
+      addInto(scores, i + 2 <= last ? words[i + 2]!.context[3]! : this.outside[3]!);
+      addInto(scores, word.prev[prev]!);
+      if (this.nl && newLine(tokens, i, text)) addInto(scores, this.nl);
+      const best = argmax(scores);
+      tags[i] = this.model.tags[best]!;
+      prev = this.tagIndex[best]!;
     }
     return tags;
   }
+}
+
+function addInto(scores: Float64Array, add: Float64Array): void {
+  for (let t = 0; t < scores.length; t++) scores[t]! += add[t]!;
 }
 
 const compiled = new WeakMap<TaggerWeights, CompiledTagger>();
