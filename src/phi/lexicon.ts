@@ -39,6 +39,8 @@ function countryIndex(): Map<string, string[]> {
  * each word instead of one regular expression of every name: that pattern was
  * tried at every position of every text and was the redactor's dearest step.
  */
+const LETTER_RUN = /\p{L}+/gu;
+
 export function findCountryNames(text: string): Array<{ start: number; end: number }> {
   const index = countryIndex();
   const out: Array<{ start: number; end: number }> = [];
@@ -46,7 +48,9 @@ export function findCountryNames(text: string): Array<{ start: number; end: numb
   const lower = text.toLowerCase();
   const same = lower.length === text.length;
   // Each match is a whole run of letters, so it never starts inside a longer word.
-  for (const m of (same ? lower : text).matchAll(/\p{L}+/gu)) {
+  const scanned = same ? lower : text;
+  LETTER_RUN.lastIndex = 0;
+  for (let m = LETTER_RUN.exec(scanned); m; m = LETTER_RUN.exec(scanned)) {
     const candidates = index.get(same ? m[0] : m[0].toLowerCase());
     if (!candidates) continue;
     for (const name of candidates) {

@@ -291,11 +291,13 @@ const isHouseNumber = (t: Token) => /^\d{1,5}[A-Za-z]?$/.test(t.text);
 
 /** Names and places: cues, a first-name lexicon, and capitalised words that are neither common nor clinical. */
 function findNames(text: string): PhiSpan[] {
-  const tokens: Token[] = [...text.matchAll(TOKEN)].map((m) => {
+  const tokens: Token[] = [];
+  TOKEN.lastIndex = 0;
+  for (let m = TOKEN.exec(text); m; m = TOKEN.exec(text)) {
     const raw = m[0].endsWith('-') ? m[0].replace(/-+$/, '') : m[0];
     const lower = raw.toLowerCase();
-    return { text: raw, lower: lower.includes('’') ? lower.replace(/’/g, "'") : lower, start: m.index, end: m.index + raw.length, capital: startsCapital(raw) };
-  });
+    tokens.push({ text: raw, lower: lower.includes('’') ? lower.replace(/’/g, "'") : lower, start: m.index, end: m.index + raw.length, capital: startsCapital(raw) });
+  }
   // Only spaces (no line breaks) join the words of one name.
   const joined = (x: Token, y: Token) => /^(?: {1,2}|\. | ?- ?)$/.test(text.slice(x.end, y.start));
   const why = new Array<Why | undefined>(tokens.length).fill(undefined);
@@ -380,6 +382,19 @@ const EPONYM_HEAD = /^(?:sign|signs|disease|syndrome|catheter|scale|score|test|m
 
 const CONNECTORS = [', and ', ' and ', ', ', ' & ', ', or ', ' or '];
 
+/** The token whose start (or end) is exactly `at`, by binary search (tokens are in text order and do not overlap). */
+function tokenAt(tokens: Token[], at: number, edge: 'start' | 'end'): number | undefined {
+  let lo = 0, hi = tokens.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const v = tokens[mid]![edge];
+    if (v === at) return mid;
+    if (v < at) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
+
 /**
  * "Marrero and Murphy", "Monjeau, Graves and Reed": capitalised words coordinated with a found name are names too.
  * Looked up from each name's two ends (a word starting or ending one connector away), not by pairing every word with every name.
@@ -387,13 +402,11 @@ const CONNECTORS = [', and ', ' and ', ', ', ' & ', ', or ', ' or '];
 function coordinated(text: string, tokens: Token[], found: PhiSpan[]): PhiSpan[] {
   const names = found.filter((s) => s.type === 'NAME');
   if (names.length === 0) return [];
-  const byStart = new Map<number, number>(), byEnd = new Map<number, number>();
-  tokens.forEach((t, i) => { byStart.set(t.start, i); byEnd.set(t.end, i); });
   const linked = new Set<number>();
   for (const s of names) {
     for (const c of CONNECTORS) {
-      if (text.startsWith(c, s.end)) { const i = byStart.get(s.end + c.length); if (i !== undefined) linked.add(i); }
-      if (s.start >= c.length && text.startsWith(c, s.start - c.length)) { const i = byEnd.get(s.start - c.length); if (i !== undefined) linked.add(i); }
+      if (text.startsWith(c, s.end)) { const i = tokenAt(tokens, s.end + c.length, 'start'); if (i !== undefined) linked.add(i); }
+      if (s.start >= c.length && text.startsWith(c, s.start - c.length)) { const i = tokenAt(tokens, s.start - c.length, 'end'); if (i !== undefined) linked.add(i); }
     }
   }
   const out: PhiSpan[] = [];

@@ -24,7 +24,10 @@ export interface TagToken { text: string; start: number; end: number }
 const TOKEN = /[\p{L}][\p{L}\p{M}\d'’-]*|\d+(?:[.,:/-]\d+)*[A-Za-z]*|[^\s\p{L}\d]/gu;
 
 export function tokenize(text: string): TagToken[] {
-  return [...text.matchAll(TOKEN)].map((m) => ({ text: m[0], start: m.index, end: m.index + m[0].length }));
+  const tokens: TagToken[] = [];
+  TOKEN.lastIndex = 0;
+  for (let m = TOKEN.exec(text); m; m = TOKEN.exec(text)) tokens.push({ text: m[0], start: m.index, end: m.index + m[0].length });
+  return tokens;
 }
 
 /** Xxxx → Xx, 1234 → d, Dr. → Xx. : the shape with runs collapsed. */
@@ -109,47 +112,49 @@ function argmax(scores: Float64Array): number {
 
 const CACHE_LIMIT = 100_000;
 
-/** Everything a word contributes to a score, whatever its position: as itself, as each neighbour, after each previous tag. */
-interface WordVectors { self: Float64Array; context: Float64Array[]; prev: Float64Array[] }
+/**
+ * Everything a word contributes to a score, whatever its position, in one
+ * array of 4 weights per group: as itself [0–3], as the word at each offset
+ * -2, -1, +1, +2 [4–19], and after each previous tag in TAGS order [20–35].
+ */
+const GROUP = { self: 0, context: 4, prev: 20, length: 36 } as const;
 
 /**
  * Weights ready for decoding: a Map of feature vectors, and per distinct word
- * (bounded; cleared when full) the summed vector of each feature group, so
- * decoding a token is one Map lookup and a few vector additions.
+ * (bounded; cleared when full) its summed vector for each feature group, so
+ * decoding a token is one Map lookup and a few additions. Decoding is written
+ * for the four TAGS (every model has them), with the scores in locals.
  */
 class CompiledTagger {
   private readonly weights: Map<string, Float64Array>;
-  private readonly words = new Map<string, WordVectors>();
-  /** What "no word here" contributes at each offset (the edges of the text). */
-  private readonly outside: Float64Array[];
-  /** TAGS index of each of the model's tags (the previous-tag vectors are kept in TAGS order). */
-  private readonly tagIndex: number[];
-  private readonly nl: Float64Array | undefined;
-  readonly size: number;
+  private readonly words = new Map<string, Float64Array>();
+  /** What "no word here" contributes at each offset (the edges of the text), in the context layout. */
+  private readonly outside = new Float64Array(GROUP.length);
+  private readonly nl: Float64Array;
 
   constructor(readonly model: TaggerWeights) {
+    if (model.tags.length !== TAGS.length || model.tags.some((t, i) => t !== TAGS[i])) throw new Error(`PHI tagger weights: tags must be ${TAGS.join(', ')}`);
     this.weights = new Map(Object.entries(model.weights).map(([k, v]) => [k, Float64Array.from(v)]));
-    this.size = model.tags.length;
-    this.outside = OFFSETS.map((k) => this.sum(contextFeatures(k, undefined)));
-    this.tagIndex = model.tags.map((t) => TAGS.indexOf(t));
-    this.nl = this.weights.get('nl');
+    OFFSETS.forEach((k, j) => this.sumInto(this.outside, GROUP.context + 4 * j, contextFeatures(k, undefined)));
+    this.nl = this.weights.get('nl') ?? new Float64Array(4);
   }
 
-  private sum(features: string[]): Float64Array {
-    const out = new Float64Array(this.size);
+  private sumInto(out: Float64Array, at: number, features: string[]): void {
     for (const f of features) {
       const w = this.weights.get(f);
-      if (w) for (let t = 0; t < out.length; t++) out[t]! += w[t]!;
+      if (w) for (let t = 0; t < 4; t++) out[at + t]! += w[t]!;
     }
-    return out;
   }
 
-  private wordOf(token: TagToken): WordVectors {
+  private wordOf(token: TagToken): Float64Array {
     let w = this.words.get(token.text);
     if (!w) {
       // A token's view (shape, lexicon) is worked out only for a word not seen before.
       const v = viewOne(token);
-      w = { self: this.sum(selfFeatures(v)), context: OFFSETS.map((k) => this.sum(contextFeatures(k, v))), prev: TAGS.map((t) => this.sum(prevFeatures(t, v))) };
+      w = new Float64Array(GROUP.length);
+      this.sumInto(w, GROUP.self, selfFeatures(v));
+      OFFSETS.forEach((k, j) => this.sumInto(w!, GROUP.context + 4 * j, contextFeatures(k, v)));
+      TAGS.forEach((t, p) => this.sumInto(w!, GROUP.prev + 4 * p, prevFeatures(t, v)));
       if (this.words.size >= CACHE_LIMIT) this.words.clear();
       this.words.set(token.text, w);
     }
@@ -159,29 +164,31 @@ class CompiledTagger {
   tag(text: string, tokens: TagToken[]): Tag[] {
     const words = tokens.map((t) => this.wordOf(t));
     const tags: Tag[] = new Array(tokens.length);
-    const scores = new Float64Array(this.size);
-    const last = tokens.length - 1;
-    let prev = TAGS.indexOf('O');
-    for (let i = 0; i < tokens.length; i++) {
-      const word = words[i]!;
-      scores.set(word.self);
+    const n = tokens.length, nl = this.nl;
+    let prev = 0; // 'O'
+    for (let i = 0; i < n; i++) {
+      const w = words[i]!;
+      let s0 = w[0]!, s1 = w[1]!, s2 = w[2]!, s3 = w[3]!;
       // The four neighbours (OFFSETS: -2, -1, +1, +2), or what stands for the edge of the text.
-      addInto(scores, i >= 2 ? words[i - 2]!.context[0]! : this.outside[0]!);
-      addInto(scores, i >= 1 ? words[i - 1]!.context[1]! : this.outside[1]!);
-      addInto(scores, i + 1 <= last ? words[i + 1]!.context[2]! : this.outside[2]!);
-      addInto(scores, i + 2 <= last ? words[i + 2]!.context[3]! : this.outside[3]!);
-      addInto(scores, word.prev[prev]!);
-      if (this.nl && newLine(tokens, i, text)) addInto(scores, this.nl);
-      const best = argmax(scores);
-      tags[i] = this.model.tags[best]!;
-      prev = this.tagIndex[best]!;
+      for (let j = 0; j < 4; j++) {
+        const at = i + OFFSETS[j]!;
+        const c = at >= 0 && at < n ? words[at]! : this.outside;
+        const o = GROUP.context + 4 * j;
+        s0 += c[o]!; s1 += c[o + 1]!; s2 += c[o + 2]!; s3 += c[o + 3]!;
+      }
+      const p = GROUP.prev + 4 * prev;
+      s0 += w[p]!; s1 += w[p + 1]!; s2 += w[p + 2]!; s3 += w[p + 3]!;
+      if (newLine(tokens, i, text)) { s0 += nl[0]!; s1 += nl[1]!; s2 += nl[2]!; s3 += nl[3]!; }
+      // argmax, the first of equals winning (as a loop over the tags would).
+      let best = 0, top = s0;
+      if (s1 > top) { best = 1; top = s1; }
+      if (s2 > top) { best = 2; top = s2; }
+      if (s3 > top) best = 3;
+      tags[i] = TAGS[best]!;
+      prev = best;
     }
     return tags;
   }
-}
-
-function addInto(scores: Float64Array, add: Float64Array): void {
-  for (let t = 0; t < scores.length; t++) scores[t]! += add[t]!;
 }
 
 const compiled = new WeakMap<TaggerWeights, CompiledTagger>();
