@@ -14,7 +14,7 @@
  * interleaved (every row once per round, in turn), figures are medians over
  * rounds, and each cdsgate/HAProxy ratio is the median of per-round ratios.
  * CPU µs per request is read from /proc for each process in the path.
- * Writes load-tests/reports/peers.{json,md,svg}.
+ * Writes load-tests/reports/peers.{json,md,svg} (peers-N-tokens.* with --tokens N).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
@@ -201,12 +201,14 @@ try {
   }
 
   const svg = plot(summary.filter((x) => typeof x.rps === 'number' && x.path !== undefined) as Array<{ path: string; connections: number; rps: number; p99: number }>);
-  writeFileSync(join(process.cwd(), 'load-tests', 'reports', 'peers.svg'), svg);
-  writeReport('peers', { benchmark: 'peers', date: new Date().toISOString(), rounds, seconds, connections: connectionCounts, tokens: tokenCount, machine: { cpus: cpus().length, node: process.version }, summary, samples }, [
+  // One report per token count, so the one-token and the many-token runs can both be kept.
+  const reportName = tokenCount === 1 ? 'peers' : `peers-${tokenCount}-tokens`;
+  writeFileSync(join(process.cwd(), 'load-tests', 'reports', `${reportName}.svg`), svg);
+  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), rounds, seconds, connections: connectionCounts, tokens: tokenCount, machine: { cpus: cpus().length, node: process.version }, summary, samples }, [
     '# cdsgate against HAProxy, in front of the same node (news2)', '',
     `${new Date().toISOString()}; ${rounds} interleaved rounds × ${seconds} s per row; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}; ${cpus().length} cores, everything on 127.0.0.1; `
     + 'HAProxy checks mTLS, the ES256 signature, iss, aud, exp and the role; cdsgate also writes the audit record, redacts, applies policy and routes.',
-    ...table, '', '![req/s and p99 per path](peers.svg)', '',
+    ...table, '', `![req/s and p99 per path](${reportName}.svg)`, '',
   ].join('\n'));
 } finally {
   haproxy?.kill();

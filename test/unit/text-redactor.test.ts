@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { findPhi, redactText } from '../../src/phi/text-redactor.js';
+import { findCountryNames } from '../../src/phi/lexicon.js';
 
 const redacted = (text: string) => redactText(text).text;
 
@@ -104,5 +105,30 @@ describe('text redactor: institutions and employers', () => {
     'Discharged home with home health.',
   ])('leaves the generic %s', (text) => {
     expect(redacted(text)).toBe(text);
+  });
+});
+
+describe('text redactor: names joined to a found name, places by list', () => {
+  it.each([
+    ['Seen with Dr. Marrero and Murphy from surgery.', ['Marrero', 'Murphy']],
+    ['Family: Monjeau, Graves and Reed were present.', ['Monjeau', 'Graves', 'Reed']],
+    ['Dr. Okafor & Lindqvist reviewed the film.', ['Okafor', 'Lindqvist']],
+    ['Consulted Dr. Ibarra or Whitcombe overnight.', ['Ibarra', 'Whitcombe']],
+  ])('%s', (text, names) => {
+    const out = redacted(text);
+    for (const n of names) expect(out).not.toContain(n);
+  });
+
+  it('a word coordinated with a name is left when it is an eponym head or an abbreviation', () => {
+    expect(redacted("Dr. Marrero and Murphy's sign was positive.")).toContain("Murphy's sign");
+    expect(redacted('Dr. Marrero and ICU staff met.')).toContain('ICU');
+  });
+
+  it('country names in any case, never inside a longer word; positions index the original text, also where lower-casing changes its length', () => {
+    for (const prefix of ['', 'İzmir, '] /* İ lower-cases to two code units */) {
+      const text = `${prefix}Recently in côte d'ivoire and the United States; Omanis, Oman; NORWAY.`;
+      const found = findCountryNames(text).map((s) => text.slice(s.start, s.end));
+      expect(found).toEqual(["côte d'ivoire", 'United States', 'Oman', 'NORWAY']);
+    }
   });
 });
