@@ -44,6 +44,8 @@ const DAY = '(?:3[01]|[12]\\d|0?[1-9])(?:st|nd|rd|th)?';
 const YEAR = '(?:1[89]\\d\\d|20\\d\\d)';
 const STREET_WORDS = 'streets?|st|avenues?|ave|roads?|rd|boulevards?|blvd|lanes?|ln|drives?|dr|courts?|ct|ways?|places?|pl|terraces?|ter|circles?|cir|parkways?|pkwy|highways?|hwy|squares?|sq|trails?|trl|loops?|routes?|rte|alley|rows?|crescents?|close|gardens|mews|parks?|plaza|pike|crossing|heights|hills?|ridges?|views?|vista|walk|straße|strasse|str|gasse|weg|platz|allee|rue|via|viale|calle|avenida|rua|utca|tér|katu|tie|gatan|vej|gata';
 const STREET = `(?:${STREET_WORDS})\\.?`;
+/** Words that never stand inside a street's name ("and" may: an intersection, "Elm 77 and Oak Court"): they make "97 and still drives" or "2021. PCP is Dr" a sentence. */
+const NOT_STREET_NAME = '(?:is|was|were|are|still|then|also|who|that|has|had|have|he|she|it|they|we|i|you|his|her|their|times|mg|ml|units|days|weeks|months|years|hours|minutes|mins|hrs|percent)';
 const STREET_WORD = new RegExp(`^(?:${STREET_WORDS})$`, 'i');
 
 /** Structured identifiers: each pattern, the type it marks. Order does not matter; overlaps are merged. */
@@ -67,9 +69,12 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [new RegExp(`\\b${MONTH}\\s+${DAY}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
   [new RegExp(`\\b${DAY}\\s+(?:of\\s+)?${MONTH}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
   [new RegExp(`\\b${MONTH}\\s+${YEAR}\\b`, 'gi'), 'DATE'],
+  // Days of the week and holidays narrow a date as much as "12/3" does ("admitted Sunday", "fell on Christmas Eve").
+  [/\b(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|christmas(?: eve| day)?|thanksgiving(?: day)?|easter(?: sunday)?|new year'?s(?: eve| day)?|independence day|fourth of july|memorial day|labor day|veterans day|halloween|hanukkah|passover|yom kippur|rosh hashanah|ramadan|eid(?: al-fitr| al-adha)?|diwali|lunar new year)\b/gi, 'DATE'],
   // Ages over 89 (Safe Harbor allows younger ages), in digits and in words.
   [/\b(?:9\d|1[0-4]\d)(?:\s*|-)(?:y\/o\b|y\.?\s?o\b\.?|yrs?\b|years?(?:[\s-]old)?\b|year-old\b)/gi, 'AGE'],
   [/\b(?:aged?|age of|age\s*[:=])\s*(?:9\d|1[0-4]\d)\b/gi, 'AGE'],
+  [/\b(?:aged?|age of|age\s*[:=])\s*(?<phi>(?:ninety|one hundred)(?:[\s-]+(?:and[\s-]+)?(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve))?)\b/dgi, 'AGE'],
   [/\b(?:9\d|1[0-4]\d)\s?(?:M|F|yo[MF])\b/g, 'AGE'], // 94M, 91 F, 92yoF
   [/\b(?:9\d|1[0-4]\d)(?:th|st|nd|rd)\s+birthday\b/gi, 'AGE'],
   // "she is 94", "patient turned 101": the number only (the words around it are not the age).
@@ -79,13 +84,16 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [/\b(?:nonagenarian|centenarian|supercentenarian)\b/gi, 'AGE'],
   // Labelled identifiers: MRN, account, licence, device, vehicle, plan and other numbers.
   // (The cue is matched first and the identifier captured as `phi`: a look-behind here would be tried at every position.)
-  [/\b(?:mrn|medical record(?: number| no\.?| #)?|record #|acct|account(?: number| no\.?| #)?|member id|policy(?: number| no\.?)?|plan id|beneficiary(?: id| number)?|license(?: number| no\.?| #)?|licence(?: number| no\.?)?|dl(?: #| no\.?)?|npi|dea|vin|serial(?: number| no\.?| #)?|device id|plate(?: number)?|id(?: number| no\.?| #)|patient id|ssn|social security(?: number)?)\s*[:#]?\s*(?<phi>(?=[A-Z-]*\d)[A-Z\d][A-Z\d-]{3,})/dgi, 'ID'],
+  [/\b(?:mrn|medical record(?: number| no\.?| #)?|record #|acct|account(?: number| no\.?| #)?|member id|policy(?: number| no\.?)?|plan id|beneficiary(?: id| number)?|group(?: number| no\.?| #| id)?|grp(?: #| no\.?)?|subscriber(?: id| number| #)?|insurance(?: id| number| #)|medicaid(?: id| number| #)?|medicare(?: id| number| #)?|mbi|identifier|claim(?: number| no\.?| #)?|case(?: number| no\.?| #)|badge(?: number| #)?|passport(?: number| no\.?| #)?|registration(?: number| no\.?| #)?|certificate(?: number| no\.?| #)|imei|license(?: number| no\.?| #)?|licence(?: number| no\.?)?|dl(?: #| no\.?)?|npi|dea|vin|serial(?: number| no\.?| #)?|sn|s\/n|device id|plate(?: number)?|id(?: number| no\.?| #)|patient id|ssn|social security(?: number)?)\s*[:#]?\s*(?<phi>(?=[A-Z-]*\d)[A-Z\d][A-Z\d-]{3,})/dgi, 'ID'],
   [/\b(?=[A-Z\d-]*\d)(?=[A-Z\d-]*[A-Z])[A-Z][A-Z\d-]{4,}\b/g, 'ID'], // H12345678, HCS843-style codes
+  // Codes that start with a digit (a Medicare MBI 1EG4-TE5-MK73): eight characters or more, two letters and two digits at least.
+  [/\b(?=[A-Z\d-]{8,}\b)(?=(?:[A-Z\d-]*[A-Z]){2})(?=(?:[A-Z\d-]*\d){2})\d[A-Z\d-]*[A-Z\d]\b/g, 'ID'],
   [/(?<![\d.,])\d{6,}(?![\d.,])/g, 'ID'], // long bare numbers
   // Synthea-style names carry digits: Bob965, Keeling57.
   [/\b\p{Lu}\p{Ll}+\d{1,4}\b/gu, 'NAME'],
   // Street addresses: a house number and a street with a suffix, then unit, city, state and ZIP.
-  [new RegExp(`\\b\\d{1,6}[A-Za-z]?\\s+(?:[\\p{L}\\d'.-]+\\s+){0,4}${STREET}(?=[\\s,]|$)(?:[\\s,]*(?:apt|apartment|suite|ste|unit|#|no\\.?)\\.?\\s*[\\w-]+)?`, 'giu'), 'ADDRESS'],
+  // The words between the number and the street word are a street's name, never sentence words ("97 and still drives").
+  [new RegExp(`\\b\\d{1,6}[A-Za-z]?\\s+(?:(?!${NOT_STREET_NAME}\\s)[\\p{L}\\d'.-]+\\s+){0,4}${STREET}(?=[\\s,]|$)(?:[\\s,]*(?:apt|apartment|suite|ste|unit|#|no\\.?)\\.?\\s*[\\w-]+)?`, 'giu'), 'ADDRESS'],
   [/\b(?:apt|apartment|suite|ste|unit)\b\.?\s*#?\s*[\w-]*\d[\w-]*/gi, 'ADDRESS'],
   [/\bP\.?\s?O\.?\s+Box\s+\d+/gi, 'ADDRESS'],
   [/\b(?:PSC|CMR|Unit)\s+\d+,?\s+Box\s+\d+(?:\s+(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?/g, 'ADDRESS'], // military mail
@@ -116,7 +124,9 @@ const GENERIC_PLACE_WORDS = new Set(('cardiology oncology hematology emergency p
   + 'pulmonary pulmonology rheumatology allergy ent ob gyn obstetric obstetrics gynecology maternity neonatal geriatric geriatrics hospice palliative transplant vascular imaging lab laboratory '
   + 'community day care sports travel vaccine immunization anticoagulation memory specialty student social services medical nursing the a an of and & for general local nearest outside '
   + 'public private teaching veterans va state county city regional our your his her their this that same other new old main acute skilled long-term short-term residential home assisted senior '
-  + 'retirement living surgery-center addiction recovery detox substance abuse crisis stroke trauma burn spine joint cardiac').split(' '));
+  + 'retirement living surgery-center addiction recovery detox substance abuse crisis stroke trauma burn spine joint cardiac '
+  + 'rehab floor ward unit bed room work school church town home there here night day morning evening weekend weekends noon '
+  + 'medicine surgery hospital clinic er icu ed or step-down stepdown telemetry tele').split(' '));
 
 const ORG_NAME = new RegExp(`\\b((?:(?:St\\.|Ste\\.|Mt\\.|[\\p{Lu}][\\p{L}'’&-]*|of|the|and|&|for|de|del|la|y)\\s+){0,5}?)${ORG_SUFFIX}(?![\\p{L}])(?:\\s+(?:of|at|in|for)\\s+(?:the\\s+)?[\\p{Lu}][\\p{L}'’-]*(?:\\s+[\\p{Lu}][\\p{L}'’-]*){0,3})?`, 'gu');
 /** An employer or school named after a cue: "works at Halvorsen Freight", "retired from the Bell Works". */
@@ -136,12 +146,16 @@ function findOrganizations(text: string): PhiSpan[] {
   }
   for (const m of text.matchAll(EMPLOYER)) {
     const words = m[0].split(/\s+/);
-    // A cue followed by one ordinary capitalised word ("works at Home") is not a name.
-    if (words.every((w) => GENERIC_PLACE_WORDS.has(w.toLowerCase()) || (ordinary(w.toLowerCase()) && words.length === 1))) continue;
+    // A cue followed by generic place words ("works at Home", "transferred to Rehab") is not a name; one capitalised
+    // word that is also an English word is, when it is not a kind of place (works for Amazon, shops at Target).
+    if (words.every((w) => GENERIC_PLACE_WORDS.has(w.toLowerCase().replace(/[.,]$/, '')))) continue;
     out.push({ start: m.index, end: m.index + m[0].length, type: 'LOCATION' });
   }
   return out;
 }
+
+/** Abbreviated units of time, which dictionaries lack: "102 yrs" is an age, never a place or a name. */
+const TIME_UNITS = new Set(['yrs', 'yr', 'hrs', 'wks', 'wk', 'mos', 'mins', 'secs', 'yo']);
 
 const AGE_TOKEN = /^(?:\d{2,3}|y|o|yo|yrs?|years?|old|year-old|ninety[\w-]*|one|hundred|and|-|\/|\.)$/i;
 
@@ -171,13 +185,13 @@ function learnedSpans(text: string): PhiSpan[] {
     }
     // One word must be unusual — letters, not a number (vitals and labs are numbers beside abbreviations); a lone
     // capitalised English word ("Case", "Spoke") is not enough, even if someone is named so.
-    const unusual = (w: string) => /^\p{L}{2,}/u.test(w) && !/^[A-Z]{2,3}$/.test(w) && !ordinary(w.toLowerCase());
-    if (!words.some(unusual) && !(words.length > 1 && words.some((w) => isFirstName(w.toLowerCase())))) continue;
+    const unusual = (w: string) => /^\p{L}{2,}/u.test(w) && !/^[A-Z]{2,3}$/.test(w) && !ordinary(w.toLowerCase()) && !TIME_UNITS.has(w.toLowerCase());
+    if (!words.some(unusual) && !(words.length > 1 && words.some((w) => firstName(w.toLowerCase())))) continue;
     let { start, end } = span;
     if (span.type === 'NAME') {
       // Greetings and relation words at the edges are not part of the name: "Dear Yael", "Grandson Efua".
       const pieces = [...text.slice(start, end).matchAll(/[\p{L}][\p{L}'’.-]*|\d+/gu)];
-      const keep = (w: string) => unusual(w) || isFirstName(w.toLowerCase()) || /^\p{Lu}\.?$/u.test(w);
+      const keep = (w: string) => unusual(w) || firstName(w.toLowerCase()) || /^\p{Lu}\.?$/u.test(w);
       const first = pieces.findIndex((p) => keep(p[0]));
       const last = pieces.length - 1 - [...pieces].reverse().findIndex((p) => keep(p[0]));
       if (first < 0) continue;
@@ -261,13 +275,24 @@ interface Token { text: string; lower: string; start: number; end: number; capit
 
 type Why = 'cue' | 'first' | 'unknown';
 
+/**
+ * Days and months, which the word list leaves out as proper nouns: "on Tuesday" names no one (dates are found as
+ * dates). Months that are also given names (April, May, June, August) and short forms that are names (Jan, Sun)
+ * are not on it.
+ */
+const CALENDAR_WORDS = new Set(('monday tuesday wednesday thursday friday saturday sunday tues thurs '
+  + 'january february march july september october november december').split(' '));
+
+/** A first name, unless it is a day or a month ("Tuesday", "June" are first names in the name lists). */
+const firstName = (lower: string): boolean => isFirstName(lower) && !CALENDAR_WORDS.has(lower);
+
 /** A word's parts (I've → i, ve; E-mail → e, mail) are all ordinary words. */
 const ordinaryCache = new Map<string, boolean>();
 function ordinary(lower: string): boolean {
   let known = ordinaryCache.get(lower);
   if (known === undefined) {
     const parts = lower.replace(/'s$/, '').split(/['-]/).filter(Boolean);
-    known = parts.length > 0 && parts.every((p) => FUNCTION_WORDS.has(p) || isCommonWord(p) || CLINICAL_TERMS.has(p) || p.length === 1 || /^(?:ve|ll|re|m|d|t|s)$/.test(p));
+    known = parts.length > 0 && parts.every((p) => FUNCTION_WORDS.has(p) || isCommonWord(p) || CLINICAL_TERMS.has(p) || CALENDAR_WORDS.has(p) || p.length === 1 || /^(?:ve|ll|re|m|d|t|s)$/.test(p));
     if (ordinaryCache.size >= 50_000) ordinaryCache.clear();
     ordinaryCache.set(lower, known);
   }
@@ -308,15 +333,15 @@ function findNames(text: string): PhiSpan[] {
     if (CLINICAL_TERMS.has(t.lower) || (t.lower.endsWith("'s") && CLINICAL_TERMS.has(t.lower.slice(0, -2))) || /\d/.test(t.text)) return;
     if (prev && TITLES.has(prev.lower) && t.capital) { why[i] = 'cue'; return; }
     // After a relation word ("spoke w/ dtr susan"): a name even in lower case, unless it is a common word.
-    if (prev && RELATIONS.has(prev.lower) && /^[\p{L}'’-]{2,}$/u.test(t.text) && (isFirstName(t.lower) || !ordinary(t.lower))) { why[i] = 'cue'; return; }
+    if (prev && RELATIONS.has(prev.lower) && /^[\p{L}'’-]{2,}$/u.test(t.text) && (firstName(t.lower) || !ordinary(t.lower))) { why[i] = 'cue'; return; }
     if (FUNCTION_WORDS.has(t.lower)) return;
     if (!t.capital) {
       // Lower-case names ("patricia desrosiers"): a first name that is not also an ordinary word.
-      if (isFirstName(t.lower) && !ordinary(t.lower)) why[i] = 'first';
+      if (firstName(t.lower) && !ordinary(t.lower)) why[i] = 'first';
       return;
     }
     if (/^[A-Z]{2,5}$/.test(t.text)) return; // abbreviations: COPD, EKG, CO (states are handled with addresses)
-    if (isFirstName(t.lower)) {
+    if (firstName(t.lower)) {
       // At the start of a line (a heading: "Case management") a first name that is also a word needs a surname after it.
       const startOfSentence = !prev || /\n/.test(text.slice(prev.end, t.start));
       const next = tokens[i + 1];

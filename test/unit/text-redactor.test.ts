@@ -132,3 +132,29 @@ describe('text redactor: names joined to a found name, places by list', () => {
     }
   });
 });
+
+describe('text redactor: found in notes written after the rules', () => {
+  it.each([
+    ['Medicare Beneficiary Identifier 1EG4-TE5-MK73.', '1EG4'],
+    ['Insurance: member ID XJH449201233, group 88321.', '88321'],
+    ['Insulin pump, SN 1181553.', '1181553'],
+    ['Pt aged one hundred and one, alert and oriented.', 'one hundred and one'],
+    ['Her son works for Amazon in Seattle.', 'Amazon'],
+  ])('%s', (text, identifier) => {
+    expect(redacted(text)).not.toContain(identifier);
+  });
+
+  it.each([
+    ['She is 97 and still drives her car.', 'She is [AGE] and still drives her car.'],
+    ['Centenarian, 102 yrs, lives with granddaughter.', '[AGE], [AGE], lives with granddaughter.'],
+    ['Admitted 21 Mar 2021. PCP is Dr Dubois.', 'Admitted [DATE]. PCP is Dr [NAME].'],
+    ['He was transferred to Rehab on Tuesday.', 'He was transferred to Rehab on [DATE].'],
+    ['Fell at home on Christmas Eve; seen Monday by PT.', 'Fell at home on [DATE]; seen [DATE] by PT.'],
+  ])('no sentence words swept in: %s', (text, expected) => {
+    expect(redacted(text)).toBe(expected);
+  });
+
+  it('an intersection keeps its "and"', () => {
+    expect(redacted('Found at the corner of Elm 77 and Minik Court.')).not.toMatch(/Minik|Court/);
+  });
+});
