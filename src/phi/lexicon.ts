@@ -133,10 +133,75 @@ export const FUNCTION_WORDS = new Set([
 export const US_STATES = new Set(('AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA '
   + 'RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI AS MP').split(' '));
 
+/**
+ * US cities and towns: the city of every US ZIP code (zipcodes, BSD-3-Clause,
+ * about 20,000 names), lower-cased, by first run of letters, each list
+ * longest first; the ZIP records themselves are dropped once read. A few
+ * ZIP codes belong to a business ("Contest Mail", "Citicorp Services Inc"):
+ * those names are left out.
+ */
+let citiesByFirstWord: Map<string, string[]> | undefined;
+const NOT_A_TOWN = /\b(?:inc|corp|llc|mail|services|company|bank of|insurance|irs|usps|brm|contest|reply|business|dept|american express)\b/;
+
+function cityIndex(): Map<string, string[]> {
+  if (!citiesByFirstWord) {
+    const path = require.resolve('zipcodes/lib/codes.js');
+    const { codes } = require(path) as { codes: Record<string, { city?: string; country?: string }> };
+    const names = new Set<string>();
+    for (const zip in codes) {
+      const { city, country } = codes[zip]!;
+      if (country === 'US' && city && !NOT_A_TOWN.test(city.toLowerCase())) names.add(city.toLowerCase());
+    }
+    delete require.cache[path];
+    citiesByFirstWord = new Map();
+    for (const name of [...names].sort((a, b) => b.length - a.length)) {
+      const first = /^\p{L}+/u.exec(name)?.[0];
+      if (!first) continue;
+      const list = citiesByFirstWord.get(first) ?? [];
+      list.push(name);
+      citiesByFirstWord.set(first, list);
+    }
+  }
+  return citiesByFirstWord;
+}
+
+/**
+ * The end of the longest US city or town name that starts at `start` (a whole word, any case), if one does.
+ * `word`: the lower-cased word that starts there, when the caller has it (one Map lookup decides most words).
+ */
+export function usCityAt(text: string, start: number, word?: string): number | undefined {
+  const index = cityIndex();
+  let candidates = word === undefined ? undefined : index.get(word);
+  if (!candidates) {
+    const first = /^\p{L}+/u.exec(word ?? text.slice(start, start + 40))?.[0];
+    if (!first || first === word) return undefined;
+    candidates = index.get(first.toLowerCase());
+  }
+  if (!candidates) return undefined;
+  for (const name of candidates) {
+    const end = start + name.length;
+    if (text.slice(start, end).toLowerCase() === name && !/\p{L}/u.test(text[end] ?? '')) return end;
+  }
+  return undefined;
+}
+
+/** US state names (zipcodes' list) and codes, as they follow a city: "Ames, Iowa", "Keene, NH". */
+let stateAfterPattern: RegExp | undefined;
+export function stateFollows(text: string, at: number): boolean {
+  if (!stateAfterPattern) {
+    const { full } = require('zipcodes/lib/states.js') as { full: Record<string, string> };
+    const names = Object.keys(full).map((n) => n.toLowerCase().replace(/\b\p{L}/gu, (c) => c.toUpperCase()).replace(/\bOf\b/, 'of'));
+    stateAfterPattern = new RegExp(`^,?[ \\t]+(?:${[...US_STATES].join('|')}|${names.join('|')})(?![\\p{L}])`, 'u');
+  }
+  return stateAfterPattern.test(text.slice(at, at + 40));
+}
+
 /** Loads every list now, so the first request that carries text does not pay for it. */
 export function warmLexicons(): void {
   isCommonWord('a');
   isFirstName('a');
   countryIndex();
+  cityIndex();
+  stateFollows('', 0);
 }
 

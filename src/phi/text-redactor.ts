@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { CLINICAL_TERMS, FUNCTION_WORDS, US_STATES, findCountryNames, isCommonWord, isFirstName, warmLexicons } from './lexicon.js';
+import { CLINICAL_TERMS, FUNCTION_WORDS, US_STATES, findCountryNames, isCommonWord, isFirstName, stateFollows, usCityAt, warmLexicons } from './lexicon.js';
 import { taggedSpans, type TaggerWeights } from './token-tagger.js';
 
 /**
@@ -400,7 +400,32 @@ function findNames(text: string): PhiSpan[] {
     out.push({ start, end, type });
     i = b;
   }
-  return [...out, ...coordinated(text, tokens, out)];
+  return [...out, ...coordinated(text, tokens, out), ...findCities(text, tokens)];
+}
+
+/** Cues before a town's name. Narrower than LOCATION_CUE_BEFORE: "at" and "to" come before too many other things. */
+const CITY_CUE_BEFORE = /\b(?:in|from|near|outside(?: of)?|lives in|resides in|born in|moved (?:to|from)|city of|town of|visiting|visits|drives? in from|drove (?:in )?from)\s+$/i;
+
+/**
+ * US cities and towns from the ZIP code list, for the names the other rules let pass because they are English
+ * words: a known town followed by its state ("Ames, Iowa", "Mobile, AL"), or a town of two words or more after a
+ * place cue ("lives in Garden Grove", "from Toms River"). A one-word town that is also an English word needs its
+ * state: "in Reading" may be a hobby.
+ */
+function findCities(text: string, tokens: Token[]): PhiSpan[] {
+  const out: PhiSpan[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (!t.capital || GENERIC_PLACE_WORDS.has(t.lower) || CALENDAR_WORDS.has(t.lower)) continue;
+    const end = usCityAt(text, t.start, t.lower);
+    if (end === undefined) continue;
+    const multiWord = end > t.end;
+    if (stateFollows(text, end) || (multiWord && CITY_CUE_BEFORE.test(textBefore(text, t.start)))) {
+      out.push({ start: t.start, end, type: 'LOCATION' });
+      while (i + 1 < tokens.length && tokens[i + 1]!.start < end) i++;
+    }
+  }
+  return out;
 }
 
 const EPONYM_HEAD = /^(?:sign|signs|disease|syndrome|catheter|scale|score|test|maneuver|manoeuvre|reflex|triad|criteria|classification|procedure|operation|law|palsy|phenomenon|stain)$/i;

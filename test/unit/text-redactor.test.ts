@@ -158,3 +158,19 @@ describe('text redactor: found in notes written after the rules', () => {
     expect(redacted('Found at the corner of Elm 77 and Minik Court.')).not.toMatch(/Minik|Court/);
   });
 });
+
+describe('text redactor: US towns from the ZIP code list', () => {
+  it.each([
+    ['Lives on a farm near Ames, Iowa.', 'Ames'],
+    ['He is from Mobile, AL, and retired.', 'Mobile'],
+    ['Her sister lives in Garden Grove.', 'Garden Grove'],
+    ['Drives in from Toms River on weekends.', 'Toms River'],
+  ])('%s', (text, town) => {
+    expect(redacted(text)).not.toContain(town);
+  });
+
+  it('a one-word town that is an English word needs its state', () => {
+    expect(redacted('She enjoys reading and is in Reading group twice a week.')).toContain('Reading group');
+    expect(redacted('Moved to Reading, PA in 2019.')).not.toContain('Reading');
+  });
+});
