@@ -96,6 +96,8 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [new RegExp(`\\b\\d{1,6}[A-Za-z]?\\s+(?:(?!${NOT_STREET_NAME}\\s)[\\p{L}\\d'.-]+\\s+){0,4}${STREET}(?=[\\s,]|$)(?:[\\s,]*(?:apt|apartment|suite|ste|unit|#|no\\.?)\\.?\\s*[\\w-]+)?`, 'giu'), 'ADDRESS'],
   [/\b(?:apt|apartment|suite|ste|unit)\b\.?\s*#?\s*[\w-]*\d[\w-]*/gi, 'ADDRESS'],
   [/\bP\.?\s?O\.?\s+Box\s+\d+/gi, 'ADDRESS'],
+  // UK and Canadian postcodes (NW1 6XE, SW1A 1AA, K1A 0B1): shapes no clinical abbreviation has.
+  [/\b(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2}|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]\s?\d[ABCEGHJ-NPRSTV-Z]\d)\b/g, 'ZIP'],
   [/\b(?:PSC|CMR|Unit)\s+\d+,?\s+Box\s+\d+(?:\s+(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?/g, 'ADDRESS'], // military mail
   [/\b(?:USNS|USNV|USS|USCGC)\s+\p{Lu}[\p{L}]+(?:\s+(?:FPO|APO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?/gu, 'ADDRESS'],
 ];
@@ -110,10 +112,10 @@ const NAME_CUE_BEFORE = /(?:\b(?:name is|named|called|i am|i'm|signed by|seen by
 const LOCATION_CUE_BEFORE = /\b(?:in|at|from|near|to|of|lives in|resides in|born in|moved to|city of|town of)\s+$/i;
 
 /**
- * The last word of an institution's name: hospitals, care homes, schools, employers. Insurers ("Cigna
- * Health") are not on it: a health plan's name is not an identifier, its member number is.
+ * The last word of an institution's name: hospitals ("Mass General", "Tampa General"), care homes, schools,
+ * employers. Insurers ("Cigna Health") are not on it: a health plan's name is not an identifier, its member number is.
  */
-const ORG_SUFFIX = "(?:Hospitals?|Infirmary|Clinics?|Hospice|Medical (?:Center|Centre|Group|Associates|Campus)|Health (?:System|Center|Centre)|Nursing (?:Home|Facility|Center|Centre)|Care (?:Home|Center|Centre|Facility)|Rehabilitation (?:Center|Centre|Hospital)|Rehab|(?:Surgery|Surgical|Dialysis|Cancer|Heart|Eye|Wellness|Treatment) (?:Center|Centre|Institute)|Assisted Living|Senior Living|Retirement (?:Home|Community|Village)|Pharmacy|Drugs?|Laboratories|Labs|Institute|University|College|School|Academy|Seminary|Foundation|Church|Cathedral|Temple|Mosque|Synagogue|Parish|Manor|Lodge|Gardens|Inc\\.?|LLC|L\\.L\\.C\\.|Ltd\\.?|Corp\\.?|Corporation|Company|Co\\.|Industries|Logistics|Enterprises|Holdings|Bank|Credit Union|Airlines?|Motors|Foods|Markets?|Stores?|Restaurant|Diner|Hotel|Farms?|Mills?|Factory|Plant|Shipyard|Brewery|Bakery|Prison|Jail|Correctional (?:Facility|Institution|Center)|Penitentiary|Police Department|Fire Department|Sheriff's Office|County Jail|Shelter|Mission|YMCA|YWCA)";
+const ORG_SUFFIX = "(?:Hospitals?|General|Infirmary|Clinics?|Hospice|Medical (?:Center|Centre|Group|Associates|Campus)|Health (?:System|Center|Centre)|Nursing (?:Home|Facility|Center|Centre)|Care (?:Home|Center|Centre|Facility)|Rehabilitation (?:Center|Centre|Hospital)|Rehab|(?:Surgery|Surgical|Dialysis|Cancer|Heart|Eye|Wellness|Treatment) (?:Center|Centre|Institute)|Assisted Living|Senior Living|Retirement (?:Home|Community|Village)|Pharmacy|Drugs?|Laboratories|Labs|Institute|University|College|School|Academy|Seminary|Foundation|Church|Cathedral|Temple|Mosque|Synagogue|Parish|Manor|Lodge|Gardens|Inc\\.?|LLC|L\\.L\\.C\\.|Ltd\\.?|Corp\\.?|Corporation|Company|Co\\.|Industries|Logistics|Enterprises|Holdings|Bank|Credit Union|Airlines?|Motors|Foods|Markets?|Stores?|Restaurant|Diner|Hotel|Farms?|Mills?|Factory|Plant|Shipyard|Brewery|Bakery|Prison|Jail|Correctional (?:Facility|Institution|Center)|Penitentiary|Police Department|Fire Department|Sheriff's Office|County Jail|Shelter|Mission|YMCA|YWCA)";
 /**
  * Department and service words: "Cardiology Clinic" or "Emergency Medical Center" names
  * a kind of place, not an institution, so a name made only of these is left alone.

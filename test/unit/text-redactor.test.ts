@@ -174,3 +174,18 @@ describe('text redactor: US towns from the ZIP code list', () => {
     expect(redacted('Moved to Reading, PA in 2019.')).not.toContain('Reading');
   });
 });
+
+describe('text redactor: hospital nicknames and foreign postcodes', () => {
+  it.each([
+    ['Previously admitted at Mass General.', 'Mass General'],
+    ['Works part-time at the Dollar General on Rt 17.', 'Dollar General'],
+    ['221B Baker Street, London NW1 6XE.', 'NW1 6XE'],
+    ['Box 12, Mill Village NS B0J 2H0, Canada.', 'B0J 2H0'],
+  ])('%s', (text, identifier) => {
+    expect(redacted(text)).not.toContain(identifier);
+  });
+
+  it('a general word stays general', () => {
+    expect(redacted('In general, follow up with General Surgery.')).toBe('In general, follow up with General Surgery.');
+  });
+});
