@@ -140,6 +140,8 @@ describe('text redactor: found in notes written after the rules', () => {
     ['Insulin pump, SN 1181553.', '1181553'],
     ['Pt aged one hundred and one, alert and oriented.', 'one hundred and one'],
     ['Her son works for Amazon in Seattle.', 'Amazon'],
+    ['He drives for UPS and lifts heavy boxes.', 'UPS'],
+    ['He was stationed at Fort Bragg in 2001.', 'Fort Bragg'],
   ])('%s', (text, identifier) => {
     expect(redacted(text)).not.toContain(identifier);
   });
