@@ -20,18 +20,22 @@ function countryIndex(): Map<string, string[]> {
     const aliases = ['Czech Republic', 'United States', 'United States of America', 'Great Britain', 'England', 'Scotland', 'Wales', 'Northern Ireland',
       'South Korea', 'North Korea', 'Russia', 'Vietnam', 'Iran', 'Syria', 'Laos', 'Bolivia', 'Venezuela', 'Tanzania', 'Moldova', 'Ivory Coast',
       'Holland', 'Macedonia', 'Swaziland', 'Burma', 'Turkey', 'Palestine', 'Vatican', 'Brunei', 'Micronesia', 'Taiwan', 'Kosovo'];
-    const names = [...new Set([...Object.values(countries).flatMap((c) => [c.name, c.native]), ...aliases].filter((n) => n.length > 3).map((n) => n.toLowerCase()))]
-      .sort((a, b) => b.length - a.length);
-    countriesByFirstWord = new Map();
-    for (const name of names) {
-      const first = /^\p{L}+/u.exec(name)?.[0];
-      if (!first) continue;
-      const list = countriesByFirstWord.get(first) ?? [];
-      list.push(name);
-      countriesByFirstWord.set(first, list);
-    }
+    countriesByFirstWord = byFirstWord([...Object.values(countries).flatMap((c) => [c.name, c.native]), ...aliases].filter((n) => n.length > 3));
   }
   return countriesByFirstWord;
+}
+
+/** Place names, lower-cased, indexed by their first run of letters; each list longest first (the longest match wins). */
+function byFirstWord(names: Iterable<string>): Map<string, string[]> {
+  const index = new Map<string, string[]>();
+  for (const name of [...new Set([...names].map((n) => n.toLowerCase()))].sort((a, b) => b.length - a.length)) {
+    const first = /^\p{L}+/u.exec(name)?.[0];
+    if (!first) continue;
+    const list = index.get(first) ?? [];
+    list.push(name);
+    index.set(first, list);
+  }
+  return index;
 }
 
 /**
@@ -153,14 +157,7 @@ function cityIndex(): Map<string, string[]> {
       if (country === 'US' && city && !NOT_A_TOWN.test(city.toLowerCase())) names.add(city.toLowerCase());
     }
     delete require.cache[path];
-    citiesByFirstWord = new Map();
-    for (const name of [...names].sort((a, b) => b.length - a.length)) {
-      const first = /^\p{L}+/u.exec(name)?.[0];
-      if (!first) continue;
-      const list = citiesByFirstWord.get(first) ?? [];
-      list.push(name);
-      citiesByFirstWord.set(first, list);
-    }
+    citiesByFirstWord = byFirstWord(names);
   }
   return citiesByFirstWord;
 }
