@@ -16,6 +16,8 @@ export interface CompiledRoute {
   /** The input naming the patient a request concerns (SMART launch context), if any. */
   patientInput?: string;
   phiInputs: ModelRouteConfig['phiInputs'];
+  /** Some input is free text or FHIR: describing a request for the audit record costs real time (the text redactor). */
+  redactsText: boolean;
   receives: ModelRouteConfig['receives'];
   hedging?: NonNullable<ModelRouteConfig['hedging']>;
 }
@@ -37,6 +39,7 @@ export function compileRoutes(config: GatewayConfig): CompiledRoutes {
       },
       ...(patientInput ? { patientInput } : {}),
       phiInputs: route.phiInputs,
+      redactsText: Object.values(route.phiInputs).some((c) => c === 'text' || c === 'fhir'),
       receives: route.receives,
       ...(route.hedging ? { hedging: route.hedging } : {}),
     });

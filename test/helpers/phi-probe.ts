@@ -19,12 +19,12 @@ export function phiProbeModel(): Uint8Array {
   return g.encode();
 }
 
-/** A temporary repository: the real models plus phi-probe and phi-probe-deid (same file, two names). */
-export function repositoryWithProbes(): string {
+/** A temporary repository: the real models plus the probe under each of `names` (same file; default phi-probe and phi-probe-deid). */
+export function repositoryWithProbes(names: readonly string[] = ['phi-probe', 'phi-probe-deid']): string {
   const dir = mkdtempSync(join(tmpdir(), 'cdsgate-repo-'));
   cpSync(MODELS, dir, { recursive: true });
   const bytes = phiProbeModel();
-  for (const name of ['phi-probe', 'phi-probe-deid']) {
+  for (const name of names) {
     mkdirSync(join(dir, name, '1'), { recursive: true });
     writeFileSync(join(dir, name, '1', 'model.onnx'), bytes);
     writeFileSync(join(dir, name, 'config.json'), JSON.stringify({

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditRecords, auditText, httpsCall, rid, startCluster, waitFor, type Cluster } from '../helpers/cluster.js';
+import { auditRecords, auditText, httpsCall, rid, startCluster, stopProcess, waitFor, type Cluster } from '../helpers/cluster.js';
 import { repositoryWithProbes } from '../helpers/phi-probe.js';
 import { syntheaPatients, type SyntheaPatient } from '../helpers/synthea.js';
 
@@ -88,4 +88,19 @@ describe('PHI through the gateway, every Synthea patient', () => {
       expect(res.json().id).toBe(`deid-${i}`); // the caller's own id comes back
     }
   });
+
+  it('a node that fails while the audit view of a note is being made: 503, the record still has the redacted view, nothing unhandled', async () => {
+    // Last in this file: it stops node-1, which serves only the de-identified pool.
+    await stopProcess(cluster.nodes[1]!, 'SIGKILL');
+    const p = patients[0]!;
+    const res = await call('phi-probe-deid', p, 'deid-down');
+    expect(res.status, res.body).toBe(503);
+    const record = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('deid-down'))!;
+    expect(record.status).not.toBe('ok');
+    expect(record.request.inputs.find((x: any) => x.name === 'note').redacted).toHaveLength(1);
+    expect(p.identifiers.filter((id) => JSON.stringify(record).includes(id))).toEqual([]);
+    // The gateway is still serving the identified pool.
+    expect((await call('phi-probe', p, 'after-down')).status).toBe(200);
+  });
 });
+
