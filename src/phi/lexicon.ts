@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { isAscii, letterRunsAscii } from './ascii-scan.js';
 
 /**
  * Word lists the text redactor decides with. Loaded once, lazily.
@@ -53,15 +54,20 @@ export function findCountryNames(text: string): Array<{ start: number; end: numb
   const same = lower.length === text.length;
   // Each match is a whole run of letters, so it never starts inside a longer word.
   const scanned = same ? lower : text;
-  LETTER_RUN.lastIndex = 0;
-  for (let m = LETTER_RUN.exec(scanned); m; m = LETTER_RUN.exec(scanned)) {
-    const candidates = index.get(same ? m[0] : m[0].toLowerCase());
-    if (!candidates) continue;
+  const consider = (run: string, at: number) => {
+    const candidates = index.get(same ? run : run.toLowerCase());
+    if (!candidates) return;
     for (const name of candidates) {
-      const end = m.index + name.length;
-      const matches = same ? lower.startsWith(name, m.index) : text.slice(m.index, end).toLowerCase() === name;
-      if (matches && !/\p{L}/u.test(text[end] ?? '')) { out.push({ start: m.index, end }); break; }
+      const end = at + name.length;
+      const matches = same ? lower.startsWith(name, at) : text.slice(at, end).toLowerCase() === name;
+      if (matches && !/\p{L}/u.test(text[end] ?? '')) { out.push({ start: at, end }); return; }
     }
+  };
+  if (isAscii(text)) {
+    for (const { start, end } of letterRunsAscii(lower)) consider(lower.slice(start, end), start);
+  } else {
+    LETTER_RUN.lastIndex = 0;
+    for (let m = LETTER_RUN.exec(scanned); m; m = LETTER_RUN.exec(scanned)) consider(m[0], m.index);
   }
   return out;
 }
@@ -170,14 +176,21 @@ export function usCityAt(text: string, start: number, word?: string): number | u
   const index = cityIndex();
   let candidates = word === undefined ? undefined : index.get(word);
   if (!candidates) {
+    // A plain word that is not a town's first word has no shorter first run to try ("wilkes-barre" has "wilkes").
+    if (word !== undefined && !/['\d\u0300-\u036f-]/.test(word)) return undefined;
     const first = /^\p{L}+/u.exec(word ?? text.slice(start, start + 40))?.[0];
     if (!first || first === word) return undefined;
     candidates = index.get(first.toLowerCase());
   }
   if (!candidates) return undefined;
+  // Lower-cased once for all candidates ("new" starts hundreds of town names), unless that moves positions (İ).
+  const raw = text.slice(start, start + candidates[0]!.length);
+  const lower = raw.toLowerCase();
+  const same = lower.length === raw.length;
   for (const name of candidates) {
     const end = start + name.length;
-    if (text.slice(start, end).toLowerCase() === name && !/\p{L}/u.test(text[end] ?? '')) return end;
+    const matches = same ? lower.startsWith(name) : text.slice(start, end).toLowerCase() === name;
+    if (matches && !/\p{L}/u.test(text[end] ?? '')) return end;
   }
   return undefined;
 }

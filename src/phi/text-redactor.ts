@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CLINICAL_TERMS, FUNCTION_WORDS, US_STATES, findCountryNames, isCommonWord, isFirstName, stateFollows, usCityAt, warmLexicons } from './lexicon.js';
 import { taggedSpans, type TaggerWeights } from './token-tagger.js';
+import { isAscii, nameTokensAscii } from './ascii-scan.js';
 
 /**
  * The learned tagger's weights (models/phi-tagger), read once and checked
@@ -319,11 +320,16 @@ const isHouseNumber = (t: Token) => /^\d{1,5}[A-Za-z]?$/.test(t.text);
 /** Names and places: cues, a first-name lexicon, and capitalised words that are neither common nor clinical. */
 function findNames(text: string): PhiSpan[] {
   const tokens: Token[] = [];
-  TOKEN.lastIndex = 0;
-  for (let m = TOKEN.exec(text); m; m = TOKEN.exec(text)) {
-    const raw = m[0].endsWith('-') ? m[0].replace(/-+$/, '') : m[0];
+  const add = (word: string, start: number) => {
+    const raw = word.endsWith('-') ? word.replace(/-+$/, '') : word;
     const lower = raw.toLowerCase();
-    tokens.push({ text: raw, lower: lower.includes('’') ? lower.replace(/’/g, "'") : lower, start: m.index, end: m.index + raw.length, capital: startsCapital(raw) });
+    tokens.push({ text: raw, lower: lower.includes('’') ? lower.replace(/’/g, "'") : lower, start, end: start + raw.length, capital: startsCapital(raw) });
+  };
+  if (isAscii(text)) {
+    for (const { start, end } of nameTokensAscii(text)) add(text.slice(start, end), start);
+  } else {
+    TOKEN.lastIndex = 0;
+    for (let m = TOKEN.exec(text); m; m = TOKEN.exec(text)) add(m[0], m.index);
   }
   // Only spaces (no line breaks) join the words of one name.
   const joined = (x: Token, y: Token) => /^(?: {1,2}|\. | ?- ?)$/.test(text.slice(x.end, y.start));

@@ -1,3 +1,4 @@
+import { isAscii, tagTokensAscii } from './ascii-scan.js';
 import { CLINICAL_TERMS, FUNCTION_WORDS, isCommonWord, isFirstName } from './lexicon.js';
 
 /**
@@ -24,6 +25,7 @@ export interface TagToken { text: string; start: number; end: number }
 const TOKEN = /[\p{L}][\p{L}\p{M}\d'’-]*|\d+(?:[.,:/-]\d+)*[A-Za-z]*|[^\s\p{L}\d]/gu;
 
 export function tokenize(text: string): TagToken[] {
+  if (isAscii(text)) return tagTokensAscii(text).map(({ start, end }) => ({ text: text.slice(start, end), start, end }));
   const tokens: TagToken[] = [];
   TOKEN.lastIndex = 0;
   for (let m = TOKEN.exec(text); m; m = TOKEN.exec(text)) tokens.push({ text: m[0], start: m.index, end: m.index + m[0].length });
