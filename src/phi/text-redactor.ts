@@ -97,6 +97,8 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [new RegExp(`\\b\\d{1,6}[A-Za-z]?\\s+(?:(?!${NOT_STREET_NAME}\\s)[\\p{L}\\d'.-]+\\s+){0,4}${STREET}(?=[\\s,]|$)(?:[\\s,]*(?:apt|apartment|suite|ste|unit|#|no\\.?)\\.?\\s*[\\w-]+)?`, 'giu'), 'ADDRESS'],
   [/\b(?:apt|apartment|suite|ste|unit)\b\.?\s*#?\s*[\w-]*\d[\w-]*/gi, 'ADDRESS'],
   [/\bP\.?\s?O\.?\s+Box\s+\d+/gi, 'ADDRESS'],
+  // A postcode named as one, in any country's shape: "my zip code is 610", "ZIP: 7412 SL", "postal code 53-320".
+  [/\b(?:zip|postcode|post code|postal code)(?: code)?(?:\s+(?:is|was))?\s*[:=#]?\s*(?<phi>\d{2}-\d{3}\b|\d{3,6}(?:-\d{4})?(?:\s?[A-Z]{2}\b)?)/dgi, 'ZIP'],
   // UK and Canadian postcodes (NW1 6XE, SW1A 1AA, K1A 0B1): shapes no clinical abbreviation has.
   [/\b(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2}|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]\s?\d[ABCEGHJ-NPRSTV-Z]\d)\b/g, 'ZIP'],
   [/\b(?:PSC|CMR|Unit)\s+\d+,?\s+Box\s+\d+(?:\s+(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?/g, 'ADDRESS'], // military mail
@@ -485,7 +487,8 @@ function findZips(text: string, found: PhiSpan[]): PhiSpan[] {
     const before = text.slice(Math.max(0, m.index - 30), m.index);
     const state = /\b([A-Z]{2})\.?,?\s*$/.exec(before);
     // Right after a place or address, with nothing but spaces, commas and line breaks between.
-    const near = found.some((s) => (s.type === 'ADDRESS' || s.type === 'LOCATION' || s.type === 'NAME') && s.end <= m.index && /^[\s,]{0,8}$/.test(text.slice(s.end, m.index)));
+    // (An address block may put a region code, or an empty field such as "nan", on its own line between them.)
+    const near = found.some((s) => (s.type === 'ADDRESS' || s.type === 'LOCATION' || s.type === 'NAME') && s.end <= m.index && /^[\s,]{0,8}(?:(?:[A-Z]{2}|nan)[\s,]{1,8})?$/.test(text.slice(s.end, m.index)));
     const usShape = /^\d{5}(?:-\d{4})?$/.test(m[0]);
     if ((usShape && state && US_STATES.has(state[1]!)) || /\b(?:zip|postcode|postal code)(?: code)?:?\s*$/i.test(before) || near) out.push({ start: m.index, end: m.index + m[0].length, type: 'ZIP' });
   }

@@ -183,6 +183,10 @@ describe('text redactor: hospital nicknames and foreign postcodes', () => {
     ['Works part-time at the Dollar General on Rt 17.', 'Dollar General'],
     ['221B Baker Street, London NW1 6XE.', 'NW1 6XE'],
     ['Box 12, Mill Village NS B0J 2H0, Canada.', 'B0J 2H0'],
+    ['My zip code is 610, in the village.', '610'],
+    ['ZIP: 7412 SL', '7412 SL'],
+    ['Postal code 53-320, Wrocław.', '53-320'],
+    ['28245 Puruntie 82 Apt. 595\n   LAPPEENRANTA\n    SK\n    53650', '53650'],
   ]);
 
   it('a general word stays general', () => {
