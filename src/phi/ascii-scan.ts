@@ -24,83 +24,71 @@ function wordEnd(text: string, i: number): number {
   return j;
 }
 
+/** End of a run of letters starting at a letter: [A-Za-z]+. */
+function lettersEnd(text: string, i: number): number {
+  let j = i + 1;
+  while (j < text.length && isLetter(text.charCodeAt(j))) j++;
+  return j;
+}
+
+/** \d+(?:[.,:/-]\d+)*[A-Za-z]*: a separator counts only when digits follow it. */
+function taggerNumberEnd(text: string, i: number): number {
+  const n = text.length;
+  let j = i + 1;
+  while (j < n && isDigit(text.charCodeAt(j))) j++;
+  for (;;) {
+    const s = text.charCodeAt(j);
+    if (j + 1 < n && (s === 46 || s === 44 || s === 58 || s === 47 || s === 45) && isDigit(text.charCodeAt(j + 1))) {
+      j += 2;
+      while (j < n && isDigit(text.charCodeAt(j))) j++;
+    } else break;
+  }
+  while (j < n && isLetter(text.charCodeAt(j))) j++;
+  return j;
+}
+
+/** \d+[A-Za-z]?: digits and at most one letter. */
+function nameNumberEnd(text: string, i: number): number {
+  let j = i + 1;
+  while (j < text.length && isDigit(text.charCodeAt(j))) j++;
+  if (j < text.length && isLetter(text.charCodeAt(j))) j++;
+  return j;
+}
+
+interface Rules {
+  /** Where a token that starts with a letter ends. */
+  word: (text: string, i: number) => number;
+  /** Where a token that starts with a digit ends; without it digits are skipped. */
+  number?: (text: string, i: number) => number;
+  /** Every other non-space character is a token of its own. */
+  punctuation: boolean;
+}
+
+/** One left-to-right pass, as the alternation /word|number|punctuation/g finds its matches. */
+function scan(text: string, rules: Rules): Span[] {
+  const out: Span[] = [];
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    const end = isLetter(c) ? rules.word(text, i)
+      : isDigit(c) ? (rules.number ? rules.number(text, i) : i)
+        : !isSpace(c) && rules.punctuation ? i + 1 : i;
+    if (end > i) out.push({ start: i, end });
+    i = Math.max(end, i + 1);
+  }
+  return out;
+}
+
 /**
  * The tagger's tokens: words, numbers with inner separators and a letter
  * suffix (12/03, 3.5mg), and every other non-space character alone
  * (/[\p{L}][\p{L}\p{M}\d'’-]*|\d+(?:[.,:/-]\d+)*[A-Za-z]*|[^\s\p{L}\d]/gu).
  */
-export function tagTokensAscii(text: string): Span[] {
-  const out: Span[] = [];
-  const n = text.length;
-  let i = 0;
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    if (isLetter(c)) {
-      const j = wordEnd(text, i);
-      out.push({ start: i, end: j });
-      i = j;
-    } else if (isDigit(c)) {
-      let j = i + 1;
-      while (j < n && isDigit(text.charCodeAt(j))) j++;
-      // (?:[.,:/-]\d+)*: a separator counts only when digits follow it.
-      for (;;) {
-        const s = text.charCodeAt(j);
-        if (j + 1 < n && (s === 46 || s === 44 || s === 58 || s === 47 || s === 45) && isDigit(text.charCodeAt(j + 1))) {
-          j += 2;
-          while (j < n && isDigit(text.charCodeAt(j))) j++;
-        } else break;
-      }
-      while (j < n && isLetter(text.charCodeAt(j))) j++;
-      out.push({ start: i, end: j });
-      i = j;
-    } else if (isSpace(c)) {
-      i++;
-    } else {
-      out.push({ start: i, end: i + 1 });
-      i++;
-    }
-  }
-  return out;
-}
+export const tagTokensAscii = (text: string): Span[] => scan(text, { word: wordEnd, number: taggerNumberEnd, punctuation: true });
 
 /** The name finder's tokens: words, and numbers with at most one letter after them (/[\p{L}][\p{L}\p{M}\d'’-]*|\d+[A-Za-z]?/gu). */
-export function nameTokensAscii(text: string): Span[] {
-  const out: Span[] = [];
-  const n = text.length;
-  let i = 0;
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    if (isLetter(c)) {
-      const j = wordEnd(text, i);
-      out.push({ start: i, end: j });
-      i = j;
-    } else if (isDigit(c)) {
-      let j = i + 1;
-      while (j < n && isDigit(text.charCodeAt(j))) j++;
-      if (j < n && isLetter(text.charCodeAt(j))) j++;
-      out.push({ start: i, end: j });
-      i = j;
-    } else {
-      i++;
-    }
-  }
-  return out;
-}
+export const nameTokensAscii = (text: string): Span[] => scan(text, { word: wordEnd, number: nameNumberEnd, punctuation: false });
 
 /** Runs of letters (/\p{L}+/gu). */
-export function letterRunsAscii(text: string): Span[] {
-  const out: Span[] = [];
-  const n = text.length;
-  let i = 0;
-  while (i < n) {
-    if (isLetter(text.charCodeAt(i))) {
-      let j = i + 1;
-      while (j < n && isLetter(text.charCodeAt(j))) j++;
-      out.push({ start: i, end: j });
-      i = j;
-    } else {
-      i++;
-    }
-  }
-  return out;
-}
+export const letterRunsAscii = (text: string): Span[] => scan(text, { word: lettersEnd, punctuation: false });
