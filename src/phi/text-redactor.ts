@@ -109,6 +109,12 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
 const TOKEN = /[\p{L}][\p{L}\p{M}\d'’-]*|\d+[A-Za-z]?/gu;
 /** Titles and relation words before a name, looked up by a token's lower-case text (a Set: these are tested for every token). */
 const TITLES = new Set('dr mr mrs ms miss mx prof sr sra fr rev sister nurse'.split(' '));
+/** Care roles written before a surname in notes. (Not "pt", "pa", "do": patient, Pennsylvania, the verb.) */
+const ROLES = new Set('rn np lpn cna pharmacist therapist chaplain interpreter attending resident fellow intern surgeon physician hospitalist'.split(' '));
+/** What follows a role word when it names no one: "RN assessment", "NP note", "attending physician". */
+const ROLE_OBJECTS = new Set(('note notes assessment assessments report reports plan plans review visit visits call calls communication order orders eval evaluation '
+  + 'consult consults progress summary documentation staff team station desk manager supervisor coordinator education triage admission discharge '
+  + 'physician surgeon nurse attestation signature supervision service services on coverage').split(' '));
 const RELATIONS = new Set(('dtr daughter son wife husband spouse partner mother mom mum father dad sister sis brother bro aunt uncle niece nephew cousin '
   + 'grandson granddaughter grandmother grandfather friend neighbor neighbour caregiver guardian fiance fiancée').split(' '));
 const NAME_CUE_BEFORE = /(?:\b(?:name is|named|called|i am|i'm|signed by|seen by|seen with|evaluated by|examined by|dictated by|attending|pcp|physician|provider|surgeon|resident|intern|nurse|rn|np|pa|contact|emergency contact|spoke (?:with|to)|spoke w\/|talked (?:with|to)|discussed with|w\/|cc|from|by|to|dear|patient|pt)\s*[:,]?\s*)$/i;
@@ -342,8 +348,10 @@ function findNames(text: string): PhiSpan[] {
     const prev = tokens[i - 1];
     if (CLINICAL_TERMS.has(t.lower) || (t.lower.endsWith("'s") && CLINICAL_TERMS.has(t.lower.slice(0, -2))) || /\d/.test(t.text)) return;
     if (prev && TITLES.has(prev.lower) && t.capital) { why[i] = 'cue'; return; }
+    // After a care role ("RN Baker", "per pharmacist White"): a capitalised word that is not a kind of document or duty.
+    if (prev && ROLES.has(prev.lower) && t.capital && !ROLE_OBJECTS.has(t.lower) && !TITLES.has(t.lower)) { why[i] = 'cue'; return; }
     // After a relation word ("spoke w/ dtr susan"): a name even in lower case, unless it is a common word.
-    if (prev && RELATIONS.has(prev.lower) && /^[\p{L}'’-]{2,}$/u.test(t.text) && (firstName(t.lower) || !ordinary(t.lower))) { why[i] = 'cue'; return; }
+    if (prev && RELATIONS.has(prev.lower) && /^[\p{L}'’-]{2,}$/u.test(t.text) && (firstName(t.lower) || t.lower.split('-').some(firstName) || !ordinary(t.lower))) { why[i] = 'cue'; return; }
     if (FUNCTION_WORDS.has(t.lower)) return;
     if (!t.capital) {
       // Lower-case names ("patricia desrosiers"): a first name that is not also an ordinary word.

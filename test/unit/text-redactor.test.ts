@@ -145,6 +145,9 @@ describe('text redactor: found in notes written after the rules', () => {
     ['Pt aged one hundred and one, alert and oriented.', 'one hundred and one'],
     ['Her son works for Amazon in Seattle.', 'Amazon'],
     ['He drives for UPS and lifts heavy boxes.', 'UPS'],
+    ['Pt seen with RN Baker this am.', 'Baker'],
+    ['per pharmacist White the dose was adjusted', 'White'],
+    ['call daughter mary-beth at home', 'mary-beth'],
     ['He was stationed at Fort Bragg in 2001.', 'Fort Bragg'],
   ]);
 
@@ -153,6 +156,8 @@ describe('text redactor: found in notes written after the rules', () => {
     ['Centenarian, 102 yrs, lives with granddaughter.', '[AGE], [AGE], lives with granddaughter.'],
     ['Admitted 21 Mar 2021. PCP is Dr Dubois.', 'Admitted [DATE]. PCP is Dr [NAME].'],
     ['He was transferred to Rehab on Tuesday.', 'He was transferred to Rehab on [DATE].'],
+    ['RN Assessment done; NP Note signed; Attending Physician aware.', 'RN Assessment done; NP Note signed; Attending Physician aware.'],
+    ['Attending: Dr. Okafor', 'Attending: Dr. [NAME]'],
     ['Fell at home on Christmas Eve; seen Monday by PT.', 'Fell at home on [DATE]; seen [DATE] by PT.'],
   ])('no sentence words swept in: %s', (text, expected) => {
     expect(redacted(text)).toBe(expected);
