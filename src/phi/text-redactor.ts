@@ -70,6 +70,13 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [new RegExp(`\\b${MONTH}\\s+${DAY}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
   [new RegExp(`\\b${DAY}\\s+(?:of\\s+)?${MONTH}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
   [new RegExp(`\\b${MONTH}\\s+${YEAR}\\b`, 'gi'), 'DATE'],
+  // 03-Mar-2024, 14MAR2024, 3 Mar 24: day, month name and year run together or joined by - / . or a space.
+  [new RegExp(`\\b(?:3[01]|[12]\\d|0?[1-9])[-/. ]?${MONTH}[-/. ]?(?:${YEAR}|\\d{2})\\b`, 'gi'), 'DATE'],
+  // A month and a year in digits (3/2024, 03/2029) and a season with its year (Spring 2023).
+  [new RegExp(`(?<![\\d/.])(?:0?[1-9]|1[0-2])\\/${YEAR}\\b`, 'g'), 'DATE'],
+  [new RegExp(`\\b(?:spring|summer|fall|autumn|winter)\\s+(?:of\\s+)?${YEAR}\\b`, 'gi'), 'DATE'],
+  // A day of the month on its own: "returns on the 14th".
+  [/\b(?:on|by|until|till|before|after|since|from)\s+the\s+(?<phi>(?:3[01]|[12]\d|[1-9])(?:st|nd|rd|th))\b/dgi, 'DATE'],
   // Days of the week and holidays narrow a date as much as "12/3" does ("admitted Sunday", "fell on Christmas Eve").
   [/\b(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|christmas(?: eve| day)?|thanksgiving(?: day)?|easter(?: sunday)?|new year'?s(?: eve| day)?|independence day|fourth of july|memorial day|labor day|veterans day|halloween|hanukkah|passover|yom kippur|rosh hashanah|ramadan|eid(?: al-fitr| al-adha)?|diwali|lunar new year)\b/gi, 'DATE'],
   // Ages over 89 (Safe Harbor allows younger ages), in digits and in words.

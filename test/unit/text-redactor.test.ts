@@ -158,6 +158,7 @@ describe('text redactor: found in notes written after the rules', () => {
     ['He was transferred to Rehab on Tuesday.', 'He was transferred to Rehab on [DATE].'],
     ['RN Assessment done; NP Note signed; Attending Physician aware.', 'RN Assessment done; NP Note signed; Attending Physician aware.'],
     ['Attending: Dr. Okafor', 'Attending: Dr. [NAME]'],
+    ['BP 120/80, take 2 tablets on the left side, ratio 3/4.', 'BP 120/80, take 2 tablets on the left side, ratio 3/4.'],
     ['Fell at home on Christmas Eve; seen Monday by PT.', 'Fell at home on [DATE]; seen [DATE] by PT.'],
   ])('no sentence words swept in: %s', (text, expected) => {
     expect(redacted(text)).toBe(expected);
@@ -189,6 +190,11 @@ describe('text redactor: hospital nicknames and foreign postcodes', () => {
     ['221B Baker Street, London NW1 6XE.', 'NW1 6XE'],
     ['Box 12, Mill Village NS B0J 2H0, Canada.', 'B0J 2H0'],
     ['My zip code is 610, in the village.', '610'],
+    ['Collected 03-Mar-2024 at the clinic.', '03-Mar-2024'],
+    ['Admitted 14MAR2024 via ED.', '14MAR2024'],
+    ['Last colonoscopy 3/2024, next due 03/2029.', '3/2024'],
+    ['Symptoms since Spring 2023.', 'Spring 2023'],
+    ['She returns on the 14th for suture removal.', '14th'],
     ['ZIP: 7412 SL', '7412 SL'],
     ['Postal code 53-320, Wrocław.', '53-320'],
     ['28245 Puruntie 82 Apt. 595\n   LAPPEENRANTA\n    SK\n    53650', '53650'],
