@@ -92,11 +92,11 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [/\b(?:nonagenarian|centenarian|supercentenarian)\b/gi, 'AGE'],
   // Labelled identifiers: MRN, account, licence, device, vehicle, plan and other numbers.
   // (The cue is matched first and the identifier captured as `phi`: a look-behind here would be tried at every position.)
-  [/\b(?:mrn|medical record(?: number| no\.?| #)?|record #|acct|account(?: number| no\.?| #)?|member id|policy(?: number| no\.?)?|plan id|beneficiary(?: id| number)?|group(?: number| no\.?| #| id)?|grp(?: #| no\.?)?|subscriber(?: id| number| #)?|insurance(?: id| number| #)|medicaid(?: id| number| #)?|medicare(?: id| number| #)?|mbi|identifier|claim(?: number| no\.?| #)?|case(?: number| no\.?| #)|badge(?: number| #)?|passport(?: number| no\.?| #)?|registration(?: number| no\.?| #)?|certificate(?: number| no\.?| #)|imei|license(?: number| no\.?| #)?|licence(?: number| no\.?)?|dl(?: #| no\.?)?|npi|dea|vin|serial(?: number| no\.?| #)?|sn|s\/n|device id|plate(?: number)?|id(?: number| no\.?| #)|patient id|ssn|social security(?: number)?)\s*[:#]?\s*(?<phi>(?=[A-Z-]*\d)[A-Z\d][A-Z\d-]{3,})/dgi, 'ID'],
+  [/\b(?:mrn|medical record(?: number| no\.?| #)?|record #|acct|account(?: number| no\.?| #)?|member id|policy(?: number| no\.?)?|plan id|beneficiary(?: id| number)?|group(?: number| no\.?| #| id)?|grp(?: #| no\.?)?|subscriber(?: id| number| #)?|insurance(?: id| number| #)|medicaid(?: id| number| #)?|medicare(?: id| number| #)?|mbi|identifier|claim(?: number| no\.?| #)?|case(?: number| no\.?| #)|badge(?: number| #)?|passport(?: number| no\.?| #)?|registration(?: number| no\.?| #)?|certificate(?: number| no\.?| #)|imei|license(?: number| no\.?| #)?|licence(?: number| no\.?)?|dl(?: #| no\.?)?|npi|dea|vin|serial(?: number| no\.?| #)?|sn|s\/n|device id|plate(?: number)?|id(?: number| no\.?| #)|patient id|ssn|social security(?: number)?)(?:\s+(?:is|was))?\s*[:#]?\s*(?:[A-Z]{2}\s+(?=[A-Z\d-]*\d))?(?<phi>(?=[A-Z-]*\d)[A-Z\d][A-Z\d-]{3,})/dgi, 'ID'],
   [/\b(?=[A-Z\d-]*\d)(?=[A-Z\d-]*[A-Z])[A-Z][A-Z\d-]{4,}\b/g, 'ID'], // H12345678, HCS843-style codes
   // Codes that start with a digit (a Medicare MBI 1EG4-TE5-MK73): eight characters or more, two letters and two digits at least.
   [/\b(?=[A-Z\d-]{8,}\b)(?=(?:[A-Z\d-]*[A-Z]){2})(?=(?:[A-Z\d-]*\d){2})\d[A-Z\d-]*[A-Z\d]\b/g, 'ID'],
-  [/(?<![\d.,])\d{6,}(?![\d.,])/g, 'ID'], // long bare numbers
+  [/(?<![\d.,])\d{6,}(?!\d|[.,]\d)/g, 'ID'], // long bare numbers (a full stop after one ends a sentence; a decimal point is followed by digits)
   // Synthea-style names carry digits: Bob965, Keeling57.
   [/\b\p{Lu}\p{Ll}+\d{1,4}\b/gu, 'NAME'],
   // Street addresses: a house number and a street with a suffix, then unit, city, state and ZIP.

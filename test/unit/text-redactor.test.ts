@@ -159,6 +159,7 @@ describe('text redactor: found in notes written after the rules', () => {
     ['RN Assessment done; NP Note signed; Attending Physician aware.', 'RN Assessment done; NP Note signed; Attending Physician aware.'],
     ['Attending: Dr. Okafor', 'Attending: Dr. [NAME]'],
     ['BP 120/80, take 2 tablets on the left side, ratio 3/4.', 'BP 120/80, take 2 tablets on the left side, ratio 3/4.'],
+    ['Platelets 250000.5 is not a count anyone writes, but 1234567.89 is a decimal.', 'Platelets 250000.5 is not a count anyone writes, but 1234567.89 is a decimal.'],
     ['Fell at home on Christmas Eve; seen Monday by PT.', 'Fell at home on [DATE]; seen [DATE] by PT.'],
   ])('no sentence words swept in: %s', (text, expected) => {
     expect(redacted(text)).toBe(expected);
@@ -191,6 +192,9 @@ describe('text redactor: hospital nicknames and foreign postcodes', () => {
     ['Box 12, Mill Village NS B0J 2H0, Canada.', 'B0J 2H0'],
     ['My zip code is 610, in the village.', '610'],
     ['Collected 03-Mar-2024 at the clinic.', '03-Mar-2024'],
+    ['Encounter CSN 88213004.', '88213004'],
+    ['License plate MA 4KX-219, silver sedan.', '4KX-219'],
+    ['Her Medicaid number is 1234567890A.', '1234567890A'],
     ['Admitted 14MAR2024 via ED.', '14MAR2024'],
     ['Last colonoscopy 3/2024, next due 03/2029.', '3/2024'],
     ['Symptoms since Spring 2023.', 'Spring 2023'],
