@@ -80,7 +80,12 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   // Days of the week and holidays narrow a date as much as "12/3" does ("admitted Sunday", "fell on Christmas Eve").
   [/\b(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|christmas(?: eve| day)?|thanksgiving(?: day)?|easter(?: sunday)?|new year'?s(?: eve| day)?|independence day|fourth of july|memorial day|labor day|veterans day|halloween|hanukkah|passover|yom kippur|rosh hashanah|ramadan|eid(?: al-fitr| al-adha)?|diwali|lunar new year)\b/gi, 'DATE'],
   // Ages over 89 (Safe Harbor allows younger ages), in digits and in words.
-  [/\b(?:9\d|1[0-4]\d)(?:\s*|-)(?:y\/o\b|y\.?\s?o\b\.?|yrs?\b|years?(?:[\s-]old)?\b|year-old\b)/gi, 'AGE'],
+  [/\b(?:9\d|1[0-4]\d)(?:\s*|-)(?:y\/o\b|y\.?\s?o\b\.?|yrs?\b|years?(?:[\s-]old)?\b|year-old\b|y\b)/gi, 'AGE'],
+  // Age and sex together: "Age/Sex: 96/F", "Sex/Age: F/97".
+  [/\bage\s*\/\s*sex\s*[:=]?\s*(?<phi>9\d|1[0-4]\d)\s*\/\s*[MF]\b/dgi, 'AGE'],
+  [/\bsex\s*\/\s*age\s*[:=]?\s*[MF]\s*\/\s*(?<phi>9\d|1[0-4]\d)\b/dgi, 'AGE'],
+  // "turned ninety", "is now one hundred and one".
+  [/\b(?:turned|turns|turning|is now|will be)\s+(?<phi>(?:ninety|one hundred)(?:[\s-]+(?:and[\s-]+)?(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve))?)\b(?!\s*(?:percent|%))/dgi, 'AGE'],
   [/\b(?:aged?|age of|age\s*[:=])\s*(?:9\d|1[0-4]\d)\b/gi, 'AGE'],
   [/\b(?:aged?|age of|age\s*[:=])\s*(?<phi>(?:ninety|one hundred)(?:[\s-]+(?:and[\s-]+)?(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve))?)\b/dgi, 'AGE'],
   [/\b(?:9\d|1[0-4]\d)\s?(?:M|F|yo[MF])\b/g, 'AGE'], // 94M, 91 F, 92yoF
