@@ -1,5 +1,5 @@
-import { UnsecuredJWT, decodeJwt, decodeProtectedHeader, errors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { verifyJwsSignature } from './jws-signature.js';
+import { UnsecuredJWT, errors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { unverifiedHeaderAndIssuer, verifyJwsSignature } from './jws-signature.js';
 
 /** base64url('{"alg":"none"}'): the header UnsecuredJWT.decode expects. */
 const UNSECURED_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
@@ -93,14 +93,9 @@ export class Authenticator {
    * age, required claims — run over the very payload that was signed.
    */
   private async verify(token: string): Promise<{ config: IssuerConfig; payload: JWTPayload }> {
-    let header: ReturnType<typeof decodeProtectedHeader>;
-    let claimedIssuer: unknown;
-    try {
-      header = decodeProtectedHeader(token);
-      claimedIssuer = decodeJwt(token).iss;
-    } catch {
-      throw unauthenticated('token is not a well-formed JWT');
-    }
+    const peeked = unverifiedHeaderAndIssuer(token);
+    if (!peeked) throw unauthenticated('token is not a well-formed JWT');
+    const { header, issuer: claimedIssuer } = peeked;
     const trusted = typeof claimedIssuer === 'string' ? this.issuers.get(claimedIssuer) : undefined;
     if (!trusted) throw unauthenticated('token issuer is not trusted');
     const { config } = trusted;

@@ -1,4 +1,5 @@
 import { KeyObject, constants, verify as cryptoVerify, type webcrypto } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, type ProtectedHeaderParameters } from 'jose';
 
 type Alg = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA';
 
@@ -46,5 +47,18 @@ export function verifyJwsSignature(alg: string, signingInput: string, signature:
     return cryptoVerify(spec.hash, input, k, signature);
   } catch {
     return false;
+  }
+}
+
+/**
+ * A compact JWT's header and claimed issuer, read without verifying anything:
+ * what picks the issuer (and so the keys) a token is then verified with.
+ * Undefined when the token is not a well-formed JWT.
+ */
+export function unverifiedHeaderAndIssuer(token: string): { header: ProtectedHeaderParameters; issuer: unknown } | undefined {
+  try {
+    return { header: decodeProtectedHeader(token), issuer: decodeJwt(token).iss };
+  } catch {
+    return undefined;
   }
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { unverifiedHeaderAndIssuer } from '../auth/jws-signature.js';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { CdsClientConfig } from '../config/schema.js';
 import { CdsError } from '../errors.js';
@@ -45,14 +46,9 @@ export class CdsClientAuthenticator {
     if (Array.isArray(authorization)) throw refuse('more than one Authorization header; send exactly one');
     const token = authorization === undefined ? undefined : BEARER.exec(authorization)?.[1];
     if (!token) throw refuse('CDS Hooks calls need Authorization: Bearer <JWT> signed by the CDS client');
-    let header: ReturnType<typeof decodeProtectedHeader>;
-    let iss: unknown;
-    try {
-      header = decodeProtectedHeader(token);
-      iss = decodeJwt(token).iss;
-    } catch {
-      throw refuse('token is not a well-formed JWT');
-    }
+    const peeked = unverifiedHeaderAndIssuer(token);
+    if (!peeked) throw refuse('token is not a well-formed JWT');
+    const { header, issuer: iss } = peeked;
     const client = typeof iss === 'string' ? this.clients.get(iss) : undefined;
     if (!client) throw refuse('token issuer is not a configured CDS client');
     const { config } = client;

@@ -280,37 +280,23 @@ export function registerCdsHooksRoutes(app: FastifyInstance, door: CdsHooksDoor,
     }
   };
 
-  app.get('/cds-services', { onRequest: authenticateFirst('cds-discovery') }, async (req, reply) => {
-    const s = stateOf(req);
-    try {
-      const body = await door.audited(s.ctx, 'cds-discovery', undefined, async () => door.discovery(), s.draft);
-      return answer(reply, req, 'cds-discovery', undefined, body);
-    } catch (err) {
-      return fail(reply, req, 'cds-discovery', undefined, err);
-    }
-  });
+  /** A CDS route: the caller authenticated before the body (authenticateFirst), the work audited, then answered or failed in the one form. */
+  const handle = (route: string, work: (req: FastifyRequest<{ Params: { id?: string } }>, draft: Draft) => Promise<unknown>) =>
+    async (req: FastifyRequest<{ Params: { id?: string } }>, reply: FastifyReply) => {
+      const s = stateOf(req);
+      const { id } = req.params;
+      try {
+        return answer(reply, req, route, id, await door.audited(s.ctx, route, id, (draft) => work(req, draft), s.draft));
+      } catch (err) {
+        return fail(reply, req, route, id, err);
+      }
+    };
 
-  app.post<{ Params: { id: string } }>('/cds-services/:id', { onRequest: authenticateFirst('cds-service') }, async (req, reply) => {
-    const s = stateOf(req);
-    const { id } = req.params;
-    try {
-      const body = await door.audited(s.ctx, 'cds-service', id, (draft) => door.call(id, jsonOf(req), s.ctx, draft), s.draft);
-      return answer(reply, req, 'cds-service', id, body);
-    } catch (err) {
-      return fail(reply, req, 'cds-service', id, err);
-    }
-  });
-
-  app.post<{ Params: { id: string } }>('/cds-services/:id/feedback', { onRequest: authenticateFirst('cds-feedback') }, async (req, reply) => {
-    const s = stateOf(req);
-    const { id } = req.params;
-    try {
-      await door.audited(s.ctx, 'cds-feedback', id, (draft) => door.feedback(id, jsonOf(req), draft), s.draft);
-      return answer(reply, req, 'cds-feedback', id, {});
-    } catch (err) {
-      return fail(reply, req, 'cds-feedback', id, err);
-    }
-  });
+  app.get('/cds-services', { onRequest: authenticateFirst('cds-discovery') }, handle('cds-discovery', async () => door.discovery()));
+  app.post('/cds-services/:id', { onRequest: authenticateFirst('cds-service') },
+    handle('cds-service', (req, draft) => door.call(req.params.id!, jsonOf(req), stateOf(req).ctx, draft)));
+  app.post('/cds-services/:id/feedback', { onRequest: authenticateFirst('cds-feedback') },
+    handle('cds-feedback', async (req, draft) => { await door.feedback(req.params.id!, jsonOf(req), draft); return {}; }));
 }
 
 function newDraft(door: CdsHooksDoor, id: string | undefined): Draft {

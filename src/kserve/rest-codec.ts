@@ -1,5 +1,5 @@
 import { invalid } from '../errors.js';
-import { type Tensor, type TensorLimits, DEFAULT_TENSOR_LIMITS, NODE_RESPONSE_LIMITS, checkName, parseDatatype, parseShape } from '../tensor/datatypes.js';
+import { type Tensor, type TensorLimits, DEFAULT_TENSOR_LIMITS, NODE_RESPONSE_LIMITS, checkName, parseDatatype } from '../tensor/datatypes.js';
 import { tensorFromJson, tensorToJson, parseTensorHeader, type JsonTensor } from '../tensor/json.js';
 import { tensorFromRaw, tensorToRaw } from '../tensor/raw.js';
 import { checkRequestShape } from './request-limits.js';
@@ -187,16 +187,15 @@ export function modelMetadataFromJson(json: unknown): ModelMetadata {
     if (value === undefined) return [];
     if (!Array.isArray(value)) throw invalid(`"${where}" must be an array`);
     return value.map((t, i) => {
-      if (!isRecord(t)) throw invalid(`${where}[${i}] must be an object`);
-      return {
-        name: checkName(t.name, `${where}[${i}]`, NODE_RESPONSE_LIMITS),
-        datatype: parseDatatype(t.datatype, `${where}[${i}]`),
-        // -1 marks a variable dimension in metadata; parseShape allows none, so it sees a placeholder.
-        shape: (Array.isArray(t.shape) ? t.shape : parseShape(t.shape, `${where}[${i}]`)).map((d: unknown) => {
-          if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < -1) throw invalid(`${where}[${i}]: shape dimensions are integers ≥ -1`);
-          return d;
-        }),
-      };
+      const at = `${where}[${i}]`;
+      if (!isRecord(t)) throw invalid(`${at} must be an object`);
+      // Metadata marks a variable dimension with -1, which a request's shape never holds (so not parseShape).
+      if (!Array.isArray(t.shape)) throw invalid(`${at}: "shape" must be an array of integers ≥ -1`);
+      const shape = t.shape.map((d: unknown) => {
+        if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < -1) throw invalid(`${at}: shape dimensions are integers ≥ -1`);
+        return d;
+      });
+      return { name: checkName(t.name, at, NODE_RESPONSE_LIMITS), datatype: parseDatatype(t.datatype, at), shape };
     });
   };
   const versions = json.versions ?? [];

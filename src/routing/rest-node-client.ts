@@ -123,7 +123,6 @@ export class RestNodeClient implements NodeClientLike {
     }
     if (err instanceof httpErrors.ResponseExceededMaxSizeError) return nodeError(this.node.id, 'internal', 'answer larger than the gateway accepts');
     if (err instanceof httpErrors.UndiciError || isSystemError(err)) return nodeError(this.node.id, 'unavailable', (err as Error).message);
-    if (err instanceof CdsError) return err;
     return unexpectedFailure(this.node.id, err);
   }
 
