@@ -197,7 +197,7 @@ try {
     const direct = summary.find((x) => x.path === 'node REST directly' && x.connections === c) as { p50: number } | undefined;
     const gw = summary.find((x) => x.path === 'cdsgate REST (audit fsync)' && x.connections === c) as { p50: number } | undefined;
     const hp = summary.find((x) => x.path === 'HAProxy → node REST' && x.connections === c) as { p50: number } | undefined;
-    if (direct && gw && hp) table.push('', `Added at p50 over the node directly: cdsgate ${(gw.p50 - direct.p50).toFixed(2)} ms, HAProxy ${(hp.p50 - direct.p50).toFixed(2)} ms (autocannon rounds REST latencies to 1 ms).`);
+    if (direct && gw && hp) table.push('', `Added at p50 over the node directly: cdsgate ${(gw.p50 - direct.p50).toFixed(2)} ms, HAProxy ${(hp.p50 - direct.p50).toFixed(2)} ms ${c === 1 ? '(exact: one sequential client)' : '(autocannon rounds REST latencies to 1 ms)'}.`);
   }
 
   const svg = plot(summary.filter((x) => typeof x.rps === 'number' && x.path !== undefined) as Array<{ path: string; connections: number; rps: number; p99: number }>);

@@ -176,7 +176,7 @@ export class AuditLog {
     for (const make of makes) {
       seq += 1;
       const entry = make(seq, prev);
-      const line = JSON.stringify({ seq, time: new Date().toISOString(), prev, ...entry });
+      const line = chainedLine(seq, prev, entry);
       if (entry.type === 'checkpoint') {
         heads.push(JSON.stringify({ file: basename(this.file), seq, prev, keyId: entry.keyId, signature: entry.signature, final: entry.final }));
         sinceCheckpoint = 0;
@@ -231,6 +231,16 @@ export class AuditLog {
 function writeAll(fd: number, bytes: Buffer): void {
   let offset = 0;
   while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+}
+
+/**
+ * The record as one JSON line with the chain fields first: the same text as
+ * JSON.stringify({ seq, time, prev, ...entry }), without copying the entry
+ * into a new object on every request (entries never carry these three keys).
+ */
+function chainedLine(seq: number, prev: string, entry: object): string {
+  const fields = JSON.stringify(entry);
+  return `{"seq":${seq},"time":"${new Date().toISOString()}","prev":${JSON.stringify(prev)}${fields === '{}' ? '}' : `,${fields.slice(1)}`}`;
 }
 
 const dayOf = (d: Date): string => d.toISOString().slice(0, 10);

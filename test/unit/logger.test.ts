@@ -21,6 +21,22 @@ describe('the one logger', () => {
     expect(lines.join('')).not.toMatch(/Jane|A1234567|eyJ/);
   });
 
+  it('censors those fields one level down too, without touching the caller\'s object, and keeps an error readable', () => {
+    const { log, lines } = capture();
+    const req = { url: '/v2/models/news2/infer', headers: { authorization: 'Bearer eyJ.a.b' } };
+    const err = Object.assign(new Error('node answered 500'), { body: 'Jane Doe', statusCode: 500 });
+    log.warn({ req, request: { body: 'MRN 1234567' }, upstream: { token: 'eyJ.c.d', status: 'ok' }, err }, 'request failed');
+    const line = JSON.parse(lines[0]!);
+    expect(line.req).toEqual({ url: '/v2/models/news2/infer', headers: '[REDACTED]' });
+    expect(line.request).toEqual({ body: '[REDACTED]' });
+    expect(line.upstream).toEqual({ token: '[REDACTED]', status: 'ok' });
+    expect(line.err).toMatchObject({ message: 'node answered 500', body: '[REDACTED]', statusCode: 500 });
+    expect(line.err.stack).toContain('node answered 500');
+    expect(lines.join('')).not.toMatch(/Jane|1234567|eyJ/);
+    expect(req.headers.authorization).toBe('Bearer eyJ.a.b');
+    expect(err.body).toBe('Jane Doe');
+  });
+
   it('leaves the words the code itself writes readable', () => {
     const { log, lines } = capture();
     log.warn({ reason: 'node node-1 failed: ONNXRUNTIME session error', cause: 'RangeError: Invalid typed array length: 4096' }, 'request failed');
