@@ -118,6 +118,8 @@ export async function recorded<T>(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'l
 export class Pipeline implements KServeHandlers {
   private readonly tensorNames = new Map<string, Promise<ReadonlySet<string>>>();
   private draining = false;
+  /** Requests between their first stage and their answer (the audit log syncs on its own thread when this is 1). */
+  inProgress = 0;
 
   constructor(private readonly d: PipelineDeps) {}
 
@@ -313,7 +315,12 @@ export class Pipeline implements KServeHandlers {
   /** Runs one request's work and records it, success or failure, before answering. */
   private async audited<T>(ctx: CallContext, route: string, work: (draft: Draft) => Promise<T>): Promise<T> {
     const draft: Draft = { patients: [], sentTo: [] };
-    return recorded(this.d, ctx.requestId, () => work(draft), (error) => this.entry(ctx, route, draft, error));
+    this.inProgress++;
+    try {
+      return await recorded(this.d, ctx.requestId, () => work(draft), (error) => this.entry(ctx, route, draft, error));
+    } finally {
+      this.inProgress--;
+    }
   }
 
   private entry(ctx: CallContext, route: string, draft: Draft, error: CdsError | undefined): AuditEntry {

@@ -72,6 +72,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
   }
   warmRedactor(); // the redactor's word lists and tagger, before the first request needs them
   const pseudonymizer = Pseudonymizer.load(config.phi.pseudonymKey, config.phi.pseudonymKey.keyId);
+  let pipeline: Pipeline | undefined;
   const audit = await AuditLog.open({
     dir: options.auditDir ?? config.audit.dir,
     signingKey: loadSigningKey(readFileSync(config.audit.signingKey)),
@@ -81,11 +82,13 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
     rotateDaily: config.audit.rotateDaily,
     fsync: config.audit.fsync,
     log,
+    // Only this request's own record in progress: its fdatasync may hold the event loop (audit/log.ts).
+    quiet: () => (pipeline?.inProgress ?? 0) <= 1,
   });
   await router.start();
   // A configured NER model loads onnxruntime into the gateway; without one the gateway never does.
   const ner = config.phi.ner ? await (await import('../phi/onnx-ner.js')).OnnxNer.load(config.phi.ner) : undefined;
-  const pipeline = new Pipeline({ config, routes, ...(ner ? { ner } : {}), authenticator: new Authenticator(config.auth.issuers, options.replays), router, audit, pseudonymizer, metrics, log });
+  pipeline = new Pipeline({ config, routes, ...(ner ? { ner } : {}), authenticator: new Authenticator(config.auth.issuers, options.replays), router, audit, pseudonymizer, metrics, log });
   pipeline.warmUp();
   const observe = requestObserver(log, metrics, (model) => Object.hasOwn(config.models, model));
   const tls = readServerTls(gw.tls);
