@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 /**
@@ -8,7 +8,12 @@ import { readFileSync } from 'node:fs';
  * can rotate. The key itself is never logged.
  */
 export class Pseudonymizer {
-  private constructor(private readonly key: Buffer, readonly keyId: string) {}
+  /** A KeyObject made once: createHmac with a raw Buffer imports the key again on every call. */
+  private readonly key: KeyObject;
+
+  private constructor(secret: Buffer, readonly keyId: string) {
+    this.key = createSecretKey(secret);
+  }
 
   static fromSecret(secret: Buffer, keyId: string): Pseudonymizer {
     if (secret.length < 32) throw new Error(`pseudonym key ${keyId} must be at least 32 bytes`);
@@ -35,12 +40,13 @@ export class Pseudonymizer {
    * different inputs share an encoding.
    */
   inputDigest(parts: Array<{ name: string; datatype: string; shape: number[]; bytes: Uint8Array }>): string {
-    const mac = createHmac('sha256', this.key).update('cdsgate-input-digest-v1\0');
+    // The encoding is assembled into one buffer and hashed with one update (each update crosses into C++).
+    const pieces: Uint8Array[] = [DIGEST_PREFIX];
     for (const p of parts) {
       const header = Buffer.from(JSON.stringify([p.name, p.datatype, p.shape]));
-      mac.update(lengthPrefix(header.length)).update(header).update(lengthPrefix(p.bytes.byteLength)).update(p.bytes);
+      pieces.push(lengthPrefix(header.length), header, lengthPrefix(p.bytes.byteLength), p.bytes);
     }
-    return `hmac-sha256:${this.keyId}:${mac.digest('hex')}`;
+    return `hmac-sha256:${this.keyId}:${createHmac('sha256', this.key).update(Buffer.concat(pieces)).digest('hex')}`;
   }
 
   /** Checks a digest recorded earlier against inputs presented now. */
@@ -50,9 +56,13 @@ export class Pseudonymizer {
   }
 }
 
+const DIGEST_PREFIX = Buffer.from('cdsgate-input-digest-v1\0');
+
+/** A length as 8 bytes, big-endian (lengths stay far below 2^53, so two 32-bit halves suffice). */
 function lengthPrefix(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(n));
+  const b = Buffer.allocUnsafe(8);
+  b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 0);
+  b.writeUInt32BE(n >>> 0, 4);
   return b;
 }
 
