@@ -172,6 +172,28 @@ describe('REST node client against a broken node', () => {
     expect(countsAgainstNode(err)).toBe(false);
   });
 
+  it('a cancelled attempt closes its connection, so the node sees the cancellation', async () => {
+    let closed!: () => void;
+    const nodeSawClose = new Promise<void>((resolve) => { closed = resolve; });
+    behave = (_req, res) => { res.on('close', () => closed()); }; // holds the request open until the gateway gives up on it
+    const controller = new AbortController();
+    const pending = client.infer(request, Date.now() + 5_000, 'rid-4', controller.signal).then(() => undefined, (e: unknown) => e);
+    setTimeout(() => controller.abort(), 50);
+    expect(((await pending) as CdsError).kind).toBe('cancelled');
+    await nodeSawClose;
+  });
+
+  it('an informational answer (103 Early Hints) before the real one is passed over', async () => {
+    behave = (_req, res) => {
+      res.writeEarlyHints({ link: '</x>; rel=preload' }, () => {
+        const answer = inferResultToRest(result, { all: true, names: new Set() });
+        if (!('body' in answer)) throw new Error('expected binary');
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(answer.headerLength) }).end(answer.body);
+      });
+    };
+    expect(await infer()).toEqual(result);
+  });
+
   it('probes: 200 ready, 503 not ready, 500 a failure', async () => {
     behave = (req, res) => res.writeHead(req.url === '/v2/health/ready' ? 200 : req.url === '/v2/models/a/ready' ? 503 : 500).end();
     expect(await client.serverReady(1_000)).toBe(true);
