@@ -24,11 +24,17 @@ export function spawnCdsgate(command: 'gateway' | 'node', configFile: string, on
   });
   const ready = new Promise<Record<string, number>>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
+    let isReady = false;
     lines.on('line', (line) => {
       onLine(line);
+      // Only the lines before "ready" are read; after it, one per request is forwarded without a parse.
+      if (isReady) return;
       try {
         const entry = JSON.parse(line) as { msg?: string; ports?: Record<string, number> };
-        if (entry.ports && /ready$/.test(entry.msg ?? '')) resolve(entry.ports);
+        if (entry.ports && /ready$/.test(entry.msg ?? '')) {
+          isReady = true;
+          resolve(entry.ports);
+        }
       } catch { /* not JSON: just forward */ }
     });
     createInterface({ input: child.stderr! }).on('line', onLine);
