@@ -67,7 +67,8 @@ function cpuMicros(pid: number | undefined): number {
   return ticks * (1_000_000 / 100);
 }
 
-const cluster = await startCluster({ nodes: 1 });
+// The gateways' request log lines are not kept here: the load generator should not hold one per request.
+const cluster = await startCluster({ nodes: 1, keepLogs: false });
 const node = cluster.nodes[0]!;
 const d = cluster.dir;
 let haproxy: ChildProcess | undefined;
@@ -81,17 +82,17 @@ try {
     const config = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
     config.gateway = { ...config.gateway, workers: workerCount };
     config.audit = { ...config.audit, dir: join(d, 'audit-workers') };
-    multi = await startProcess('gateway', config, d, 'gateway-workers');
+    multi = await startProcess('gateway', config, d, 'gateway-workers', false);
   }
   // cdsgate calling the node's gRPC door (the gateway → node path before REST with binary tensors was the default).
   const grpcConfig = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
   grpcConfig.nodes = grpcConfig.nodes.map((n: Record<string, unknown>) => ({ ...n, protocol: 'grpc', address: `127.0.0.1:${node.ports.grpc}` }));
   grpcConfig.audit = { ...grpcConfig.audit, dir: join(d, 'audit-via-grpc') };
-  viaGrpc = await startProcess('gateway', grpcConfig, d, 'gateway-via-grpc');
+  viaGrpc = await startProcess('gateway', grpcConfig, d, 'gateway-via-grpc', false);
   // cdsgate without fsync: a second gateway over the same node.
   const config = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
   config.audit = { ...config.audit, dir: join(d, 'audit-nofsync'), fsync: false };
-  noFsync = await startProcess('gateway', config, d, 'gateway-nofsync');
+  noFsync = await startProcess('gateway', config, d, 'gateway-nofsync', false);
 
   // HAProxy with the equivalent checks. jwt_payload_query reads no arrays, so the role is looked for in roles[0..3].
   const jwks = JSON.parse(readFileSync(cluster.issuer.jwks, 'utf8')) as { keys: Array<Record<string, unknown>> };

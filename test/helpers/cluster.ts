@@ -39,14 +39,18 @@ export async function makeMaterial(nodeCount = 3): Promise<Material> {
   };
 }
 
-/** Starts `cdsgate node|gateway --config` from dist/ and waits for its ready line. */
-export async function startProcess(kind: 'node' | 'gateway', config: Record<string, unknown>, dir: string, name: string): Promise<Proc> {
+/**
+ * Starts `cdsgate node|gateway --config` from dist/ and waits for its ready
+ * line. Its log lines are kept for the test to read; a benchmark passes
+ * `keepLogs: false` so the load generator does not hold one line per request.
+ */
+export async function startProcess(kind: 'node' | 'gateway', config: Record<string, unknown>, dir: string, name: string, keepLogs = true): Promise<Proc> {
   const { spawnCdsgate } = await import('../../src/cli/processes.js');
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(config, null, 2));
   const logs: string[] = [];
   // Tests import src/, but the processes run the built dist/ (npm test builds first).
-  const spawned = spawnCdsgate(kind, file, (line) => logs.push(line), CLI);
+  const spawned = spawnCdsgate(kind, file, keepLogs ? (line) => logs.push(line) : () => undefined, CLI);
   return { child: spawned.child, logs, ports: await spawned.ready };
 }
 
@@ -58,13 +62,13 @@ export interface Cluster extends Material {
   stop(keep?: boolean): Promise<void>;
 }
 
-export async function startCluster(options: { nodes?: number; nodeProtocols?: Array<'rest' | 'grpc'>; gatewayPatch?: (c: Record<string, any>) => void; nodeConfigPatch?: (c: Record<string, any>) => void; modelRepository?: string; material?: Material } = {}): Promise<Cluster> {
+export async function startCluster(options: { nodes?: number; nodeProtocols?: Array<'rest' | 'grpc'>; gatewayPatch?: (c: Record<string, any>) => void; nodeConfigPatch?: (c: Record<string, any>) => void; modelRepository?: string; material?: Material; keepLogs?: boolean } = {}): Promise<Cluster> {
   const count = options.nodes ?? 2;
   const material = options.material ?? await makeMaterial(Math.max(3, count));
   const started = await Promise.allSettled(Array.from({ length: count }, (_, index) => {
     const config = devNodeConfig({ pki: material.pki, index, modelRepository: options.modelRepository ?? MODELS, executionProvider: 'cpu' }) as Record<string, any>;
     options.nodeConfigPatch?.(config);
-    return startProcess('node', config, material.dir, `node-${index}`);
+    return startProcess('node', config, material.dir, `node-${index}`, options.keepLogs);
   }));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
@@ -79,7 +83,7 @@ export async function startCluster(options: { nodes?: number; nodeProtocols?: Ar
   options.gatewayPatch?.(gatewayConfig);
   let gateway: Proc;
   try {
-    gateway = await startProcess('gateway', gatewayConfig, material.dir, 'gateway');
+    gateway = await startProcess('gateway', gatewayConfig, material.dir, 'gateway', options.keepLogs);
   } catch (err) {
     await Promise.all(nodes.map((n) => stopProcess(n))); // never leave nodes behind
     throw err;
