@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { InferenceServiceClient } from '../../src/kserve/service.js';
-import type { Figures } from './measure.js';
+import { closedLoopFigures, type Figures } from './measure.js';
 
 export interface GrpcTarget {
   port: number;
@@ -20,7 +20,7 @@ type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err:
  * A closed-loop gRPC load generator (what autocannon is for HTTP): one
  * channel per connection, each sending its next ModelInfer as soon as the
  * last one answered, for `seconds`. Latencies are kept whole, so p50/p99 are
- * exact (to 0.01 ms).
+ * exact (to 0.001 ms).
  */
 export async function grpcLoad(name: string, run: number, t: GrpcTarget, seconds: number, connections: number): Promise<Figures> {
   const credentials = grpc.credentials.createSsl(readFileSync(t.ca), readFileSync(t.identity.key), readFileSync(t.identity.cert));
@@ -50,7 +50,5 @@ export async function grpcLoad(name: string, run: number, t: GrpcTarget, seconds
   } finally {
     for (const c of clients) c.close();
   }
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => Number((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2));
-  return { target: name, run, requests: latencies.length, rps: Math.round(latencies.length / seconds), p50: at(0.5), p99: at(0.99), non2xx, errors };
+  return closedLoopFigures(name, run, latencies, seconds, non2xx, errors);
 }
