@@ -152,8 +152,9 @@ export class AuditLog {
   }
 
   private async flush(): Promise<void> {
-    // Let the requests that arrive in this turn of the event loop join the batch.
-    await new Promise((r) => setImmediate(r));
+    // Let the requests that arrive in this turn of the event loop join the batch, unless no other request is in
+    // progress to join it (one connection): then the turn would only delay this one.
+    if (!this.o.quiet?.()) await new Promise((r) => setImmediate(r));
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0);
       try {

@@ -243,14 +243,16 @@ export function registerCdsHooksRoutes(app: FastifyInstance, door: CdsHooksDoor,
 
   const answer = (reply: FastifyReply, req: FastifyRequest, route: string, id: string | undefined, body: unknown) => {
     const { ctx } = stateOf(req);
-    binding.finished?.(ctx, route, 200, door.modelOf(id), undefined);
-    return reply.code(200).headers({ 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(jsonBytes(body));
+    reply.code(200).headers({ 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(jsonBytes(body));
+    binding.finished?.(ctx, route, 200, door.modelOf(id), undefined); // once the answer is on its way
+    return reply;
   };
   const fail = (reply: FastifyReply, req: FastifyRequest, route: string, id: string | undefined, err: unknown) => {
     const error = asCdsError(err);
     const { ctx } = stateOf(req);
+    reply.code(httpStatusOf(error.kind)).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(jsonBytes({ error: error.message }));
     binding.finished?.(ctx, route, httpStatusOf(error.kind), door.modelOf(id), error);
-    return reply.code(httpStatusOf(error.kind)).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(jsonBytes({ error: error.message }));
+    return reply;
   };
 
   /** The body of a CDS call is JSON (no binary tensor section). */

@@ -33,14 +33,15 @@ export function kserveGrpcImplementation(handlers: KServeHandlers, binding: Grpc
         })
         .then(
           (response) => {
-            if (ctx) binding.finished?.(ctx, rpc, grpc.status.OK, model, undefined);
             callback(null, response);
+            // The log line and metrics once the answer is on its way: they are not on the caller's path.
+            if (ctx) binding.finished?.(ctx, rpc, grpc.status.OK, model, undefined);
           },
           (err: unknown) => {
             const error = asCdsError(err);
             const code = grpcStatusOf(error.kind);
-            if (ctx) binding.finished?.(ctx, rpc, code, model, error);
             callback({ code, details: error.message });
+            if (ctx) binding.finished?.(ctx, rpc, code, model, error);
           },
         );
     };

@@ -29,19 +29,22 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
 
   const send = (reply: FastifyReply, req: FastifyRequest, route: string, model: string | undefined, status: number, body?: unknown): FastifyReply => {
     const ctx = ctxOf(req, reply);
-    reply.header('x-request-id', ctx.requestId);
+    reply.code(status).header('x-request-id', ctx.requestId);
+    if (body === undefined) reply.send();
+    else if (Buffer.isBuffer(body)) reply.send(body);
+    else reply.header('content-type', 'application/json').send(jsonBytes(body));
+    // The log line and metrics once the answer is on its way: they are not on the caller's path.
     binding.finished?.(ctx, route, status, model, undefined);
-    if (body === undefined) return reply.code(status).send();
-    if (Buffer.isBuffer(body)) return reply.code(status).send(body);
-    return reply.code(status).header('content-type', 'application/json').send(jsonBytes(body));
+    return reply;
   };
 
   const fail = (reply: FastifyReply, req: FastifyRequest, route: string, model: string | undefined, err: unknown): FastifyReply => {
     const error = asCdsError(err);
     const status = httpStatusOf(error.kind);
     const ctx = ctxOf(req, reply);
+    reply.code(status).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(jsonBytes({ error: error.message }));
     binding.finished?.(ctx, route, status, model, error);
-    return reply.code(status).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(jsonBytes({ error: error.message }));
+    return reply;
   };
 
   /**
