@@ -163,6 +163,7 @@ async function main(argv: string[]): Promise<void> {
       const { startGateway } = await import('../gateway/server.js');
       const gateway = config.gateway.workers > 1 ? await startGatewayPrimary(config, log) : await startGateway(config, log);
       log.info({ ports: gateway.ports }, 'gateway ready');
+      log.flush(); // the supervisor waits for this line; the batch would send it within 100 ms anyway
       onShutdown(log, () => gateway.close());
       return;
     }
@@ -172,6 +173,7 @@ async function main(argv: string[]): Promise<void> {
       const { startNode } = await import('../node/server.js');
       const node = await startNode(config, log);
       log.info({ ports: node.ports, executionProvider: node.provider }, 'node ready');
+      log.flush(); // the supervisor waits for this line
       onShutdown(log, () => node.close());
       return;
     }
