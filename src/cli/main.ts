@@ -162,9 +162,11 @@ async function main(argv: string[]): Promise<void> {
       }
       const { startGateway } = await import('../gateway/server.js');
       const gateway = config.gateway.workers > 1 ? await startGatewayPrimary(config, log) : await startGateway(config, log);
+      // Signal handlers first: a supervisor may stop us the moment it reads the ready line, and a SIGTERM
+      // before them would end the process without draining or signing the audit log's final head.
+      onShutdown(log, () => gateway.close());
       log.info({ ports: gateway.ports }, 'gateway ready');
       log.flush(); // the supervisor waits for this line; the batch would send it within 100 ms anyway
-      onShutdown(log, () => gateway.close());
       return;
     }
     case 'node': {
@@ -172,9 +174,9 @@ async function main(argv: string[]): Promise<void> {
       const log = createLogger('cdsgate-node', config.logging.level, { node: config.node.id });
       const { startNode } = await import('../node/server.js');
       const node = await startNode(config, log);
+      onShutdown(log, () => node.close()); // before the ready line, as for the gateway
       log.info({ ports: node.ports, executionProvider: node.provider }, 'node ready');
       log.flush(); // the supervisor waits for this line
-      onShutdown(log, () => node.close());
       return;
     }
     case 'certs': {
