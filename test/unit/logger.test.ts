@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createLogger, scrubLogText } from '../../src/phi/logger.js';
 import { quote } from '../../src/errors.js';
@@ -51,5 +53,26 @@ describe('the one logger', () => {
     // A cut quote keeps its mark of being cut, and escaped quotes inside a literal do not end it.
     expect(scrubLogText('reason', `name ${quote('x'.repeat(100))} is too long`)).toBe('name "[caller text]" is too long');
     expect(scrubLogText('reason', `id ${quote('a"b"c')} refused`)).toBe('id "[caller text]" refused');
+  });
+
+  it('writes standard output in batches, and still writes every line when the process exits on its own, by process.exit or by a crash', () => {
+    // The default destination holds lines until 4 KB or 100 ms: an exit must not lose what it holds.
+    const logger = pathToFileURL(new URL('../../src/phi/logger.ts', import.meta.url).pathname).href;
+    const run = (ending: string) => {
+      try {
+        return execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
+          `const { createLogger } = await import(${JSON.stringify(logger)});
+           const log = createLogger('test', 'info');
+           for (let i = 0; i < 3; i++) log.info({ requestId: 'r' + i }, 'request');
+           log.fatal({ requestId: 'last' }, 'stopping');
+           ${ending}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      } catch (err) {
+        return String((err as { stdout?: string }).stdout ?? '');
+      }
+    };
+    for (const ending of ['', 'process.exit(3);', "setTimeout(() => { throw new Error('crash'); }, 1);"]) {
+      const lines = run(ending).trim().split('\n').map((l) => JSON.parse(l) as { requestId: string });
+      expect(lines.map((l) => l.requestId), ending || 'natural exit').toEqual(['r0', 'r1', 'r2', 'last']);
+    }
   });
 });
