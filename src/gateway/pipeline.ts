@@ -180,7 +180,8 @@ export class Pipeline implements KServeHandlers {
       // The view is made only once the request's bytes are on their way. undici writes to an idle keep-alive
       // socket one turn of the event loop after the call (it first reads anything the node sent meanwhile), and
       // the router reaches undici one microtask from here: so one microtask, then a turn queued behind undici's.
-      // Without this the view ran before the write (one connection: 0.28 ms at p50, A/B of two builds). Free
+      // Without this the view ran before the write (this with the two changes beside it, the audit batch's turn
+      // and the log line after the answer: 0.28 ms at p50 on one connection, A/B of two builds). Free
       // text waits a second turn before the redactor takes the thread: only then are the bytes out of the TLS
       // socket (bench:phi:latency: redaction added 2.8 ms at p50 with no turn or one, 1.1 ms with two).
       await Promise.resolve();
