@@ -4,7 +4,7 @@ import { CdsError, asCdsError, httpStatusOf, quote } from '../errors.js';
 import type { AuditEntry } from '../audit/record.js';
 import type { AuditLog } from '../audit/log.js';
 import type { CallContext } from '../kserve/context.js';
-import { jsonBytes, type RestBody } from '../kserve/rest-server.js';
+import { jsonBytes, sendError, type RestBody } from '../kserve/rest-server.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import type { Logger } from '../phi/logger.js';
 import type { Pseudonymizer } from '../phi/pseudonym.js';
@@ -250,7 +250,7 @@ export function registerCdsHooksRoutes(app: FastifyInstance, door: CdsHooksDoor,
   const fail = (reply: FastifyReply, req: FastifyRequest, route: string, id: string | undefined, err: unknown) => {
     const error = asCdsError(err);
     const { ctx } = stateOf(req);
-    reply.code(httpStatusOf(error.kind)).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(jsonBytes({ error: error.message }));
+    sendError(reply, error, ctx.requestId);
     binding.finished?.(ctx, route, httpStatusOf(error.kind), door.modelOf(id), error);
     return reply;
   };

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify';
 import type { TensorLimits } from '../tensor/datatypes.js';
-import { frameworkError, jsonBytes, type RestBody } from './rest-server.js';
+import { frameworkError, jsonBytes, sendError, type RestBody } from './rest-server.js';
 import { CdsError, asCdsError, httpStatusOf, quote } from '../errors.js';
 import type { CallContext, RestResponseLike } from './context.js';
 import type { KServeHandlers } from './handlers.js';
@@ -40,10 +40,9 @@ export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandl
 
   const fail = (reply: FastifyReply, req: FastifyRequest, route: string, model: string | undefined, err: unknown): FastifyReply => {
     const error = asCdsError(err);
-    const status = httpStatusOf(error.kind);
     const ctx = ctxOf(req, reply);
-    reply.code(status).headers({ ...error.headers, 'content-type': 'application/json', 'x-request-id': ctx.requestId }).send(jsonBytes({ error: error.message }));
-    binding.finished?.(ctx, route, status, model, error);
+    sendError(reply, error, ctx.requestId);
+    binding.finished?.(ctx, route, httpStatusOf(error.kind), model, error);
     return reply;
   };
 

@@ -64,7 +64,7 @@ export function createRestServer(o: RestServerOptions): RestServer {
       const error = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
         ? new CdsError('not_found', `a path segment is longer than the ${MAX_PARAM_LENGTH} characters this server accepts`)
         : new CdsError('invalid_argument', 'the request URL is not valid');
-      void (reply as FastifyReply).code(httpStatusOf(error.kind)).header('content-type', 'application/json').send(jsonBytes({ error: error.message }));
+      sendError(reply as FastifyReply, error);
     },
   });
 
@@ -112,6 +112,11 @@ export function createRestServer(o: RestServerOptions): RestServer {
  * and KServe's Python client compares the header as a whole).
  */
 export const jsonBytes = (body: unknown): Buffer => Buffer.from(JSON.stringify(body));
+
+/** The one error form of every REST route: `{"error": "..."}` with the error's status and headers, and the request id once there is one. */
+export function sendError(reply: FastifyReply, error: CdsError, requestId?: string): void {
+  reply.code(httpStatusOf(error.kind)).headers({ ...error.headers, 'content-type': 'application/json', ...(requestId ? { 'x-request-id': requestId } : {}) }).send(jsonBytes({ error: error.message }));
+}
 
 /**
  * A REST request body: the JSON document, and for the Triton binary tensor
