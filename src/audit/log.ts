@@ -5,6 +5,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Logger } from '../phi/logger.js';
 import { GENESIS_PREV, keyIdOf, lineHash, signCheckpoint } from './chain.js';
 import type { AuditEntry, AuditLine, ChainEntry } from './record.js';
+import { FsyncPlacement } from './fsync-placement.js';
 
 export interface AuditLogOptions {
   dir: string;
@@ -18,10 +19,12 @@ export interface AuditLogOptions {
   log: Logger;
   /**
    * True when no request is in progress other than those whose records are
-   * being written: then a batch is synced on the event loop's own thread,
-   * which has nothing else to do meanwhile (see writeChained).
+   * being written: then a batch is synced on the event loop's own thread
+   * even when the disk is slow, since nothing else is waiting (fsync-placement.ts).
    */
   quiet?: () => boolean;
+  /** Where each batch's fdatasync runs (tests pin it); by default on the loop while the disk is fast. */
+  fsyncPlacement?: FsyncPlacement;
 }
 
 /**
@@ -70,6 +73,7 @@ export class AuditLog {
   private sinceCheckpoint = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly placement: FsyncPlacement;
 
   private constructor(
     private readonly o: AuditLogOptions,
@@ -81,7 +85,9 @@ export class AuditLog {
     private seq: number,
     private prev: string,
     private day: string,
-  ) {}
+  ) {
+    this.placement = o.fsyncPlacement ?? new FsyncPlacement();
+  }
 
   static async open(o: AuditLogOptions): Promise<AuditLog> {
     mkdirSync(o.dir, { recursive: true, mode: 0o700 });
@@ -205,12 +211,16 @@ export class AuditLog {
     const bytes = Buffer.from(text);
     writeAll(this.fh.fd, bytes);
     if (this.o.fsync) {
-      // When nothing else is in progress (a quiet gateway, one connection) the batch is synced on this thread: the
-      // event loop has nothing to do meanwhile, and the thread pool's two hand-offs (there and back) are saved
-      // (two A/B runs at one connection: p50 0.30 and 0.14 ms lower, CPU per request 8% and 1% lower). Under load the
-      // thread pool does it, so the event loop keeps serving the other requests while the disk works.
-      if (this.queue.length === 0 && this.o.quiet?.()) fdatasyncSync(this.fh.fd);
-      else await this.fh.datasync();
+      // On this thread while the disk is fast, saving the thread pool's two hand-offs per batch (fsync-placement.ts
+      // has the measurements); on the pool while its syncs stay slow, so a slow disk does not hold the event loop.
+      const started = performance.now();
+      if (this.placement.onLoop(this.queue.length === 0 && (this.o.quiet?.() ?? false), started)) {
+        fdatasyncSync(this.fh.fd);
+        const now = performance.now();
+        this.placement.tookOnLoop(now - started, now);
+      } else {
+        await this.fh.datasync();
+      }
     }
     // Only once the lines are on disk does the in-memory head move.
     this.seq = seq;
@@ -248,8 +258,8 @@ export class AuditLog {
  * Writes a batch into the page cache synchronously: about 10 µs for a batch
  * of records, where the thread-pool round trip of an async write cost about
  * 200 µs per batch on the 2-core development VM (npm run bench:audit measures
- * one append at a time: 1.2 ms → 0.5 ms with fdatasync, 0.3 → 0.03 ms without). Only the fdatasync, which waits for the disk, goes
- * to the thread pool. pino writes its log lines the same way.
+ * one append at a time: 1.2 ms → 0.5 ms with fdatasync, 0.3 → 0.03 ms without). The fdatasync, which waits
+ * for the disk, goes where FsyncPlacement says. pino writes its log lines the same way.
  */
 function writeAll(fd: number, bytes: Buffer): void {
   let offset = 0;

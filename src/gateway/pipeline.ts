@@ -119,7 +119,7 @@ export async function recorded<T>(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'l
 export class Pipeline implements KServeHandlers {
   private readonly tensorNames = new Map<string, Promise<ReadonlySet<string>>>();
   private draining = false;
-  /** Requests between their first stage and their answer (the audit log syncs on its own thread when this is 1). */
+  /** Requests between their first stage and their answer (when this is 1 the audit log syncs on the event loop, whatever the disk). */
   inProgress = 0;
 
   constructor(private readonly d: PipelineDeps) {}

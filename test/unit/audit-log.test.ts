@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AuditLog, auditFiles } from '../../src/audit/log.js';
+import { FsyncPlacement } from '../../src/audit/fsync-placement.js';
 import { verifyAuditLog } from '../../src/audit/verify.js';
 import { lineHash } from '../../src/audit/chain.js';
 import type { AuditEntry } from '../../src/audit/record.js';
@@ -53,9 +54,15 @@ describe('audit log', () => {
     expect(JSON.parse(all[1]!).prev).toBe(lineHash(all[0]!));
   });
 
-  it('group-commits concurrent appends: all acknowledged, all recorded once, in order', async () => {
+  /** A placement that has just seen a slow sync: every batch that is not quiet goes to the thread pool. */
+  const pinnedToPool = () => { const p = new FsyncPlacement(0, Infinity); p.tookOnLoop(1, 0); return p; };
+
+  it.each([
+    ['on the event loop', () => new FsyncPlacement()],
+    ['on the thread pool', pinnedToPool],
+  ])('group-commits concurrent appends, synced %s: all acknowledged, all recorded once, in order', async (_where, placement) => {
     const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
-    const log = await openLog(dir);
+    const log = await openLog(dir, { fsyncPlacement: placement() });
     await Promise.all(Array.from({ length: 200 }, (_, i) => log.append(entry(i))));
     await log.close();
     const ids = lines(auditFiles(dir)[0]!).map((l) => JSON.parse(l)).filter((r) => r.type === 'request').map((r) => r.requestId);
@@ -103,6 +110,40 @@ describe('audit log', () => {
     await expect(log.append(entry(2))).rejects.toThrow(/audit log unavailable/);
     await expect(log.append(entry(3))).rejects.toThrow(/audit log unavailable/);
     expect(log.healthy).toBe(false);
+  });
+});
+
+describe('where a batch is synced', () => {
+  it('on the event loop while syncs are fast, and a single slow one changes nothing', () => {
+    const p = new FsyncPlacement(4, 1_000);
+    expect(p.onLoop(false, 0)).toBe(true);
+    p.tookOnLoop(0.5, 10);
+    p.tookOnLoop(12, 20); // one spike: the mean is 0.8 × 0.5 + 0.2 × 12 = 2.8 ms
+    expect(p.onLoop(false, 21)).toBe(true);
+  });
+
+  it('on the thread pool for a while once syncs stay slow, then on the loop if the disk is fast again', () => {
+    const p = new FsyncPlacement(4, 1_000);
+    for (let t = 0; t < 5; t++) p.tookOnLoop(8, t);
+    expect(p.onLoop(false, 5)).toBe(false);
+    expect(p.onLoop(false, 1_003)).toBe(false);
+    expect(p.onLoop(false, 1_004)).toBe(true);
+    p.tookOnLoop(0.5, 1_005); // measured afresh, not averaged with the slow past
+    expect(p.onLoop(false, 1_006)).toBe(true);
+  });
+
+  it('back on the thread pool when the disk is still slow after the spell', () => {
+    const p = new FsyncPlacement(4, 1_000);
+    p.tookOnLoop(50, 0);
+    expect(p.onLoop(false, 1)).toBe(false);
+    p.tookOnLoop(9, 1_000);
+    expect(p.onLoop(false, 1_001)).toBe(false);
+  });
+
+  it('on the event loop when the gateway is quiet, even while the disk is slow', () => {
+    const p = new FsyncPlacement(4, 1_000);
+    p.tookOnLoop(50, 0);
+    expect(p.onLoop(true, 1)).toBe(true);
   });
 });
 
