@@ -31,6 +31,8 @@ import { measure, median, writeReport, type Figures, type Target } from './lib/m
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' },
+    /** Warm-up waves per row and connection count before the measured rounds, each min(seconds, 3) s long. */
+    warmup: { type: 'string', default: '4' },
     connections: { type: 'string', default: '1,32' }, tokens: { type: 'string', default: '1' },
     only: { type: 'string' },
     /** Gateway worker processes for the extra "N workers" row (0: no such row). */
@@ -38,6 +40,7 @@ const { values } = parseArgs({
   },
 });
 const rounds = Number(values.rounds), seconds = Number(values.seconds), tokenCount = Number(values.tokens);
+const warmupWaves = Math.max(1, Number(values.warmup)), warmupSeconds = Math.min(seconds, 3);
 const connectionCounts = values.connections!.split(',').map(Number);
 
 try {
@@ -141,28 +144,32 @@ try {
   const probe = await httpsCall(haproxyPort, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: tokens[0], body });
   if (probe.status !== 200) throw new Error(`HAProxy path is not serving: ${probe.status} ${probe.body.slice(0, 200)}`);
 
-  interface Row { name: string; kind: 'rest' | 'grpc'; pids: Array<number | undefined>; proxyPid?: number; run: (run: number, connections: number) => Promise<Figures> }
+  interface Row { name: string; kind: 'rest' | 'grpc'; pids: Array<number | undefined>; proxyPid?: number; run: (run: number, connections: number, seconds: number) => Promise<Figures> }
   const allRows: Row[] = [
-    { name: 'node REST directly', kind: 'rest', pids: [node.child.pid], run: (r, c) => measure('node REST directly', r, rest(node.ports.rest!, cluster.pki.gatewayClient, false), seconds, c) },
-    { name: 'node gRPC directly', kind: 'grpc', pids: [node.child.pid], run: (r, c) => grpcLoad('node gRPC directly', r, grpcTarget(node.ports.grpc!, cluster.pki.gatewayClient, 'node-0.cdsgate.local', false), seconds, c) },
-    { name: 'HAProxy → node REST', kind: 'rest', pids: [haproxy.pid, node.child.pid], proxyPid: haproxy.pid, run: (r, c) => measure('HAProxy → node REST', r, rest(haproxyPort, cluster.pki.apps.ehr, true), seconds, c) },
-    { name: 'cdsgate REST (audit fsync)', kind: 'rest', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c) => measure('cdsgate REST (audit fsync)', r, rest(cluster.gateway.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) },
-    { name: 'cdsgate REST, node via gRPC (audit fsync)', kind: 'rest', pids: [viaGrpc.child.pid, node.child.pid], proxyPid: viaGrpc.child.pid, run: (r, c) => measure('cdsgate REST, node via gRPC (audit fsync)', r, rest(viaGrpc!.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) },
-    { name: 'cdsgate REST (no fsync)', kind: 'rest', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c) => measure('cdsgate REST (no fsync)', r, rest(noFsync!.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) },
-    ...(multi ? [{ name: `cdsgate REST (${workerCount} workers, audit fsync)`, kind: 'rest' as const, pids: [multi.child.pid, node.child.pid], proxyPid: multi.child.pid, run: (r: number, c: number) => measure(`cdsgate REST (${workerCount} workers, audit fsync)`, r, rest(multi!.ports.rest!, cluster.pki.apps.ehr, true), seconds, c) }] : []),
-    { name: 'cdsgate gRPC (audit fsync)', kind: 'grpc', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c) => grpcLoad('cdsgate gRPC (audit fsync)', r, grpcTarget(cluster.gateway.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), seconds, c) },
-    { name: 'cdsgate gRPC (no fsync)', kind: 'grpc', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c) => grpcLoad('cdsgate gRPC (no fsync)', r, grpcTarget(noFsync!.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), seconds, c) },
+    { name: 'node REST directly', kind: 'rest', pids: [node.child.pid], run: (r, c, s) => measure('node REST directly', r, rest(node.ports.rest!, cluster.pki.gatewayClient, false), s, c) },
+    { name: 'node gRPC directly', kind: 'grpc', pids: [node.child.pid], run: (r, c, s) => grpcLoad('node gRPC directly', r, grpcTarget(node.ports.grpc!, cluster.pki.gatewayClient, 'node-0.cdsgate.local', false), s, c) },
+    { name: 'HAProxy → node REST', kind: 'rest', pids: [haproxy.pid, node.child.pid], proxyPid: haproxy.pid, run: (r, c, s) => measure('HAProxy → node REST', r, rest(haproxyPort, cluster.pki.apps.ehr, true), s, c) },
+    { name: 'cdsgate REST (audit fsync)', kind: 'rest', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c, s) => measure('cdsgate REST (audit fsync)', r, rest(cluster.gateway.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
+    { name: 'cdsgate REST, node via gRPC (audit fsync)', kind: 'rest', pids: [viaGrpc.child.pid, node.child.pid], proxyPid: viaGrpc.child.pid, run: (r, c, s) => measure('cdsgate REST, node via gRPC (audit fsync)', r, rest(viaGrpc!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
+    { name: 'cdsgate REST (no fsync)', kind: 'rest', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c, s) => measure('cdsgate REST (no fsync)', r, rest(noFsync!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
+    ...(multi ? [{ name: `cdsgate REST (${workerCount} workers, audit fsync)`, kind: 'rest' as const, pids: [multi.child.pid, node.child.pid], proxyPid: multi.child.pid, run: (r: number, c: number, s: number) => measure(`cdsgate REST (${workerCount} workers, audit fsync)`, r, rest(multi!.ports.rest!, cluster.pki.apps.ehr, true), s, c) }] : []),
+    { name: 'cdsgate gRPC (audit fsync)', kind: 'grpc', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c, s) => grpcLoad('cdsgate gRPC (audit fsync)', r, grpcTarget(cluster.gateway.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), s, c) },
+    { name: 'cdsgate gRPC (no fsync)', kind: 'grpc', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c, s) => grpcLoad('cdsgate gRPC (no fsync)', r, grpcTarget(noFsync!.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), s, c) },
   ];
   const rows = allRows.filter((row) => !values.only || row.kind === values.only || row.name.startsWith('HAProxy'));
 
   interface Sample extends Figures { connections: number; proxyCpuUs: number; nodeCpuUs: number }
   const samples: Sample[] = [];
-  for (const c of connectionCounts) for (const row of rows) await row.run(0, c); // warm-up: JIT, TLS session caches, token cache
+  // Warm-up: JIT, TLS session caches, token cache. Several short waves, each with new connections: V8 settles its
+  // compiled code for Node's socket and stream handling only after a few waves of connections opening and closing
+  // (deoptimisations counted with --trace-deopt in the gateway, 3 s waves at 32 connections: 3, 18, 4, 25, 0, 1, 1, 0),
+  // and a long-running gateway or node has long since seen them. HAProxy, compiled ahead of time, is warmed the same.
+  for (let wave = 0; wave < warmupWaves; wave++) for (const c of connectionCounts) for (const row of rows) await row.run(0, c, warmupSeconds);
   for (let round = 1; round <= rounds; round++) {
     for (const c of connectionCounts) {
       for (const row of rows) {
         const proxyBefore = cpuMicros(row.proxyPid), nodeBefore = cpuMicros(node.child.pid);
-        const f = await row.run(round, c);
+        const f = await row.run(round, c, seconds);
         const perRequest = (before: number, pid: number | undefined) => Math.round((cpuMicros(pid) - before) / Math.max(1, f.requests));
         samples.push({ ...f, connections: c, proxyCpuUs: row.proxyPid ? perRequest(proxyBefore, row.proxyPid) : NaN, nodeCpuUs: perRequest(nodeBefore, node.child.pid) });
         console.log(`round ${round}, ${c} conn: ${row.name}: ${f.rps} req/s, p50 ${f.p50} ms, p99 ${f.p99} ms, non-2xx ${f.non2xx}, errors ${f.errors}`);

@@ -9,11 +9,11 @@
  * (its disk syncs in about 0.35 ms when idle): a sync on the loop took 0.58 ms
  * at p50, the same sync through the pool came back after 2.85 ms, and the
  * requests of a batch wait for it either way. In A/B runs of two builds (10
- * interleaved rounds each), syncing every batch on the loop cut the gateway's
- * CPU per request from 709 to 650 µs (median of per-round ratios 0.92, req/s
- * +4%, p99 72 → 67 ms), and this class's rule from 702 to 636 µs (0.90, p99
- * 66 → 63.5 ms). What the loop gives up is the sync's duration, during which
- * it reads no new request.
+ * interleaved rounds each, 32 connections), syncing every batch on the loop
+ * gave a median of per-round CPU ratios of 0.92 (709 → 650 µs per request,
+ * p99 72 → 67 ms), and this class's rule 0.90 and 0.97 in two runs (0.95
+ * over their 20 rounds; p99 66 → 63.5 and 63.5 → 62 ms). What the loop gives
+ * up is the sync's duration, during which it reads no new request.
  *
  * That trade pays while the disk is fast. Single slow syncs are common under
  * load (p90 2.25 ms, p99 6 ms on that VM) and change nothing; a disk whose
