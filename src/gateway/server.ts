@@ -84,6 +84,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
     log,
     // Only this request's own record in progress: its fdatasync may hold the event loop (audit/log.ts).
     quiet: () => (pipeline?.inProgress ?? 0) <= 1,
+    synced: (placement, seconds) => metrics.auditSync.observe({ placement }, seconds),
   });
   await router.start();
   // A configured NER model loads onnxruntime into the gateway; without one the gateway never does.

@@ -18,6 +18,11 @@ export function createGatewayMetrics() {
     nodeReady: new Gauge({ name: 'cdsgate_node_ready', help: 'Node passes health checks (1) or not (0)', labelNames: ['node'], registers: [registry], aggregator: 'min' }), // several workers: ready in all
     emergencyAccess: new Counter({ name: 'cdsgate_emergency_access_total', help: 'Requests with purpose BTG or ETREAT, by model and kind', labelNames: ['model', 'kind'], registers: [registry] }),
     auditFailures: new Counter({ name: 'cdsgate_audit_write_failures_total', help: 'Requests refused because their audit record could not be written', registers: [registry] }),
+    // Every answer waits for its batch's sync: this is the disk's share of request latency, and where it ran.
+    auditSync: new Histogram({
+      name: 'cdsgate_audit_fsync_seconds', help: 'Time an audit batch waited for fdatasync, by where it ran (loop: the event loop, pool: the thread pool)', labelNames: ['placement'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry],
+    }),
     shed: new Counter({ name: 'cdsgate_shed_total', help: 'Requests refused at once to protect the gateway', labelNames: ['reason'], registers: [registry] }),
     retryBudgetExhausted: new Counter({ name: 'cdsgate_retry_budget_exhausted_total', help: 'Retries not made because the pool retry budget was spent', labelNames: ['pool'], registers: [registry] }),
     retries: new Counter({ name: 'cdsgate_retries_total', help: 'Requests retried on another node', labelNames: ['pool'], registers: [registry] }),

@@ -58,16 +58,19 @@ describe('audit log', () => {
   const pinnedToPool = () => { const p = new FsyncPlacement(0, Infinity); p.tookOnLoop(1, 0); return p; };
 
   it.each([
-    ['on the event loop', () => new FsyncPlacement()],
-    ['on the thread pool', pinnedToPool],
-  ])('group-commits concurrent appends, synced %s: all acknowledged, all recorded once, in order', async (_where, placement) => {
+    ['on the event loop', 'loop', () => new FsyncPlacement()],
+    ['on the thread pool', 'pool', pinnedToPool],
+  ] as const)('group-commits concurrent appends, synced %s: all acknowledged, all recorded once, in order', async (_where, expected, placement) => {
     const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
-    const log = await openLog(dir, { fsyncPlacement: placement() });
+    const syncs: string[] = [];
+    const log = await openLog(dir, { fsyncPlacement: placement(), synced: (where, seconds) => { expect(seconds).toBeGreaterThanOrEqual(0); syncs.push(where); } });
     await Promise.all(Array.from({ length: 200 }, (_, i) => log.append(entry(i))));
     await log.close();
     const ids = lines(auditFiles(dir)[0]!).map((l) => JSON.parse(l)).filter((r) => r.type === 'request').map((r) => r.requestId);
     expect(new Set(ids).size).toBe(200);
     expect(verify(dir).ok).toBe(true);
+    expect(syncs.length).toBeGreaterThan(0);
+    expect(new Set(syncs)).toEqual(new Set([expected]));
   });
 
   it('continues the chain across restarts and rotation files', async () => {
