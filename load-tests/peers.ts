@@ -40,7 +40,7 @@ const { values } = parseArgs({
   },
 });
 const rounds = Number(values.rounds), seconds = Number(values.seconds), tokenCount = Number(values.tokens);
-const warmupWaves = Math.max(1, Number(values.warmup)), warmupSeconds = Math.min(seconds, 3);
+const warmupWaves = Math.max(1, Math.floor(Number(values.warmup)) || 1), warmupSeconds = Math.min(seconds, 3);
 const connectionCounts = values.connections!.split(',').map(Number);
 
 try {
@@ -212,9 +212,9 @@ try {
   // One report per token count, so the one-token and the many-token runs can both be kept.
   const reportName = tokenCount === 1 ? 'peers' : `peers-${tokenCount}-tokens`;
   writeFileSync(join(process.cwd(), 'load-tests', 'reports', `${reportName}.svg`), svg);
-  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), rounds, seconds, connections: connectionCounts, tokens: tokenCount, machine: { cpus: cpus().length, node: process.version }, summary, samples }, [
+  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), warmupWaves, warmupSeconds, rounds, seconds, connections: connectionCounts, tokens: tokenCount, machine: { cpus: cpus().length, node: process.version }, summary, samples }, [
     '# cdsgate against HAProxy, in front of the same node (news2)', '',
-    `${new Date().toISOString()}; ${rounds} interleaved rounds × ${seconds} s per row; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}; ${cpus().length} cores, everything on 127.0.0.1; `
+    `${new Date().toISOString()}; ${warmupWaves} warm-up waves × ${warmupSeconds} s, then ${rounds} interleaved rounds × ${seconds} s per row; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}; ${cpus().length} cores, everything on 127.0.0.1; `
     + 'HAProxy checks mTLS, the ES256 signature, iss, aud, exp and the role; cdsgate also writes the audit record, redacts, applies policy and routes.',
     ...table, '', `![req/s and p99 per path](${reportName}.svg)`, '',
   ].join('\n'));

@@ -263,7 +263,7 @@ export class AuditLog {
  * of records, where the thread-pool round trip of an async write cost about
  * 200 µs per batch on the 2-core development VM (npm run bench:audit measures
  * one append at a time: 1.2 ms → 0.5 ms with fdatasync, 0.3 → 0.03 ms without). The fdatasync, which waits
- * for the disk, goes where FsyncPlacement says. pino writes its log lines the same way.
+ * for the disk, runs where FsyncPlacement says.
  */
 function writeAll(fd: number, bytes: Buffer): void {
   let offset = 0;
