@@ -1,6 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AuditLog, auditFiles } from '../../src/audit/log.js';
@@ -36,6 +38,9 @@ async function writeLog(records: number, checkpointEvery = 5): Promise<string> {
   return dir;
 }
 
+/** A placement that has just seen a slow sync: every batch that is not quiet goes to the thread pool. */
+const pinnedToPool = () => { const p = new FsyncPlacement(0, Infinity); p.tookOnLoop(1, 0); return p; };
+
 const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
 const seqAt = (file: string, seq: number) => lines(file).findIndex((l) => JSON.parse(l).seq === seq);
 const copy = (dir: string) => { const d = mkdtempSync(join(tmpdir(), 'cdsgate-audit-copy-')); cpSync(dir, d, { recursive: true }); return d; };
@@ -53,9 +58,6 @@ describe('audit log', () => {
     expect(JSON.parse(all.at(-1)!)).toMatchObject({ type: 'checkpoint', final: true });
     expect(JSON.parse(all[1]!).prev).toBe(lineHash(all[0]!));
   });
-
-  /** A placement that has just seen a slow sync: every batch that is not quiet goes to the thread pool. */
-  const pinnedToPool = () => { const p = new FsyncPlacement(0, Infinity); p.tookOnLoop(1, 0); return p; };
 
   it.each([
     ['on the event loop', 'loop', () => new FsyncPlacement()],
@@ -113,6 +115,28 @@ describe('audit log', () => {
     await expect(log.append(entry(2))).rejects.toThrow(/audit log unavailable/);
     await expect(log.append(entry(3))).rejects.toThrow(/audit log unavailable/);
     expect(log.healthy).toBe(false);
+  });
+});
+
+describe('a failed sync fails closed, wherever it ran', () => {
+  it.each([
+    ['on the event loop', () => new FsyncPlacement()],
+    ['on the thread pool', pinnedToPool],
+  ])('%s: the write lands but fdatasync fails, so the append is refused and so is every later one', async (_where, placement) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir, { fsyncPlacement: placement() });
+    await log.append(entry(1));
+    // A FIFO takes the write (into its buffer) but cannot be synced (EINVAL): a disk that accepts data and then fails to persist it.
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const internals = log as unknown as { fh: FileHandle };
+    const original = internals.fh;
+    internals.fh = await open(fifo, 'r+');
+    await expect(log.append(entry(2))).rejects.toThrow(/audit log unavailable/);
+    await expect(log.append(entry(3))).rejects.toThrow(/audit log unavailable/);
+    expect(log.healthy).toBe(false);
+    await internals.fh.close();
+    await original.close();
   });
 });
 
