@@ -27,7 +27,7 @@
  * 1% lower).
  */
 export class FsyncPlacement {
-  /** Exponentially weighted mean of recent syncs on the loop (weight 0.2 for the newest). */
+  /** Exponentially weighted mean of recent syncs on the loop (weight 0.2 for the newest); none yet, or none since a spell on the pool. */
   private typicalMs: number | undefined;
   private poolUntil = -Infinity;
 
@@ -45,9 +45,13 @@ export class FsyncPlacement {
 
   /** How long a sync on the loop took (milliseconds, at `now`). */
   tookOnLoop(ms: number, now: number): void {
-    // The first sync after a spell on the pool measures the disk as it is now, not as it was.
-    const fresh = this.typicalMs === undefined || this.poolUntil > -Infinity;
-    this.typicalMs = fresh ? ms : 0.8 * this.typicalMs! + 0.2 * ms;
-    this.poolUntil = this.typicalMs > this.slowMs ? now + this.poolForMs : -Infinity;
+    this.typicalMs = this.typicalMs === undefined ? ms : 0.8 * this.typicalMs + 0.2 * ms;
+    if (this.typicalMs <= this.slowMs) {
+      this.poolUntil = -Infinity;
+      return;
+    }
+    this.poolUntil = now + this.poolForMs;
+    // The first sync after the spell measures the disk as it is then, not as it was.
+    this.typicalMs = undefined;
   }
 }

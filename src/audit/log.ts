@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync, fdatasyncSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { basename, join } from 'node:path';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Logger } from '../phi/logger.js';
@@ -169,7 +170,7 @@ export class AuditLog {
   private async flush(): Promise<void> {
     // Let the requests that arrive in this turn of the event loop join the batch, unless no other request is in
     // progress to join it (one connection): then the turn would only delay this one.
-    if (!this.o.quiet?.()) await new Promise((r) => setImmediate(r));
+    if (!this.o.quiet?.()) await nextTurn();
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0);
       try {

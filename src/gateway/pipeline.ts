@@ -20,12 +20,12 @@ import type { Router } from '../routing/router.js';
 import { SERVER_VERSION } from '../kserve/version.js';
 import { checkModelVersion } from '../kserve/request-limits.js';
 import { peerName } from '../tls/peer.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 
 const METADATA_TIMEOUT_MS = 2_000;
 /** No extra redaction spans (no NER model configured). */
 const NO_SPANS = (): readonly PhiSpan[] => [];
 const utf8 = new TextDecoder();
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** How logs, metrics and audit records name a model that is not configured: never the caller's text. */
 export const UNKNOWN_MODEL = '(unknown)';
 const PUBLIC_MODEL_PARAMETERS = new Set(['sha256', 'execution_provider']);
