@@ -7,7 +7,9 @@
  *
  *   npm run bench:peers [-- --rounds 3 --seconds 10 --connections 1,32 --tokens 1 --only rest]
  *
- * Rows: node direct (REST and gRPC), HAProxy → node REST, cdsgate REST and
+ * Rows: node direct (REST and gRPC), HAProxy → node REST, the Node floor
+ * (lib/node-floor.ts: fastify and undici passing bytes through with mTLS on
+ * both sides and no other work, what any Node proxy pays), cdsgate REST and
  * gRPC with durable audit, cdsgate REST and gRPC without fsync, cdsgate
  * calling the node's gRPC door instead of its REST door (the earlier default),
  * and cdsgate with N worker processes. Rounds are
@@ -22,6 +24,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../src/auth/dev-issuer.js';
 import { httpsCall, startCluster, startProcess, stopProcess, type Proc } from '../test/helpers/cluster.js';
@@ -50,6 +53,8 @@ try {
   process.exit(2);
 }
 
+const FLOOR = 'Node floor (fastify + undici, no checks)';
+
 const freePort = () => new Promise<number>((resolve) => {
   const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)); });
 });
@@ -75,6 +80,7 @@ const cluster = await startCluster({ nodes: 1, keepLogs: false });
 const node = cluster.nodes[0]!;
 const d = cluster.dir;
 let haproxy: ChildProcess | undefined;
+let floor: ChildProcess | undefined;
 let noFsync: Proc | undefined;
 let multi: Proc | undefined;
 let viaGrpc: Proc | undefined;
@@ -128,6 +134,16 @@ try {
   ].join('\n'));
   haproxy = spawn('haproxy', ['-f', join(d, 'haproxy.cfg'), '-db'], { stdio: ['ignore', 'ignore', 'inherit'] });
 
+  // The Node floor: the gateway's framework, TLS and HTTP client with none of its work.
+  floor = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'lib', 'node-floor.ts'), String(node.ports.rest), 'node-0.cdsgate.local',
+    cluster.pki.gatewayServer.cert, cluster.pki.gatewayServer.key, cluster.pki.ca, cluster.pki.gatewayClient.cert, cluster.pki.gatewayClient.key], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const floorPort = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: floor!.stdout! }).on('line', (line) => {
+      try { const m = JSON.parse(line) as { ports?: { rest?: number } }; if (m.ports?.rest) resolve(m.ports.rest); } catch { /* not its ready line */ }
+    });
+    floor!.once('exit', (code) => reject(new Error(`the Node floor proxy exited with code ${code}`)));
+  });
+
   const tokens = await Promise.all(Array.from({ length: tokenCount }, (_, i) => cluster.token(['clinician'], { subject: `bench-user-${i}`, ttlSeconds: 3600 })));
   const body = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
   const grpcRequest = { model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: ['1', '7'] }], raw_input_contents: [Buffer.from(new Float32Array([24, 93, 1, 105, 115, 0, 38.5]).buffer)] };
@@ -149,6 +165,7 @@ try {
     { name: 'node REST directly', kind: 'rest', pids: [node.child.pid], run: (r, c, s) => measure('node REST directly', r, rest(node.ports.rest!, cluster.pki.gatewayClient, false), s, c) },
     { name: 'node gRPC directly', kind: 'grpc', pids: [node.child.pid], run: (r, c, s) => grpcLoad('node gRPC directly', r, grpcTarget(node.ports.grpc!, cluster.pki.gatewayClient, 'node-0.cdsgate.local', false), s, c) },
     { name: 'HAProxy → node REST', kind: 'rest', pids: [haproxy.pid, node.child.pid], proxyPid: haproxy.pid, run: (r, c, s) => measure('HAProxy → node REST', r, rest(haproxyPort, cluster.pki.apps.ehr, true), s, c) },
+    { name: FLOOR, kind: 'rest', pids: [floor.pid, node.child.pid], proxyPid: floor.pid, run: (r, c, s) => measure(FLOOR, r, rest(floorPort, cluster.pki.apps.ehr, false), s, c) },
     { name: 'cdsgate REST (audit fsync)', kind: 'rest', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c, s) => measure('cdsgate REST (audit fsync)', r, rest(cluster.gateway.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
     { name: 'cdsgate REST, node via gRPC (audit fsync)', kind: 'rest', pids: [viaGrpc.child.pid, node.child.pid], proxyPid: viaGrpc.child.pid, run: (r, c, s) => measure('cdsgate REST, node via gRPC (audit fsync)', r, rest(viaGrpc!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
     { name: 'cdsgate REST (no fsync)', kind: 'rest', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c, s) => measure('cdsgate REST (no fsync)', r, rest(noFsync!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
@@ -197,7 +214,7 @@ try {
       return per.length ? Number(median(per).toFixed(2)) : NaN;
     };
     table.push('', '| cdsgate ÷ HAProxy (median of per-round ratios) | req/s | p50 | p99 | proxy CPU per request |', '| --- | --- | --- | --- | --- |');
-    for (const name of rows.map((r) => r.name).filter((n) => n.startsWith('cdsgate REST'))) {
+    for (const name of rows.map((r) => r.name).filter((n) => n.startsWith('cdsgate REST') || n === FLOOR)) {
       const r = { path: name, connections: c, rps: ratio(name, 'rps'), p50: ratio(name, 'p50'), p99: ratio(name, 'p99'), cpu: ratio(name, 'proxyCpuUs') };
       summary.push({ ratioToHaproxy: r });
       table.push(`| ${name} | ${r.rps}× | ${r.p50}× | ${r.p99}× | ${r.cpu}× |`);
@@ -220,6 +237,7 @@ try {
   ].join('\n'));
 } finally {
   haproxy?.kill();
+  floor?.kill();
   if (noFsync) await stopProcess(noFsync);
   if (multi) await stopProcess(multi);
   if (viaGrpc) await stopProcess(viaGrpc);
