@@ -5,7 +5,7 @@
  * door over TLS with the gateway's client certificate — and cdsgate doing all
  * that and more (audit, redaction, policy, routing) in front of the same node.
  *
- *   npm run bench:peers [-- --rounds 3 --seconds 10 --connections 1,32 --tokens 1 --only rest]
+ *   npm run bench:peers [-- --rounds 3 --seconds 10 --connections 1,32 --tokens 1 --only rest --warmup 4 --prewarm 2]
  *
  * Rows: node direct (REST and gRPC), HAProxy → node REST, the Node floor
  * (lib/node-floor.ts: fastify and undici passing bytes through with mTLS on
@@ -13,7 +13,8 @@
  * gRPC with durable audit, cdsgate REST and gRPC without fsync, cdsgate
  * calling the node's gRPC door instead of its REST door (the earlier default),
  * and cdsgate with N worker processes. Rounds are
- * interleaved (every row once per round, in turn), figures are medians over
+ * interleaved (every row once per round, in turn; each measured run follows
+ * `--prewarm` seconds of the same load, discarded), figures are medians over
  * rounds, and each cdsgate/HAProxy ratio is the median of per-round ratios.
  * CPU µs per request is read from /proc for each process in the path.
  * Writes load-tests/reports/peers.{json,md,svg} (peers-N-tokens.* with --tokens N).
@@ -36,6 +37,13 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' },
     /** Warm-up waves per row and connection count before the measured rounds, each min(seconds, 3) s long. */
     warmup: { type: 'string', default: '4' },
+    /**
+     * Seconds each row runs, discarded, just before each of its measured runs (0: none). Interleaving leaves every
+     * row idle while the others run (about a minute in a full run), and a Node process that sat idle runs its next
+     * seconds slower: V8 has shrunk its heap and young generation, and its undici pool has closed its connections
+     * to the node. HAProxy is warmed the same way, so the rows compare steady states.
+     */
+    prewarm: { type: 'string', default: '2' },
     connections: { type: 'string', default: '1,32' }, tokens: { type: 'string', default: '1' },
     only: { type: 'string' },
     /** Gateway worker processes for the extra "N workers" row (0: no such row). */
@@ -44,6 +52,7 @@ const { values } = parseArgs({
 });
 const rounds = Number(values.rounds), seconds = Number(values.seconds), tokenCount = Number(values.tokens);
 const warmupWaves = Math.max(1, Math.floor(Number(values.warmup)) || 1), warmupSeconds = Math.min(seconds, 3);
+const prewarmSeconds = Math.max(0, Math.floor(Number(values.prewarm)) || 0);
 const connectionCounts = values.connections!.split(',').map(Number);
 
 try {
@@ -185,6 +194,7 @@ try {
   for (let round = 1; round <= rounds; round++) {
     for (const c of connectionCounts) {
       for (const row of rows) {
+        if (prewarmSeconds > 0) await row.run(0, c, prewarmSeconds);
         const proxyBefore = cpuMicros(row.proxyPid), nodeBefore = cpuMicros(node.child.pid);
         const f = await row.run(round, c, seconds);
         const perRequest = (before: number, pid: number | undefined) => Math.round((cpuMicros(pid) - before) / Math.max(1, f.requests));
@@ -229,9 +239,9 @@ try {
   // One report per token count, so the one-token and the many-token runs can both be kept.
   const reportName = tokenCount === 1 ? 'peers' : `peers-${tokenCount}-tokens`;
   writeFileSync(join(process.cwd(), 'load-tests', 'reports', `${reportName}.svg`), svg);
-  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), warmupWaves, warmupSeconds, rounds, seconds, connections: connectionCounts, tokens: tokenCount, machine: { cpus: cpus().length, node: process.version }, summary, samples }, [
+  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), warmupWaves, warmupSeconds, prewarmSeconds, rounds, seconds, connections: connectionCounts, tokens: tokenCount, machine: { cpus: cpus().length, node: process.version }, summary, samples }, [
     '# cdsgate against HAProxy, in front of the same node (news2)', '',
-    `${new Date().toISOString()}; ${warmupWaves} warm-up waves × ${warmupSeconds} s, then ${rounds} interleaved rounds × ${seconds} s per row; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}; ${cpus().length} cores, everything on 127.0.0.1; `
+    `${new Date().toISOString()}; ${warmupWaves} warm-up waves × ${warmupSeconds} s, then ${rounds} interleaved rounds × ${seconds} s per row${prewarmSeconds > 0 ? `, each run after ${prewarmSeconds} s of the same load, discarded` : ''}; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}; ${cpus().length} cores, everything on 127.0.0.1; `
     + 'HAProxy checks mTLS, the ES256 signature, iss, aud, exp and the role; cdsgate also writes the audit record, redacts, applies policy and routes.',
     ...table, '', `![req/s and p99 per path](${reportName}.svg)`, '',
   ].join('\n'));
