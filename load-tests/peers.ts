@@ -50,10 +50,20 @@ const { values } = parseArgs({
     workers: { type: 'string', default: String(availableParallelism()) },
   },
 });
-const rounds = Number(values.rounds), seconds = Number(values.seconds), tokenCount = Number(values.tokens);
-const warmupWaves = Math.max(1, Math.floor(Number(values.warmup)) || 1), warmupSeconds = Math.min(seconds, 3);
-const prewarmSeconds = Math.max(0, Math.floor(Number(values.prewarm)) || 0);
-const connectionCounts = values.connections!.split(',').map(Number);
+/** A whole number option, or a clear message and exit: a typo must not silently change what is measured. */
+function whole(option: string, text: string, min: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < min) {
+    console.error(`bench:peers: --${option} must be a whole number of at least ${min} (got ${JSON.stringify(text)})`);
+    process.exit(2);
+  }
+  return n;
+}
+const rounds = whole('rounds', values.rounds!, 1), seconds = whole('seconds', values.seconds!, 1), tokenCount = whole('tokens', values.tokens!, 1);
+const warmupWaves = whole('warmup', values.warmup!, 1), warmupSeconds = Math.min(seconds, 3);
+const prewarmSeconds = whole('prewarm', values.prewarm!, 0);
+const connectionCounts = values.connections!.split(',').map((c) => whole('connections', c, 1));
+const workerCount = whole('workers', values.workers!, 0);
 
 try {
   execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
@@ -93,7 +103,6 @@ let floor: ChildProcess | undefined;
 let noFsync: Proc | undefined;
 let multi: Proc | undefined;
 let viaGrpc: Proc | undefined;
-const workerCount = Number(values.workers);
 try {
   if (workerCount > 1) {
     // cdsgate with several worker processes on one port (gateway.workers), over the same node.
