@@ -232,7 +232,7 @@ try {
       }).filter(Number.isFinite);
       return per.length ? Number(median(per).toFixed(2)) : NaN;
     };
-    table.push('', '| cdsgate ÷ HAProxy (median of per-round ratios) | req/s | p50 | p99 | proxy CPU per request |', '| --- | --- | --- | --- | --- |');
+    table.push('', '| ÷ HAProxy (median of per-round ratios) | req/s | p50 | p99 | proxy CPU per request |', '| --- | --- | --- | --- | --- |');
     for (const name of rows.map((r) => r.name).filter((n) => n.startsWith('cdsgate REST') || n === FLOOR)) {
       const r = { path: name, connections: c, rps: ratio(name, 'rps'), p50: ratio(name, 'p50'), p99: ratio(name, 'p99'), cpu: ratio(name, 'proxyCpuUs') };
       summary.push({ ratioToHaproxy: r });

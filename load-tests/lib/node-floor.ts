@@ -4,7 +4,8 @@
  * server certificate, client certificates required), each request's bytes
  * passed unread to the node's REST door through an undici pool (its dispatch
  * API, as the gateway calls nodes) with the gateway's client certificate, and
- * the node's answer passed back. No token check, no decoding, no audit, no
+ * the node's answer passed back (the benchmark's JSON requests: only
+ * Content-Type travels with the body). No token check, no decoding, no audit, no
  * log line: the same framework, TLS and HTTP client as the gateway, and none
  * of its work. Its row in the report separates what Node itself costs per
  * request from what cdsgate's own work adds.
