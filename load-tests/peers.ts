@@ -39,9 +39,9 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '4' },
     /**
      * Seconds each row runs, discarded, just before each of its measured runs (0: none). Interleaving leaves every
-     * row idle while the others run (about a minute in a full run), and a Node process that sat idle runs its next
-     * seconds slower: V8 has shrunk its heap and young generation, and its undici pool has closed its connections
-     * to the node. HAProxy is warmed the same way, so the rows compare steady states.
+     * row idle while the others run (about a minute in a full run), and a Node process that sat idle for that long
+     * runs its next seconds slower (README, "Performance against HAProxy"). HAProxy is warmed the same way, so the
+     * rows compare steady states.
      */
     prewarm: { type: 'string', default: '2' },
     connections: { type: 'string', default: '1,32' }, tokens: { type: 'string', default: '1' },
