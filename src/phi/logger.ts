@@ -93,3 +93,50 @@ export function createLogger(service: string, level: string, base: Record<string
   };
   return pino(options, destination ?? pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES, periodicFlush: FLUSH_EVERY_MS, maxLength: MAX_BUFFERED_BYTES }));
 }
+
+type StructuralValue = string | number | undefined;
+
+/**
+ * A writer of one kind of line whose fields are all STRUCTURAL (our own
+ * identifiers and codes, which the formatter above passes unchanged): the
+ * line the gateway writes for every answered request. It writes the line
+ * `log[level](fields, msg)` writes, without pino's generic walk over an
+ * object. Timed in the gateway under load (32 connections, the mean of
+ * 20,000 calls, wall time on the event loop): `log.info(line, 'request')`
+ * took 19–20 µs, 11 of them before the destination's write; this writer
+ * 13 µs, 7.6 of them the destination's write, which it still calls.
+ *
+ * The text is pino's (a test compares the two over fuzzed values), except
+ * that a lone surrogate, which pino writes raw into a short string, is
+ * escaped here as JSON.stringify escapes it; both parse to the same value.
+ * Field names are fixed when the writer is made and each must be STRUCTURAL,
+ * so no caller text can reach a line unscrubbed through it; an undefined
+ * value leaves its field out, as pino does. Lines with any other field go
+ * through the logger.
+ */
+export function structuralLineWriter(log: Logger, level: 'info' | 'warn', fieldNames: readonly string[], msg: string): (values: readonly StructuralValue[]) => void {
+  for (const name of fieldNames) {
+    if (!STRUCTURAL.has(name) || CENSORED.has(name)) throw new Error(`log field ${name} is not structural; log it through the logger`);
+  }
+  const keys = fieldNames.map((name) => `,${JSON.stringify(name)}:`);
+  const tail = `,"msg":${JSON.stringify(msg)}}\n`;
+  return (values) => {
+    if (!log.isLevelEnabled(level)) return;
+    const stream = (log as unknown as Record<symbol, pino.DestinationStream & { [key: symbol]: unknown }>)[pino.symbols.streamSym]!;
+    const internals = log as unknown as Record<symbol, unknown>;
+    // A stream that wants pino's per-line metadata (multistream) is written through the logger.
+    if (stream[Symbol.for('pino.metadata')] === true) {
+      const fields: Record<string, StructuralValue> = {};
+      fieldNames.forEach((name, i) => { fields[name] = values[i]; });
+      log[level](fields, msg);
+      return;
+    }
+    let line = `${(internals[pino.symbols.lsCacheSym] as Record<number, string>)[log.levels.values[level]!]}${(internals[pino.symbols.timeSym] as () => string)()}${internals[pino.symbols.chindingsSym] as string}`;
+    for (let i = 0; i < keys.length; i++) {
+      const value = values[i];
+      if (value === undefined) continue;
+      line += keys[i]! + (typeof value === 'number' ? (Number.isFinite(value) ? String(value) : 'null') : JSON.stringify(value));
+    }
+    stream.write(line + tail);
+  };
+}
