@@ -1,19 +1,16 @@
 import { internalCause, type CdsError } from '../errors.js';
 import type { CallContext } from '../kserve/context.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
-import { structuralLineWriter, type Logger } from '../phi/logger.js';
+import type { Logger } from '../phi/logger.js';
 import { UNKNOWN_MODEL } from './pipeline.js';
 
 const CLIENT_ECHO = new Set<CdsError['kind']>(['invalid_argument', 'not_found', 'payload_too_large']);
-/** The fields of every request line, in order; a failed request's line adds the error's. */
-const REQUEST_FIELDS = ['requestId', 'door', 'route', 'model', 'subject', 'status', 'latencyMs', 'node'] as const;
 
 /**
  * One log line and one metric sample per answered request. Fields are named
  * one by one: never a body, a header value or a token.
  */
 export function requestObserver(log: Logger, metrics: GatewayMetrics, isConfigured: (model: string) => boolean) {
-  const answeredLine = structuralLineWriter(log, 'info', REQUEST_FIELDS, 'request');
   return (ctx: CallContext, route: string, status: string, asked: string | undefined, error: CdsError | undefined): void => {
     // A model name becomes a label or a log field only if it is configured: anything else is client text.
     const model = asked === undefined || asked === '' ? undefined : isConfigured(asked) ? asked : UNKNOWN_MODEL;
@@ -22,11 +19,6 @@ export function requestObserver(log: Logger, metrics: GatewayMetrics, isConfigur
     metrics.requests.inc(labels);
     metrics.latency.observe(labels, seconds);
     if (route === 'live' || route === 'ready') return; // probes would drown the log
-    const latencyMs = Math.round(seconds * 1000 * 10) / 10;
-    if (!error) {
-      answeredLine([ctx.requestId, ctx.door, route, model, ctx.trace.subject, status, latencyMs, ctx.trace.node]);
-      return;
-    }
     const line = {
       requestId: ctx.requestId,
       door: ctx.door,
@@ -34,14 +26,12 @@ export function requestObserver(log: Logger, metrics: GatewayMetrics, isConfigur
       model,
       subject: ctx.trace.subject,
       status,
-      latencyMs,
+      latencyMs: Math.round(seconds * 1000 * 10) / 10,
       node: ctx.trace.node,
       // Client-error messages can echo what the client sent (input names, values): log only their kind.
-      error: error.kind,
-      ...(CLIENT_ECHO.has(error.kind) ? {} : { reason: error.message }),
-      ...internalCause(error),
+      ...(error ? { error: error.kind, ...(CLIENT_ECHO.has(error.kind) ? {} : { reason: error.message }), ...internalCause(error) } : {}),
     };
-    if (error.kind === 'internal' || error.kind === 'unavailable') log.warn(line, 'request failed');
+    if (error && (error.kind === 'internal' || error.kind === 'unavailable')) log.warn(line, 'request failed');
     else log.info(line, 'request');
   };
 }
