@@ -21,7 +21,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +30,8 @@ import { parseArgs } from 'node:util';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../src/auth/dev-issuer.js';
 import { httpsCall, startCluster, startProcess, stopProcess, type Proc } from '../test/helpers/cluster.js';
 import { grpcLoad } from './lib/grpc-load.js';
-import { measure, median, writeReport, type Figures, type Target } from './lib/measure.js';
+import { measure, median, processCpuMicros, writeReport, type Figures, type Target } from './lib/measure.js';
+import { wholeOption } from './lib/options.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,15 +51,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: String(availableParallelism()) },
   },
 });
-/** A whole number option, or a clear message and exit: a typo must not silently change what is measured. */
-function whole(option: string, text: string, min: number): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || n < min) {
-    console.error(`bench:peers: --${option} must be a whole number of at least ${min} (got ${JSON.stringify(text)})`);
-    process.exit(2);
-  }
-  return n;
-}
+const whole = (option: string, text: string, min: number): number => wholeOption('bench:peers', option, text, min);
 const rounds = whole('rounds', values.rounds!, 1), seconds = whole('seconds', values.seconds!, 1), tokenCount = whole('tokens', values.tokens!, 1);
 const warmupWaves = whole('warmup', values.warmup!, 1), warmupSeconds = Math.min(seconds, 3);
 const prewarmSeconds = whole('prewarm', values.prewarm!, 0);
@@ -78,21 +71,6 @@ const freePort = () => new Promise<number>((resolve) => {
   const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)); });
 });
 
-/** CPU time of a process and its live children (gateway workers) so far, in microseconds (user + system, from /proc). */
-function cpuMicros(pid: number | undefined): number {
-  if (!pid) return NaN;
-  const stat = (p: number | string) => readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const own = stat(pid);
-  let ticks = Number(own[11]) + Number(own[12]); // utime, stime in clock ticks (USER_HZ = 100)
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const f = stat(entry);
-      if (Number(f[1]) === pid) ticks += Number(f[11]) + Number(f[12]); // ppid
-    } catch { /* gone */ }
-  }
-  return ticks * (1_000_000 / 100);
-}
 
 // The gateways' request log lines are not kept here: the load generator should not hold one per request.
 const cluster = await startCluster({ nodes: 1, keepLogs: false });
@@ -204,9 +182,9 @@ try {
     for (const c of connectionCounts) {
       for (const row of rows) {
         if (prewarmSeconds > 0) await row.run(0, c, prewarmSeconds);
-        const proxyBefore = cpuMicros(row.proxyPid), nodeBefore = cpuMicros(node.child.pid);
+        const proxyBefore = processCpuMicros(row.proxyPid), nodeBefore = processCpuMicros(node.child.pid);
         const f = await row.run(round, c, seconds);
-        const perRequest = (before: number, pid: number | undefined) => Math.round((cpuMicros(pid) - before) / Math.max(1, f.requests));
+        const perRequest = (before: number, pid: number | undefined) => Math.round((processCpuMicros(pid) - before) / Math.max(1, f.requests));
         samples.push({ ...f, connections: c, proxyCpuUs: row.proxyPid ? perRequest(proxyBefore, row.proxyPid) : NaN, nodeCpuUs: perRequest(nodeBefore, node.child.pid) });
         console.log(`round ${round}, ${c} conn: ${row.name}: ${f.rps} req/s, p50 ${f.p50} ms, p99 ${f.p99} ms, non-2xx ${f.non2xx}, errors ${f.errors}`);
       }

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { Client } from 'undici';
@@ -136,4 +136,20 @@ export async function alternatingRuns(
     onRun(run, fa, fb);
   }
   return { figures, ratios };
+}
+
+/** CPU time of a process and its live children (gateway workers) so far, in microseconds (user + system, from /proc). */
+export function processCpuMicros(pid: number | undefined): number {
+  if (!pid) return NaN;
+  const stat = (p: number | string) => readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const own = stat(pid);
+  let ticks = Number(own[11]) + Number(own[12]); // utime, stime in clock ticks (USER_HZ = 100)
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const f = stat(entry);
+      if (Number(f[1]) === pid) ticks += Number(f[11]) + Number(f[12]); // ppid
+    } catch { /* gone */ }
+  }
+  return ticks * (1_000_000 / 100);
 }

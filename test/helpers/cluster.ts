@@ -44,13 +44,13 @@ export async function makeMaterial(nodeCount = 3): Promise<Material> {
  * line. Its log lines are kept for the test to read; a benchmark passes
  * `keepLogs: false` so the load generator does not hold one line per request.
  */
-export async function startProcess(kind: 'node' | 'gateway', config: Record<string, unknown>, dir: string, name: string, keepLogs = true): Promise<Proc> {
+export async function startProcess(kind: 'node' | 'gateway', config: Record<string, unknown>, dir: string, name: string, keepLogs = true, entry = CLI): Promise<Proc> {
   const { spawnCdsgate } = await import('../../src/cli/processes.js');
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(config, null, 2));
   const logs: string[] = [];
   // Tests import src/, but the processes run the built dist/ (npm test builds first).
-  const spawned = spawnCdsgate(kind, file, keepLogs ? (line) => logs.push(line) : () => undefined, CLI);
+  const spawned = spawnCdsgate(kind, file, keepLogs ? (line) => logs.push(line) : () => undefined, entry);
   return { child: spawned.child, logs, ports: await spawned.ready };
 }
 

@@ -1,0 +1,113 @@
+/**
+ * This working tree's gateway against another revision's, in front of one
+ * node: the interleaved A/B run by which the README's performance section
+ * judges each change (run to run, this VM's speed moves by 10–20%, so only
+ * neighbouring runs of two builds are compared).
+ *
+ *   npm run bench:ab -- --base REV [--rounds 10 --seconds 5 --connections 32 --warmup 3]
+ *
+ * REV's `src/` is built into a temporary directory (git archive and tsc,
+ * with this checkout's node_modules); this tree is built by the npm script.
+ * One node, then two gateways on the same configuration (each its own audit
+ * directory), both warmed up, then `--rounds` pairs of runs. Reported per
+ * round and as medians: req/s, p50, p99 and gateway CPU µs per request (from
+ * /proc), with the median of the per-round ratios (this tree ÷ REV). Writes
+ * load-tests/reports/ab.{json,md}.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ROOT, startCluster, startProcess, stopProcess, type Proc } from '../test/helpers/cluster.js';
+import { alternatingRuns, measure, median, processCpuMicros, writeReport, type Figures, type Target } from './lib/measure.js';
+import { wholeOption } from './lib/options.js';
+
+const { values } = parseArgs({
+  options: {
+    base: { type: 'string' },
+    rounds: { type: 'string', default: '10' }, seconds: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '32' }, warmup: { type: 'string', default: '3' },
+  },
+});
+const whole = (option: string, text: string, min: number): number => wholeOption('bench:ab', option, text, min);
+if (!values.base) {
+  console.error('bench:ab: --base REV names the revision to compare this working tree with (a commit, tag or branch)');
+  process.exit(2);
+}
+const rounds = whole('rounds', values.rounds!, 1), seconds = whole('seconds', values.seconds!, 1);
+const connections = whole('connections', values.connections!, 1), warmupWaves = whole('warmup', values.warmup!, 0);
+
+let baseCommit: string;
+try {
+  baseCommit = execFileSync('git', ['rev-parse', '--verify', `${values.base}^{commit}`], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+} catch {
+  console.error(`bench:ab: ${JSON.stringify(values.base)} is not a revision of this repository`);
+  process.exit(2);
+}
+
+/** REV's gateway, built apart: its own src/ and tsconfig, this checkout's dependencies, protos and models. */
+const baseDir = mkdtempSync(join(tmpdir(), 'cdsgate-ab-base-'));
+execFileSync('sh', ['-c', `git archive ${baseCommit} src tsconfig.json package.json | tar -x -C "${baseDir}"`], { cwd: ROOT, stdio: 'inherit' });
+for (const shared of ['node_modules', 'proto', 'models']) symlinkSync(join(ROOT, shared), join(baseDir, shared));
+execFileSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(baseDir, 'tsconfig.json'), '--outDir', join(baseDir, 'dist')], { stdio: 'inherit' });
+
+const cluster = await startCluster({ nodes: 1, keepLogs: false });
+const gateways: Proc[] = [];
+try {
+  const template = JSON.parse(readFileSync(join(cluster.dir, 'gateway.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+  const start = (name: string, entry: string) =>
+    startProcess('gateway', { ...template, audit: { ...template.audit, dir: join(cluster.dir, `audit-${name}`) } }, cluster.dir, `gateway-${name}`, false, entry);
+  const current = await start('current', join(ROOT, 'dist', 'cli', 'main.js'));
+  gateways.push(current);
+  const base = await start('base', join(baseDir, 'dist', 'cli', 'main.js'));
+  gateways.push(base);
+
+  const token = await cluster.token(['clinician'], { subject: 'bench', ttlSeconds: 3600 });
+  const body = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
+  const target = (p: Proc): Target => ({ port: p.ports.rest!, path: '/v2/models/news2/infer', identity: cluster.pki.apps.ehr, ca: cluster.pki.ca, body, token });
+  // Short waves first, as bench:peers does: V8 settles its code for Node's socket handling only after a few.
+  for (let wave = 0; wave < warmupWaves; wave++) {
+    for (const p of [current, base]) await measure('warm-up', 0, target(p), 3, connections);
+  }
+  const cpu: Record<string, number[]> = { current: [], base: [] };
+  const pids: Record<string, number | undefined> = { current: current.child.pid, base: base.child.pid };
+  const { figures } = await alternatingRuns({ name: 'current', target: target(current) }, { name: 'base', target: target(base) }, rounds, seconds, connections,
+    (round, a, b) => console.log(`round ${round}: this tree ${a.rps} req/s p99 ${a.p99} ms ${cpu.current!.at(-1)} µs/req; ${values.base} ${b.rps} req/s p99 ${b.p99} ms ${cpu.base!.at(-1)} µs/req`),
+    async (name, run) => {
+      const before = processCpuMicros(pids[name]);
+      const f: Figures = await run();
+      cpu[name]!.push(Math.round((processCpuMicros(pids[name]) - before) / Math.max(1, f.requests)));
+      return f;
+    });
+  const of = (name: string) => figures.filter((f) => f.target === name);
+  const [a, b] = [of('current'), of('base')];
+  const ratio = (xs: number[], ys: number[]) => median(xs.map((x, i) => x / ys[i]!));
+  const row = (name: string, label: string) => {
+    const f = of(name);
+    return `| ${label} | ${median(f.map((x) => x.rps))} | ${median(f.map((x) => x.p50))} | ${median(f.map((x) => x.p99))} | ${median(cpu[name]!)} | ${f.reduce((s, x) => s + x.non2xx + x.errors, 0)} |`;
+  };
+  const cpuRatios = cpu.current!.map((x, i) => x / cpu.base![i]!);
+  const summary = {
+    base: values.base, baseCommit, rounds, seconds, connections,
+    cpuRatio: ratio(cpu.current!, cpu.base!), rpsRatio: ratio(a.map((f) => f.rps), b.map((f) => f.rps)), p99Ratio: ratio(a.map((f) => f.p99), b.map((f) => f.p99)),
+  };
+  writeReport('ab', { summary, figures, cpu }, [
+    `## This working tree against ${values.base} (${baseCommit.slice(0, 12)})`,
+    '',
+    `${new Date().toISOString()}; one node, two gateways, ${warmupWaves} warm-up waves each, then ${rounds} interleaved pairs of ${seconds} s runs at ${connections} connections; medians over rounds.`,
+    '',
+    '| gateway | req/s | p50 ms | p99 ms | CPU µs/req | non-2xx + errors |',
+    '| --- | --- | --- | --- | --- | --- |',
+    row('current', 'this tree'),
+    row('base', String(values.base)),
+    '',
+    `Median of per-round ratios (this tree ÷ ${values.base}): **CPU per request ${summary.cpuRatio.toFixed(3)}**, req/s ${summary.rpsRatio.toFixed(3)}, p99 ${summary.p99Ratio.toFixed(3)}.`,
+    `Per-round CPU ratios: ${cpuRatios.map((r) => r.toFixed(3)).join(', ')}.`,
+    '',
+  ].join('\n'));
+} finally {
+  for (const p of gateways) await stopProcess(p);
+  await cluster.stop();
+  rmSync(baseDir, { recursive: true, force: true });
+}
