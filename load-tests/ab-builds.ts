@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, startCluster, startProcess, stopProcess, type Proc } from '../test/helpers/cluster.js';
-import { alternatingRuns, measure, median, processCpuMicros, writeReport, type Figures, type Target } from './lib/measure.js';
+import { alternatingRuns, measure, median, processCpuMicros, summarise, writeReport, type Figures, type Target } from './lib/measure.js';
 import { wholeOption } from './lib/options.js';
 
 const { values } = parseArgs({
@@ -72,7 +72,7 @@ try {
   }
   const cpu: Record<string, number[]> = { current: [], base: [] };
   const pids: Record<string, number | undefined> = { current: current.child.pid, base: base.child.pid };
-  const { figures } = await alternatingRuns({ name: 'current', target: target(current) }, { name: 'base', target: target(base) }, rounds, seconds, connections,
+  const { figures, ratios: rpsRatios } = await alternatingRuns({ name: 'current', target: target(current) }, { name: 'base', target: target(base) }, rounds, seconds, connections,
     (round, a, b) => console.log(`round ${round}: this tree ${a.rps} req/s p99 ${a.p99} ms ${cpu.current!.at(-1)} µs/req; ${values.base} ${b.rps} req/s p99 ${b.p99} ms ${cpu.base!.at(-1)} µs/req`),
     async (name, run) => {
       const before = processCpuMicros(pids[name]);
@@ -80,17 +80,16 @@ try {
       cpu[name]!.push(Math.round((processCpuMicros(pids[name]) - before) / Math.max(1, f.requests)));
       return f;
     });
-  const of = (name: string) => figures.filter((f) => f.target === name);
-  const [a, b] = [of('current'), of('base')];
-  const ratio = (xs: number[], ys: number[]) => median(xs.map((x, i) => x / ys[i]!));
+  const p99s = (name: string) => figures.filter((f) => f.target === name).map((f) => f.p99);
   const row = (name: string, label: string) => {
-    const f = of(name);
-    return `| ${label} | ${median(f.map((x) => x.rps))} | ${median(f.map((x) => x.p50))} | ${median(f.map((x) => x.p99))} | ${median(cpu[name]!)} | ${f.reduce((s, x) => s + x.non2xx + x.errors, 0)} |`;
+    const f = summarise(figures, name);
+    return `| ${label} | ${f.rps} | ${f.p50} | ${f.p99} | ${median(cpu[name]!)} | ${f.non2xx + f.errors} |`;
   };
   const cpuRatios = cpu.current!.map((x, i) => x / cpu.base![i]!);
+  const basePer99 = p99s('base');
   const summary = {
     base: values.base, baseCommit, rounds, seconds, connections,
-    cpuRatio: ratio(cpu.current!, cpu.base!), rpsRatio: ratio(a.map((f) => f.rps), b.map((f) => f.rps)), p99Ratio: ratio(a.map((f) => f.p99), b.map((f) => f.p99)),
+    cpuRatio: median(cpuRatios), rpsRatio: median(rpsRatios), p99Ratio: median(p99s('current').map((x, i) => x / basePer99[i]!)),
   };
   writeReport('ab', { summary, figures, cpu }, [
     `## This working tree against ${values.base} (${baseCommit.slice(0, 12)})`,
