@@ -25,6 +25,12 @@ function unauthenticated(description: string, error: 'invalid_request' | 'invali
 
 interface TrustedIssuer { config: IssuerConfig; keys?: JWTVerifyGetKey }
 
+/** A token's holder as its claims describe them, and the certificate thumbprint it is bound to (RFC 8705), if any. */
+interface TokenIdentity {
+  identity: Omit<Principal, 'certificate' | 'certificateBound'>;
+  bound: string | undefined;
+}
+
 /**
  * Verifies the bearer token against the issuer it names (which must be
  * configured), with that issuer's JWKS, audience, algorithm allow-list and
@@ -35,6 +41,8 @@ export class Authenticator {
   private readonly issuers = new Map<string, TrustedIssuer>();
   private readonly cache = new TokenCache();
   private readonly replays: ReplayStore;
+  /** Each verified payload's reading (claimsOf); entries go with their payload when the token cache drops it. */
+  private readonly identities = new WeakMap<JWTPayload, TokenIdentity>();
 
   /** The one issuer of opaque tokens, when one is configured. */
   private readonly introspection?: { config: IssuerConfig; introspector: Introspector };
@@ -51,38 +59,65 @@ export class Authenticator {
     if (!peer) throw unauthenticated('a verified client certificate is required', 'invalid_request');
     if (Array.isArray(authorization)) throw unauthenticated('more than one Authorization header; send exactly one', 'invalid_request');
     if (!authorization) throw unauthenticated('missing Authorization: Bearer token', 'invalid_request');
-    const token = BEARER.exec(authorization)?.[1];
-    const opaque = token === undefined && this.introspection ? OPAQUE.exec(authorization)?.[1] : undefined;
-    if (!token && !opaque) throw unauthenticated(this.introspection ? 'Authorization must be "Bearer <token>"' : 'Authorization must be "Bearer <JWT>"', 'invalid_request');
+    // A token verified before skips the format check too: it matched BEARER when it was verified.
+    const cached = authorization.startsWith('Bearer ') ? this.cachedClaims(authorization.slice(7)) : undefined;
+    const token = cached ? undefined : BEARER.exec(authorization)?.[1];
+    const opaque = cached || token !== undefined || !this.introspection ? undefined : OPAQUE.exec(authorization)?.[1];
+    if (!cached && !token && !opaque) throw unauthenticated(this.introspection ? 'Authorization must be "Bearer <token>"' : 'Authorization must be "Bearer <JWT>"', 'invalid_request');
 
-    const { config, payload } = opaque !== undefined
-      ? { config: this.introspection!.config, payload: await this.introspection!.introspector.claims(opaque) }
-      : this.cachedClaims(token!) ?? await this.verify(token!);
+    const { config, payload } = cached
+      ?? (opaque !== undefined ? { config: this.introspection!.config, payload: await this.introspection!.introspector.claims(opaque) } : await this.verify(token!));
     if (config.replayProtection && opaque === undefined) {
       // Every use counts, whether or not the signature check was cached.
       await this.replays.claim(config.issuer, payload.jti!, (payload.exp! + config.clockSkewSeconds) * 1000);
     }
 
-    const bound = boundThumbprint(payload);
-    if (bound !== undefined && !thumbprintsEqual(bound, peer.thumbprint)) {
+    const claims = this.claimsOf(config, payload);
+    if (claims.bound !== undefined && !thumbprintsEqual(claims.bound, peer.thumbprint)) {
       throw unauthenticated('token is bound to a different client certificate');
     }
-    if (bound === undefined && config.requireCertificateBinding) {
+    if (claims.bound === undefined && config.requireCertificateBinding) {
       throw unauthenticated('token must be bound to the client certificate (cnf.x5t#S256)');
     }
-
+    const { identity } = claims;
     return {
-      subject: payload.sub!,
-      issuer: config.issuer,
-      clientId: stringClaim(payload.azp) ?? stringClaim(payload.client_id),
-      roles: rolesFrom(claimAt(payload, config.rolesClaim), config.rolesClaimFormat),
-      scopes: stringList(payload.scope ?? payload.scp),
-      purposeOfUse: purposeCodes(claimAt(payload, 'extensions.ihe_iua.purpose_of_use') ?? claimAt(payload, config.purposeOfUseClaim)),
-      tokenId: stringClaim(payload.jti),
-      ...(stringClaim(payload.patient) ? { patient: stringClaim(payload.patient) } : {}),
+      subject: identity.subject,
+      issuer: identity.issuer,
+      clientId: identity.clientId,
+      roles: identity.roles,
+      scopes: identity.scopes,
+      purposeOfUse: identity.purposeOfUse,
+      tokenId: identity.tokenId,
+      ...(identity.patient !== undefined ? { patient: identity.patient } : {}),
       certificate: { name: peerName(peer), thumbprint: peer.thumbprint },
-      certificateBound: bound !== undefined,
+      certificateBound: claims.bound !== undefined,
     };
+  }
+
+  /**
+   * What a token's claims say about its holder, read once per verified
+   * payload: a cached token's payload object is the same on every use, so
+   * repeated calls skip re-reading roles, scopes and purposes. The arrays are
+   * shared between the principals of one token and nothing writes to them.
+   */
+  private claimsOf(config: IssuerConfig, payload: JWTPayload): TokenIdentity {
+    let claims = this.identities.get(payload);
+    if (claims) return claims;
+    claims = {
+      bound: boundThumbprint(payload),
+      identity: {
+        subject: payload.sub!,
+        issuer: config.issuer,
+        clientId: stringClaim(payload.azp) ?? stringClaim(payload.client_id),
+        roles: rolesFrom(claimAt(payload, config.rolesClaim), config.rolesClaimFormat),
+        scopes: stringList(payload.scope ?? payload.scp),
+        purposeOfUse: purposeCodes(claimAt(payload, 'extensions.ihe_iua.purpose_of_use') ?? claimAt(payload, config.purposeOfUseClaim)),
+        tokenId: stringClaim(payload.jti),
+        patient: stringClaim(payload.patient),
+      },
+    };
+    this.identities.set(payload, claims);
+    return claims;
   }
 
   /**

@@ -170,6 +170,24 @@ describe('JWT verification', () => {
     await rejects(`Bearer ${bound}`, /bound to a different client certificate/, stolen, fresh);
   });
 
+  it('a cached token gives the same principal, is still refused when malformed around it, and bad claims stay refused', async () => {
+    const fresh = new Authenticator([issuer({}, jwksFile)]);
+    const good = await token({ azp: 'ehr-app', scope: 'launch', purpose_of_use: 'TREAT', patient: 'p-1' });
+    const first = await fresh.authenticate(`Bearer ${good}`, peer);
+    const again = await fresh.authenticate(`Bearer ${good}`, peer); // from the cache
+    expect(again).toEqual(first);
+    expect(again).toMatchObject({ clientId: 'ehr-app', scopes: ['launch'], purposeOfUse: ['TREAT'], patient: 'p-1' });
+    // The cache is keyed by the exact token: anything around it is a different credential and goes through the format check.
+    await rejects(`Bearer ${good} `, /Bearer <JWT>/, peer, fresh);
+    await rejects(`Bearer  ${good}`, /Bearer <JWT>/, peer, fresh);
+    await rejects(`bearer ${good}`, /Bearer <JWT>/, peer, fresh);
+    await rejects(`Bearer ${good}.x`, /Bearer <JWT>/, peer, fresh);
+    // A signed token whose roles claim is malformed is refused on every use, cached signature or not.
+    const badRoles = await token({ roles: 'guest clinician' });
+    await rejects(`Bearer ${badRoles}`, /roles claim must be a JSON array of strings/, peer, fresh);
+    await rejects(`Bearer ${badRoles}`, /roles claim must be a JSON array of strings/, peer, fresh);
+  });
+
   it('a cached token stops working when it expires', async () => {
     const fresh = new Authenticator([issuer({ clockSkewSeconds: 0 }, jwksFile)]);
     const shortLived = await token({}, { exp: now() + 1 });
