@@ -83,7 +83,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
     fsync: config.audit.fsync,
     log,
     // Only this request's own record in progress: its fdatasync may hold the event loop (audit/log.ts).
-    quiet: () => (pipeline?.inProgress ?? 0) <= 1,
+    inProgress: () => pipeline?.inProgress ?? 0,
     synced: (placement, seconds) => metrics.auditSync.observe({ placement }, seconds),
   });
   await router.start();

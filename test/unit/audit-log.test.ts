@@ -246,3 +246,50 @@ describe('audit verify names the first bad record', () => {
     expect(readdirSync(dir)).toContain('heads.jsonl');
   });
 });
+
+describe('under load a batch gathers the records of the requests in progress', () => {
+  it('records that arrive over several turns share one sync, and the last ones are not held once the load is gone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const syncs: number[] = [];
+    let inProgress = 0; // while the log opens (its genesis record)
+    let lines = 0;
+    // A long gather time: only the share of requests in progress may end the wait, whatever the machine's speed.
+    const log = await openLog(dir, { inProgress: () => inProgress, gatherMs: 600_000, synced: () => syncs.push(lines) });
+    const before = syncs.length;
+    inProgress = 10;
+    const appends: Array<Promise<void>> = [];
+    for (let i = 0; i < 10; i++) {
+      appends.push(log.append(entry(i)).then(() => { inProgress--; lines++; }));
+      await new Promise((resolve) => setImmediate(resolve)); // one record per turn of the event loop
+    }
+    await Promise.all(appends);
+    // Nine of ten (90%) end the wait; the tenth, once it is the only request left, is written at once.
+    expect(syncs.length - before).toBe(2);
+    await log.close();
+    const ids = readFileSync(auditFiles(dir)[0]!, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((r) => r.type === 'request').map((r) => r.requestId);
+    expect(ids).toEqual(Array.from({ length: 10 }, (_, i) => `req-${i}`));
+    expect(verify(dir).ok).toBe(true);
+  });
+
+  it('a batch that waits is written when its time is up, even if the other requests never record', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir, { inProgress: () => 32, gatherMs: 1 });
+    await log.append(entry(1));
+    await log.close();
+    expect(verify(dir).ok).toBe(true);
+  });
+
+  it('closing the log ends the wait: the final checkpoint and the waiting records are written together', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    let inProgress = 0;
+    const log = await openLog(dir, { inProgress: () => inProgress, gatherMs: 600_000 });
+    inProgress = 32;
+    const waiting = log.append(entry(1));
+    await new Promise((resolve) => setImmediate(resolve));
+    await Promise.all([waiting, log.close()]);
+    const records = readFileSync(auditFiles(dir)[0]!, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(records.at(-2)).toMatchObject({ type: 'request', requestId: 'req-1' });
+    expect(records.at(-1)).toMatchObject({ type: 'checkpoint', final: true });
+    expect(verify(dir).ok).toBe(true);
+  });
+});
