@@ -173,7 +173,7 @@ export class AuditLog {
     if (this.closed) return Promise.reject(new Error('audit log is closed'));
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ entry: item.entry, final: item.final, resolve, reject });
-      if (this.gathering && (item.final || this.batchFull())) this.endGathering();
+      if (this.gathering && this.batchFull()) this.endGathering();
       this.kick();
     });
   }
@@ -224,13 +224,19 @@ export class AuditLog {
    * no other record can come.
    */
   private async gather(): Promise<void> {
-    const inProgress = this.o.inProgress?.();
-    if (inProgress !== undefined && inProgress <= 1) return;
+    if (this.quiet()) return;
     await nextTurn();
-    if (inProgress === undefined || this.o.inProgress!() < GATHER_FROM || this.batchFull()) return;
+    const inProgress = this.o.inProgress;
+    if (!inProgress || inProgress() < GATHER_FROM || this.batchFull()) return;
     await new Promise<void>((resolve) => {
       this.gathering = { done: resolve, timer: setTimeout(() => this.endGathering(), this.o.gatherMs ?? GATHER_MS) };
     });
+  }
+
+  /** One request in progress at most (one connection): no other record can come to share a batch. */
+  private quiet(): boolean {
+    const inProgress = this.o.inProgress?.();
+    return inProgress !== undefined && inProgress <= 1;
   }
 
   /** True when the waiting batch holds enough of the requests in progress (or a record that must not wait, a final checkpoint). */
@@ -273,7 +279,7 @@ export class AuditLog {
       // On this thread while the disk is fast, saving the thread pool's two hand-offs per batch (fsync-placement.ts
       // has the measurements); on the pool while its syncs stay slow, so a slow disk does not hold the event loop.
       const started = performance.now();
-      if (this.placement.onLoop(this.queue.length === 0 && (this.o.inProgress?.() ?? 2) <= 1, started)) {
+      if (this.placement.onLoop(this.queue.length === 0 && this.quiet(), started)) {
         fdatasyncSync(this.fh.fd);
         const now = performance.now();
         this.placement.tookOnLoop(now - started, now);

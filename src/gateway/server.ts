@@ -82,7 +82,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
     rotateDaily: config.audit.rotateDaily,
     fsync: config.audit.fsync,
     log,
-    // Only this request's own record in progress: its fdatasync may hold the event loop (audit/log.ts).
+    // One request in progress: its record is written and synced at once; many: a batch gathers first (audit/log.ts).
     inProgress: () => pipeline?.inProgress ?? 0,
     synced: (placement, seconds) => metrics.auditSync.observe({ placement }, seconds),
   });
