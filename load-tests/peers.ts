@@ -7,7 +7,8 @@
  *
  *   npm run bench:peers [-- --rounds 3 --seconds 10 --connections 1,32 --tokens 1 --only rest --warmup 4 --prewarm 2]
  *
- * Rows: node direct (REST and gRPC), HAProxy → node REST, the Node floor
+ * Rows: node direct (REST and gRPC), HAProxy → node REST (without and with
+ * its standard per-request log line, as cdsgate writes one), the Node floor
  * (lib/node-floor.ts: fastify and undici passing bytes through with mTLS on
  * both sides and no other work, what any Node proxy pays), cdsgate REST and
  * gRPC with durable audit, cdsgate REST and gRPC without fsync, cdsgate
@@ -66,6 +67,7 @@ try {
 }
 
 const FLOOR = 'Node floor (fastify + undici, no checks)';
+const HAPROXY_LOGGED = 'HAProxy → node REST, request log';
 
 const freePort = () => new Promise<number>((resolve) => {
   const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)); });
@@ -77,6 +79,7 @@ const cluster = await startCluster({ nodes: 1, keepLogs: false });
 const node = cluster.nodes[0]!;
 const d = cluster.dir;
 let haproxy: ChildProcess | undefined;
+let haproxyLogged: ChildProcess | undefined;
 let floor: ChildProcess | undefined;
 let noFsync: Proc | undefined;
 let multi: Proc | undefined;
@@ -105,11 +108,19 @@ try {
   writeFileSync(join(d, 'haproxy-server.pem'), readFileSync(cluster.pki.gatewayServer.cert, 'utf8') + readFileSync(cluster.pki.gatewayServer.key, 'utf8'), { mode: 0o600 });
   writeFileSync(join(d, 'haproxy-client.pem'), readFileSync(cluster.pki.gatewayClient.cert, 'utf8') + readFileSync(cluster.pki.gatewayClient.key, 'utf8'), { mode: 0o600 });
   const haproxyPort = await freePort();
-  writeFileSync(join(d, 'haproxy.cfg'), [
+  /**
+   * HAProxy with the equivalent checks, as the issue set it up: no log line per request. A second instance adds
+   * HAProxy's standard request log (`option httplog`, one line per request to standard output, read and dropped
+   * here as the gateways' lines are), for readers comparing with a gateway that writes a line per request.
+   */
+  const haproxyConfig = (port: number, requestLog: boolean): string => [
     'global', '  nbthread 2', '  log stderr format short local0 warning',
+    // With its request log: the standard HTTP log line of every request, written to standard output as it ends.
+    ...(requestLog ? ['  log stdout format raw local1 info'] : []),
     'defaults', '  mode http', '  timeout connect 5s', '  timeout client 30s', '  timeout server 30s', '  http-reuse always',
+    ...(requestLog ? ['  log global', '  option httplog'] : []),
     'frontend cds',
-    `  bind 127.0.0.1:${haproxyPort} ssl crt ${d}/haproxy-server.pem ca-file ${cluster.pki.ca} verify required alpn http/1.1`,
+    `  bind 127.0.0.1:${port} ssl crt ${d}/haproxy-server.pem ca-file ${cluster.pki.ca} verify required alpn http/1.1`,
     '  http-request deny deny_status 401 unless { req.hdr(authorization) -m beg "Bearer " }',
     "  http-request set-var(txn.alg) http_auth_bearer,jwt_header_query('$.alg')",
     "  http-request set-var(txn.iss) http_auth_bearer,jwt_payload_query('$.iss')",
@@ -127,8 +138,15 @@ try {
     'backend node',
     `  server n0 127.0.0.1:${node.ports.rest} ssl verify required ca-file ${cluster.pki.ca} crt ${d}/haproxy-client.pem sni str(node-0.cdsgate.local) verifyhost node-0.cdsgate.local alpn http/1.1`,
     '',
-  ].join('\n'));
+  ].join('\n');
+  writeFileSync(join(d, 'haproxy.cfg'), haproxyConfig(haproxyPort, false));
+  const haproxyLoggedPort = await freePort();
+  writeFileSync(join(d, 'haproxy-logged.cfg'), haproxyConfig(haproxyLoggedPort, true));
   haproxy = spawn('haproxy', ['-f', join(d, 'haproxy.cfg'), '-db'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  haproxyLogged = spawn('haproxy', ['-f', join(d, 'haproxy-logged.cfg'), '-db'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // Counted, so the report shows the lines were written.
+  let haproxyLogLines = 0;
+  haproxyLogged.stdout!.on('data', (chunk: Buffer) => { for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) haproxyLogLines++; });
 
   // The Node floor: the gateway's framework, TLS and HTTP client with none of its work.
   floor = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'lib', 'node-floor.ts'), String(node.ports.rest), 'node-0.cdsgate.local',
@@ -150,17 +168,20 @@ try {
     ({ port, ca: cluster.pki.ca, identity, serverName, tokens: withToken ? tokens : [], request: grpcRequest });
 
   // Every path answers before anything is measured (HAProxy needs a moment to listen).
-  for (let i = 0; i < 100 && !(await new Promise<boolean>((r) => { const s = connect(haproxyPort, '127.0.0.1', () => { s.destroy(); r(true); }).on('error', () => r(false)); })); i++) {
-    await new Promise((r) => setTimeout(r, 100));
+  for (const port of [haproxyPort, haproxyLoggedPort]) {
+    for (let i = 0; i < 100 && !(await new Promise<boolean>((r) => { const s = connect(port, '127.0.0.1', () => { s.destroy(); r(true); }).on('error', () => r(false)); })); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const probe = await httpsCall(port, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: tokens[0], body });
+    if (probe.status !== 200) throw new Error(`HAProxy path is not serving: ${probe.status} ${probe.body.slice(0, 200)}`);
   }
-  const probe = await httpsCall(haproxyPort, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: tokens[0], body });
-  if (probe.status !== 200) throw new Error(`HAProxy path is not serving: ${probe.status} ${probe.body.slice(0, 200)}`);
 
   interface Row { name: string; kind: 'rest' | 'grpc'; pids: Array<number | undefined>; proxyPid?: number; run: (run: number, connections: number, seconds: number) => Promise<Figures> }
   const allRows: Row[] = [
     { name: 'node REST directly', kind: 'rest', pids: [node.child.pid], run: (r, c, s) => measure('node REST directly', r, rest(node.ports.rest!, cluster.pki.gatewayClient, false), s, c) },
     { name: 'node gRPC directly', kind: 'grpc', pids: [node.child.pid], run: (r, c, s) => grpcLoad('node gRPC directly', r, grpcTarget(node.ports.grpc!, cluster.pki.gatewayClient, 'node-0.cdsgate.local', false), s, c) },
     { name: 'HAProxy → node REST', kind: 'rest', pids: [haproxy.pid, node.child.pid], proxyPid: haproxy.pid, run: (r, c, s) => measure('HAProxy → node REST', r, rest(haproxyPort, cluster.pki.apps.ehr, true), s, c) },
+    { name: HAPROXY_LOGGED, kind: 'rest', pids: [haproxyLogged.pid, node.child.pid], proxyPid: haproxyLogged.pid, run: (r, c, s) => measure(HAPROXY_LOGGED, r, rest(haproxyLoggedPort, cluster.pki.apps.ehr, true), s, c) },
     { name: FLOOR, kind: 'rest', pids: [floor.pid, node.child.pid], proxyPid: floor.pid, run: (r, c, s) => measure(FLOOR, r, rest(floorPort, cluster.pki.apps.ehr, false), s, c) },
     { name: 'cdsgate REST (audit fsync)', kind: 'rest', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c, s) => measure('cdsgate REST (audit fsync)', r, rest(cluster.gateway.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
     { name: 'cdsgate REST, node via gRPC (audit fsync)', kind: 'rest', pids: [viaGrpc.child.pid, node.child.pid], proxyPid: viaGrpc.child.pid, run: (r, c, s) => measure('cdsgate REST, node via gRPC (audit fsync)', r, rest(viaGrpc!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
@@ -211,7 +232,7 @@ try {
       return per.length ? Number(median(per).toFixed(2)) : NaN;
     };
     table.push('', '| ÷ HAProxy (median of per-round ratios) | req/s | p50 | p99 | proxy CPU per request |', '| --- | --- | --- | --- | --- |');
-    for (const name of rows.map((r) => r.name).filter((n) => n.startsWith('cdsgate REST') || n === FLOOR)) {
+    for (const name of rows.map((r) => r.name).filter((n) => n.startsWith('cdsgate REST') || n === FLOOR || n === HAPROXY_LOGGED)) {
       const r = { path: name, connections: c, rps: ratio(name, 'rps'), p50: ratio(name, 'p50'), p99: ratio(name, 'p99'), cpu: ratio(name, 'proxyCpuUs') };
       summary.push({ ratioToHaproxy: r });
       table.push(`| ${name} | ${r.rps}× | ${r.p50}× | ${r.p99}× | ${r.cpu}× |`);
@@ -226,14 +247,15 @@ try {
   // One report per token count, so the one-token and the many-token runs can both be kept.
   const reportName = tokenCount === 1 ? 'peers' : `peers-${tokenCount}-tokens`;
   writeFileSync(join(process.cwd(), 'load-tests', 'reports', `${reportName}.svg`), svg);
-  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), warmupWaves, warmupSeconds, prewarmSeconds, rounds, seconds, connections: connectionCounts, tokens: tokenCount, machine: { cpus: cpus().length, node: process.version }, summary, samples }, [
+  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), warmupWaves, warmupSeconds, prewarmSeconds, rounds, seconds, connections: connectionCounts, tokens: tokenCount, machine: { cpus: cpus().length, node: process.version }, haproxyLogLines, summary, samples }, [
     '# cdsgate against HAProxy, in front of the same node (news2)', '',
     `${new Date().toISOString()}; ${warmupWaves} warm-up waves × ${warmupSeconds} s, then ${rounds} interleaved rounds × ${seconds} s per row${prewarmSeconds > 0 ? `, each run after ${prewarmSeconds} s of the same load, discarded` : ''}; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}; ${cpus().length} cores, everything on 127.0.0.1; `
     + 'HAProxy checks mTLS, the ES256 signature, iss, aud, exp and the role; cdsgate also writes the audit record, redacts, applies policy and routes.',
-    ...table, '', `![req/s and p99 per path](${reportName}.svg)`, '',
+    ...table, '', `HAProxy's request log (the "${HAPROXY_LOGGED}" row) wrote ${haproxyLogLines} lines.`, '', `![req/s and p99 per path](${reportName}.svg)`, '',
   ].join('\n'));
 } finally {
   haproxy?.kill();
+  haproxyLogged?.kill();
   floor?.kill();
   if (noFsync) await stopProcess(noFsync);
   if (multi) await stopProcess(multi);
