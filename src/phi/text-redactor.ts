@@ -49,6 +49,18 @@ const STREET = `(?:${STREET_WORDS})\\.?`;
 const NOT_STREET_NAME = '(?:is|was|were|are|still|then|also|who|that|has|had|have|he|she|it|they|we|i|you|his|her|their|times|mg|ml|units|days|weeks|months|years|hours|minutes|mins|hrs|percent)';
 const STREET_WORD = new RegExp(`^(?:${STREET_WORDS})$`, 'i');
 
+/**
+ * 12/3, a date without a year, also at the end of a sentence ("H&P 3/18."), but not the start of a decimal (3/18.5);
+ * scores and fractions written the same way are left (scoreOrFraction).
+ */
+const MONTH_DAY = /(?<![\d/.])(?:0?[1-9]|1[0-2])\/(?:0?[1-9]|[12]\d|3[01])(?![\d/]|\.\d)/g;
+const SCORE_BEFORE = /\b(?:pain|strength|power|motor|murmur|grade|graded|ratio|reflex(?:es)?|pulses?|dtrs?|score|scale|gcs|apgar|rated|rates|take|took|taking|give|gave|about|approximately|approx|only|x)\s*[:=]?\s*$/i;
+const SCORE_AFTER = /^\s*(?:of|strength|power|murmur|pulses?|reflex(?:es)?|tab(?:let)?s?|cap(?:sule)?s?|pills?|doses?|cups?|teaspoons?|tsp|tbsp|inch(?:es)?|miles?|systolic|diastolic|holosystolic|sec)\b/i;
+/** "pain 4/10", "4/5 strength", "2/6 murmur", "ratio 3/4", "1/2 tab": a score or a fraction, by the words around it. */
+function scoreOrFraction(text: string, start: number, end: number): boolean {
+  return SCORE_BEFORE.test(text.slice(Math.max(0, start - 24), start)) || SCORE_AFTER.test(text.slice(end, end + 16));
+}
+
 /** Structured identifiers: each pattern, the type it marks. Order does not matter; overlaps are merged. */
 const PATTERNS: Array<[RegExp, PhiType]> = [
   // (E-mail addresses are found around each @ by findEmails: this pattern tried at every letter was dear.)
@@ -66,7 +78,7 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   // Dates more specific than a year.
   [new RegExp(`\\b${YEAR}[-/.](?:1[0-2]|0?[1-9])[-/.](?:3[01]|[12]\\d|0?[1-9])(?![\\d])(?:[T ][0-2]\\d:[0-5]\\d(?::[0-5]\\d(?:\\.\\d+)?)?(?:Z|[+-][0-2]\\d:?[0-5]\\d)?)?`, 'g'), 'DATE'],
   [/\b(?:3[01]|[12]\d|0?[1-9])[-/.](?:3[01]|[12]\d|0?[1-9])[-/.](?:\d{4}|\d{2})\b/g, 'DATE'],
-  [/(?<![\d/.])(?:0?[1-9]|1[0-2])\/(?:0?[1-9]|[12]\d|3[01])(?![\d/.])/g, 'DATE'], // 12/3, a date without a year
+  [MONTH_DAY, 'DATE'],
   [new RegExp(`\\b${MONTH}\\s+${DAY}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
   [new RegExp(`\\b${DAY}\\s+(?:of\\s+)?${MONTH}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
   [new RegExp(`\\b${MONTH}\\s+${YEAR}\\b`, 'gi'), 'DATE'],
@@ -129,6 +141,9 @@ const ROLE_OBJECTS = new Set(('note notes assessment assessments report reports 
   + 'physician surgeon nurse attestation signature supervision service services on coverage').split(' '));
 const RELATIONS = new Set(('dtr daughter son wife husband spouse partner mother mom mum father dad sister sis brother bro aunt uncle niece nephew cousin '
   + 'grandson granddaughter grandmother grandfather friend neighbor neighbour caregiver guardian fiance fiancée').split(' '));
+/** Words after a relation word that say how the relative is, not who (family history lines, headings). */
+const RELATIVE_STATUS = new Set(('deceased alive living healthy well unknown adopted passed died dies notified present absent aware informed '
+  + 'updated called visiting visited here available unavailable history hx age aged ages lives lived at with has had is was in law side').split(' '));
 const NAME_CUE_BEFORE = /(?:\b(?:name is|named|called|i am|i'm|signed by|seen by|seen with|evaluated by|examined by|dictated by|attending|pcp|physician|provider|surgeon|resident|intern|nurse|rn|np|pa|contact|emergency contact|spoke (?:with|to)|spoke w\/|talked (?:with|to)|discussed with|w\/|cc|from|by|to|dear|patient|pt)\s*[:,]?\s*)$/i;
 const LOCATION_CUE_BEFORE = /\b(?:in|at|from|near|to|of|lives in|resides in|born in|moved to|city of|town of)\s+$/i;
 
@@ -136,7 +151,7 @@ const LOCATION_CUE_BEFORE = /\b(?:in|at|from|near|to|of|lives in|resides in|born
  * The last word of an institution's name: hospitals ("Mass General", "Tampa General"), care homes, schools,
  * employers. Insurers ("Cigna Health") are not on it: a health plan's name is not an identifier, its member number is.
  */
-const ORG_SUFFIX = "(?:Hospitals?|General|Infirmary|Clinics?|Hospice|Medical (?:Center|Centre|Group|Associates|Campus)|Health (?:System|Center|Centre)|Nursing (?:Home|Facility|Center|Centre)|Care (?:Home|Center|Centre|Facility)|Rehabilitation (?:Center|Centre|Hospital)|Rehab|(?:Surgery|Surgical|Dialysis|Cancer|Heart|Eye|Wellness|Treatment) (?:Center|Centre|Institute)|Assisted Living|Senior Living|Retirement (?:Home|Community|Village)|Pharmacy|Drugs?|Laboratories|Labs|Institute|University|College|School|Academy|Seminary|Foundation|Church|Cathedral|Temple|Mosque|Synagogue|Parish|Manor|Lodge|Gardens|Inc\\.?|LLC|L\\.L\\.C\\.|Ltd\\.?|Corp\\.?|Corporation|Company|Co\\.|Industries|Logistics|Enterprises|Holdings|Bank|Credit Union|Airlines?|Motors|Foods|Markets?|Stores?|Restaurant|Diner|Hotel|Farms?|Mills?|Factory|Plant|Shipyard|Brewery|Bakery|Prison|Jail|Correctional (?:Facility|Institution|Center)|Penitentiary|Police Department|Fire Department|Sheriff's Office|County Jail|Shelter|Mission|YMCA|YWCA)";
+const ORG_SUFFIX = "(?:Hospitals?|General|Infirmary|Clinics?|Hospice|Medical (?:Center|Centre|Group|Associates|Campus)|Health (?:System|Center|Centre)|Nursing (?:Home|Facility|Center|Centre)|(?:Veterans'?|Soldiers'?|Sailors'?|Children's|Group|Funeral|Memorial) Homes?|Care (?:Home|Center|Centre|Facility)|Rehabilitation (?:Center|Centre|Hospital)|Rehab|(?:Surgery|Surgical|Dialysis|Cancer|Heart|Eye|Wellness|Treatment) (?:Center|Centre|Institute)|Assisted Living|Senior Living|Retirement (?:Home|Community|Village)|Pharmacy|Drugs?|Laboratories|Labs|Institute|University|College|School|Academy|Seminary|Foundation|Church|Cathedral|Temple|Mosque|Synagogue|Parish|Manor|Lodge|Gardens|Inc\\.?|LLC|L\\.L\\.C\\.|Ltd\\.?|Corp\\.?|Corporation|Company|Co\\.|Industries|Logistics|Enterprises|Holdings|Bank|Credit Union|Airlines?|Motors|Foods|Markets?|Stores?|Restaurant|Diner|Hotel|Farms?|Mills?|Factory|Plant|Shipyard|Brewery|Bakery|Prison|Jail|Correctional (?:Facility|Institution|Center)|Penitentiary|Police Department|Fire Department|Sheriff's Office|County Jail|Shelter|Mission|YMCA|YWCA)";
 /**
  * Department and service words: "Cardiology Clinic" or "Emergency Medical Center" names
  * a kind of place, not an institution, so a name made only of these is left alone.
@@ -251,6 +266,7 @@ export function findPhi(text: string, extra: readonly PhiSpan[] = []): PhiSpan[]
   for (const [pattern, type] of PATTERNS) {
     for (const m of text.matchAll(pattern)) {
       if (type === 'PHONE' && !plausiblePhone(m[0].trim(), text.slice(Math.max(0, m.index - 24), m.index))) continue;
+      if (pattern === MONTH_DAY && scoreOrFraction(text, m.index, m.index + m[0].length)) continue;
       // A pattern with a `phi` group marks only that group (its cue words are not PHI).
       const group = m.indices?.groups?.phi;
       if (group) spans.push({ start: group[0], end: group[1], type });
@@ -364,6 +380,10 @@ function findNames(text: string): PhiSpan[] {
     if (prev && ROLES.has(prev.lower) && t.capital && !ROLE_OBJECTS.has(t.lower) && !TITLES.has(t.lower)) { why[i] = 'cue'; return; }
     // After a relation word ("spoke w/ dtr susan"): a name even in lower case, unless it is a common word.
     if (prev && RELATIONS.has(prev.lower) && /^[\p{L}'’-]{2,}$/u.test(t.text) && (firstName(t.lower) || t.lower.split('-').some(firstName) || !ordinary(t.lower))) { why[i] = 'cue'; return; }
+    // Capitalised right after a relation word ("son Rangi", "wife Grace", "his niece, Hamza,"): a name even when it is
+    // also a word (Grace, Rose, Juniper), unless it says how the relative is ("Mother Deceased", "Son Notified").
+    if (prev && RELATIONS.has(prev.lower) && t.capital && /^\p{Lu}[\p{Ll}'’-]+$/u.test(t.text) && /^(?: |, )$/.test(text.slice(prev.end, t.start))
+      && !FUNCTION_WORDS.has(t.lower) && !TITLES.has(t.lower) && !RELATIONS.has(t.lower) && !RELATIVE_STATUS.has(t.lower)) { why[i] = 'cue'; return; }
     if (FUNCTION_WORDS.has(t.lower)) return;
     if (!t.capital) {
       // Lower-case names ("patricia desrosiers"): a first name that is not also an ordinary word.
@@ -415,6 +435,9 @@ function findNames(text: string): PhiSpan[] {
       if (FUNCTION_WORDS.has(next.lower)) break;
       if (why[b + 1]) personLike ||= why[b + 1] !== 'unknown';
       else if (personLike && extra < 2) extra++;
+      // An unknown given name (and its initials) and one capitalised word after them that ends the run: a surname
+      // that is also a word (Tariq Carpenter, Orla S. Carpenter), where the first-name list does not know the given name.
+      else if (why[i] === 'unknown' && kind[i] === 'NAME' && extra === 0 && tokens.slice(i + 1, b + 1).every(isInitial) && !(afterNext?.capital && joined(next, afterNext))) extra++;
       else break;
       b++;
     }
@@ -436,6 +459,23 @@ function findNames(text: string): PhiSpan[] {
 /** Cues before a town's name. Narrower than LOCATION_CUE_BEFORE: "at" and "to" come before too many other things. */
 const CITY_CUE_BEFORE = /\b(?:in|from|near|outside(?: of)?|lives in|resides in|born in|moved (?:to|from)|city of|town of|visiting|visits|drives? in from|drove (?:in )?from)\s+$/i;
 
+/** A street address just before: "8317 Bayberry St., Flagstaff", "9957 Foxglove Boulevard in Flagstaff". */
+const ADDRESS_BEFORE = new RegExp(`\\b\\d{1,6}[A-Za-z]?\\s+(?:[\\p{L}'’.-]+\\s+){1,4}${STREET},?\\s+(?:in\\s+)?$`, 'iu');
+/** What may follow a town's name to end it: the end of the clause, or a word that starts the next phrase. */
+const CLAUSE_ENDS = /^(?:\s*$|[,.;:!?)"'’\n]|\s+(?:with|and|for|since|where|until|to|on|at|in|from|but|or|who|which|when|last|this|next|after|before)\b)/;
+
+/**
+ * A one-word town that is also an English word, by its context alone: after a street address, or after a place cue
+ * written in lower case, mid-sentence ("attends services in Flagstaff.", "presents from home in Flagstaff with…"),
+ * when its clause ends there. Written with a capital mid-sentence, "Flagstaff" or "Mobile" is a name, not the word;
+ * "in Normal Sinus Rhythm" goes on with more capitalised words, and "In Reading" starts a sentence.
+ */
+function placeByContext(text: string, before: string, end: number): boolean {
+  if (ADDRESS_BEFORE.test(before)) return true;
+  const cue = CITY_CUE_BEFORE.exec(before);
+  return cue !== null && /^\p{Ll}/u.test(cue[0]) && CLAUSE_ENDS.test(text.slice(end, end + 12));
+}
+
 /**
  * US cities and towns from the ZIP code list, for the names the other rules let pass because they are English
  * words: a known town followed by its state ("Ames, Iowa", "Mobile, AL"), or a town of two words or more after a
@@ -450,7 +490,8 @@ function findCities(text: string, tokens: Token[]): PhiSpan[] {
     const end = usCityAt(text, t.start, t.lower);
     if (end === undefined) continue;
     const multiWord = end > t.end;
-    if (stateFollows(text, end) || (multiWord && CITY_CUE_BEFORE.test(textBefore(text, t.start)))) {
+    const before = textBefore(text, t.start);
+    if (stateFollows(text, end) || (multiWord && CITY_CUE_BEFORE.test(before)) || (!multiWord && placeByContext(text, before, end))) {
       out.push({ start: t.start, end, type: 'LOCATION' });
       while (i + 1 < tokens.length && tokens[i + 1]!.start < end) i++;
     }

@@ -179,9 +179,40 @@ describe('text redactor: US towns from the ZIP code list', () => {
     ['Drives in from Toms River on weekends.', 'Toms River'],
   ]);
 
-  it('a one-word town that is an English word needs its state', () => {
+  it('a one-word town that is an English word needs its state, a street address before it, or a lower-case place cue before it and its clause ending after it', () => {
     expect(redacted('She enjoys reading and is in Reading group twice a week.')).toContain('Reading group');
     expect(redacted('Moved to Reading, PA in 2019.')).not.toContain('Reading');
+    expect(redacted('In Reading, the group met twice.')).toContain('Reading');
+    expect(redacted('Patient in Normal Sinus Rhythm on arrival.')).toContain('Normal Sinus Rhythm');
+  });
+
+  removesEach([
+    ['Chaplain visit: devout, attends services in Flagstaff.', 'Flagstaff'],
+    ['Presents from home in Flagstaff with three days of confusion.', 'Flagstaff'],
+    ['Lives with daughter at 8317 Bayberry St., Flagstaff. Medicaid pending.', 'Flagstaff'],
+    ['also i moved to 9957 Foxglove Boulevard in Flagstaff', 'Flagstaff'],
+  ]);
+});
+
+describe('text redactor: relatives, surnames that are words, dates at the end of a sentence, care homes', () => {
+  removesEach([
+    ['spoke w/ son Rangi by phone', 'Rangi'],
+    ['His niece, Hamza, is his health care proxy.', 'Hamza'],
+    ['Grandson Juniper visiting from out of state.', 'Juniper'],
+    ["The patient's wife Grace called twice.", 'Grace'],
+    ['msg from pt: "this is Yael Green, can u send my records"', 'Green'],
+    ['Admission H&P. Orla S. Carpenter, MRN 4455, 65F.', 'Carpenter'],
+    ['Admission H&P 3/18. Seen in clinic 12/26.', '3/18'],
+    ['Admission H&P 3/18. Seen in clinic 12/26.', '12/26'],
+    ['Kwame Field\nEastfield Veterans Home', 'Eastfield'],
+    ['Discharged to Maple Grove Group Home today.', 'Maple Grove'],
+  ]);
+
+  it('what a relative is, and scores and fractions written like dates, stay', () => {
+    for (const text of [
+      'Mother Deceased at 60; Father Healthy; Son Notified of results.',
+      'Strength 4/5 bilaterally, 2/6 systolic murmur, pain 4/10, then take 1/2 tab daily.',
+    ]) expect(redacted(text)).toBe(text);
   });
 });
 
