@@ -144,6 +144,8 @@ const RELATIONS = new Set(('dtr daughter son wife husband spouse partner mother 
 /** Words after a relation word that say how the relative is, not who (family history lines, headings). */
 const RELATIVE_STATUS = new Set(('deceased alive living healthy well unknown adopted passed died dies notified present absent aware informed '
   + 'updated called visiting visited here available unavailable history hx age aged ages lives lived at with has had is was in law side').split(' '));
+/** Words that name someone outright: what follows is a name even when it is also a word. */
+const NAMING_CUE_BEFORE = /\b(?:name is|name's|named|calls? me|goes by|known as|maiden name(?: is)?)\s*[:,]?\s*$/i;
 const NAME_CUE_BEFORE = /(?:\b(?:name is|named|called|i am|i'm|signed by|seen by|seen with|evaluated by|examined by|dictated by|attending|pcp|physician|provider|surgeon|resident|intern|nurse|rn|np|pa|contact|emergency contact|spoke (?:with|to)|spoke w\/|talked (?:with|to)|discussed with|w\/|cc|from|by|to|dear|patient|pt)\s*[:,]?\s*)$/i;
 const LOCATION_CUE_BEFORE = /\b(?:in|at|from|near|to|of|lives in|resides in|born in|moved to|city of|town of)\s+$/i;
 
@@ -374,8 +376,10 @@ function findNames(text: string): PhiSpan[] {
 
   tokens.forEach((t, i) => {
     const prev = tokens[i - 1];
-    if (CLINICAL_TERMS.has(t.lower) || (t.lower.endsWith("'s") && CLINICAL_TERMS.has(t.lower.slice(0, -2))) || /\d/.test(t.text)) return;
+    if (/\d/.test(t.text)) return;
+    // After a title, a surname even when it also names a sign or a score (Dr. Murphy, Dr. Wells).
     if (prev && TITLES.has(prev.lower) && t.capital) { why[i] = 'cue'; return; }
+    if (CLINICAL_TERMS.has(t.lower) || (t.lower.endsWith("'s") && CLINICAL_TERMS.has(t.lower.slice(0, -2)))) return;
     // After a care role ("RN Baker", "per pharmacist White"): a capitalised word that is not a kind of document or duty.
     if (prev && ROLES.has(prev.lower) && t.capital && !ROLE_OBJECTS.has(t.lower) && !TITLES.has(t.lower)) { why[i] = 'cue'; return; }
     // After a relation word ("spoke w/ dtr susan"): a name even in lower case, unless it is a common word.
@@ -385,6 +389,8 @@ function findNames(text: string): PhiSpan[] {
     if (prev && RELATIONS.has(prev.lower) && t.capital && /^\p{Lu}[\p{Ll}'’-]+$/u.test(t.text) && /^(?: |, )$/.test(text.slice(prev.end, t.start))
       && !FUNCTION_WORDS.has(t.lower) && !TITLES.has(t.lower) && !RELATIONS.has(t.lower) && !RELATIVE_STATUS.has(t.lower)) { why[i] = 'cue'; return; }
     if (FUNCTION_WORDS.has(t.lower)) return;
+    // Named outright ("her maiden name is Key", "my name is borna", "goes by Pip"): a name whatever word it is.
+    if (/^[\p{L}'’-]{2,}$/u.test(t.text) && (t.capital || !ordinary(t.lower)) && NAMING_CUE_BEFORE.test(textBefore(text, t.start))) { why[i] = 'cue'; return; }
     if (!t.capital) {
       // Lower-case names ("patricia desrosiers"): a first name that is not also an ordinary word.
       if (firstName(t.lower) && !ordinary(t.lower)) why[i] = 'first';
@@ -395,7 +401,8 @@ function findNames(text: string): PhiSpan[] {
       // At the start of a line (a heading: "Case management") a first name that is also a word needs a surname after it.
       const startOfSentence = !prev || /\n/.test(text.slice(prev.end, t.start));
       const next = tokens[i + 1];
-      if (startOfSentence && ordinary(t.lower) && !(next?.capital && joined(t, next))) return;
+      // Unless it labels who speaks ("John: You saved my life!").
+      if (startOfSentence && ordinary(t.lower) && !(next?.capital && joined(t, next)) && text[t.end] !== ':') return;
       why[i] = 'first';
       return;
     }
@@ -521,21 +528,28 @@ function tokenAt(tokens: Token[], at: number, edge: 'start' | 'end'): number | u
  * Looked up from each name's two ends (a word starting or ending one connector away), not by pairing every word with every name.
  */
 function coordinated(text: string, tokens: Token[], found: PhiSpan[]): PhiSpan[] {
-  const names = found.filter((s) => s.type === 'NAME');
-  if (names.length === 0) return [];
-  const linked = new Set<number>();
-  for (const s of names) {
-    for (const c of CONNECTORS) {
-      if (text.startsWith(c, s.end)) { const i = tokenAt(tokens, s.end + c.length, 'start'); if (i !== undefined) linked.add(i); }
-      if (s.start >= c.length && text.startsWith(c, s.start - c.length)) { const i = tokenAt(tokens, s.start - c.length, 'end'); if (i !== undefined) linked.add(i); }
-    }
-  }
+  let sources = found.filter((s) => s.type === 'NAME');
+  const taken = new Set<number>();
   const out: PhiSpan[] = [];
-  for (const i of [...linked].sort((a, b) => a - b)) {
-    const t = tokens[i]!;
-    if (!t.capital || FUNCTION_WORDS.has(t.lower) || /^[A-Z]{2,5}$/.test(t.text)) continue;
-    if (tokens[i + 1] && EPONYM_HEAD.test(tokens[i + 1]!.text)) continue;
-    out.push({ start: t.start, end: t.end, type: 'NAME' });
+  // A list goes on from each newly linked word too ("Gerste, Johnson and Johnson"): each word joins at most once.
+  while (sources.length > 0) {
+    const linked = new Set<number>();
+    for (const s of sources) {
+      for (const c of CONNECTORS) {
+        if (text.startsWith(c, s.end)) { const i = tokenAt(tokens, s.end + c.length, 'start'); if (i !== undefined) linked.add(i); }
+        if (s.start >= c.length && text.startsWith(c, s.start - c.length)) { const i = tokenAt(tokens, s.start - c.length, 'end'); if (i !== undefined) linked.add(i); }
+      }
+    }
+    const added: PhiSpan[] = [];
+    for (const i of [...linked].sort((a, b) => a - b)) {
+      const t = tokens[i]!;
+      if (taken.has(i) || !t.capital || FUNCTION_WORDS.has(t.lower) || /^[A-Z]{2,5}$/.test(t.text)) continue;
+      if (tokens[i + 1] && EPONYM_HEAD.test(tokens[i + 1]!.text)) continue;
+      taken.add(i);
+      added.push({ start: t.start, end: t.end, type: 'NAME' });
+    }
+    out.push(...added);
+    sources = added;
   }
   return out;
 }

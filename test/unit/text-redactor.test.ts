@@ -194,7 +194,7 @@ describe('text redactor: US towns from the ZIP code list', () => {
   ]);
 });
 
-describe('text redactor: relatives, surnames that are words, dates at the end of a sentence, care homes', () => {
+describe('text redactor: relatives, surnames that are words, names after titles and naming words, speakers, lists, dates at the end of a sentence, care homes', () => {
   removesEach([
     ['spoke w/ son Rangi by phone', 'Rangi'],
     ['His niece, Hamza, is his health care proxy.', 'Hamza'],
@@ -206,12 +206,18 @@ describe('text redactor: relatives, surnames that are words, dates at the end of
     ['Admission H&P 3/18. Seen in clinic 12/26.', '12/26'],
     ['Kwame Field\nEastfield Veterans Home', 'Eastfield'],
     ['Discharged to Maple Grove Group Home today.', 'Maple Grove'],
+    ['Seen today by Dr. Murphy in clinic.', 'Murphy'],
+    ['For a second opinion see Dr. Wells.', 'Wells'],
+    ['She was born in 1964. Her maiden name is Key.', 'Key'],
+    ['John: You saved my life!', 'John'],
+    ['Founded by three partners: Gerste, Barrett and Jones.', 'Jones'],
   ]);
 
   it('what a relative is, and scores and fractions written like dates, stay', () => {
     for (const text of [
       'Mother Deceased at 60; Father Healthy; Son Notified of results.',
       'Strength 4/5 bilaterally, 2/6 systolic murmur, pain 4/10, then take 1/2 tab daily.',
+      "Positive Murphy's sign, Wells score 4.\nPlan: continue meds.",
     ]) expect(redacted(text)).toBe(text);
   });
 });
