@@ -61,6 +61,11 @@ function scoreOrFraction(text: string, start: number, end: number): boolean {
   return SCORE_BEFORE.test(text.slice(Math.max(0, start - 24), start)) || SCORE_AFTER.test(text.slice(end, end + 16));
 }
 
+/** Labels of fields that hold a person's name, at the start of a line, and a value of one to four words. */
+const FIELD_NAME = /(?:^|\n)[ \t]*(?:name|full name|patient name|pt name|member(?: name)?|subscriber(?: name)?|insured(?: name)?|policy ?holder|beneficiary|guarantor|next of kin|emergency contact|legal guardian|caregiver name)[ \t]*:[ \t]*(?<phi>\p{L}[\p{L}'’.-]*(?:[ \t]+\p{L}[\p{L}'’.-]*){0,3})[ \t]*(?=\n|$|,|;)/dgiu;
+/** Values of such a field that name no one. */
+const NO_ONE = /^(?:unknown|none|n\/?a|self|same|declined|not (?:provided|given|available)|see (?:above|below))$/i;
+
 /** Structured identifiers: each pattern, the type it marks. Order does not matter; overlaps are merged. */
 const PATTERNS: Array<[RegExp, PhiType]> = [
   // (E-mail addresses are found around each @ by findEmails: this pattern tried at every letter was dear.)
@@ -91,6 +96,8 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [/\b(?:on|by|until|till|before|after|since|from)\s+the\s+(?<phi>(?:3[01]|[12]\d|[1-9])(?:st|nd|rd|th))\b/dgi, 'DATE'],
   // Days of the week and holidays narrow a date as much as "12/3" does ("admitted Sunday", "fell on Christmas Eve").
   [/\b(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|christmas(?: eve| day)?|thanksgiving(?: day)?|easter(?: sunday)?|new year'?s(?: eve| day)?|independence day|fourth of july|memorial day|labor day|veterans day|halloween|hanukkah|passover|yom kippur|rosh hashanah|ramadan|eid(?: al-fitr| al-adha)?|diwali|lunar new year)\b/gi, 'DATE'],
+  // A form's identity field: the rest of its line is a name, in any case ("Member: xin de vries", "Name: JOHN SMITH, DOB").
+  [FIELD_NAME, 'NAME'],
   // Ages over 89 (Safe Harbor allows younger ages), in digits and in words.
   [/\b(?:9\d|1[0-4]\d)(?:\s*|-)(?:y\/o\b|y\.?\s?o\b\.?|yrs?\b|years?(?:[\s-]old)?\b|year-old\b|y\b)/gi, 'AGE'],
   // Age and sex together: "Age/Sex: 96/F", "Sex/Age: F/97".
@@ -269,6 +276,7 @@ export function findPhi(text: string, extra: readonly PhiSpan[] = []): PhiSpan[]
     for (const m of text.matchAll(pattern)) {
       if (type === 'PHONE' && !plausiblePhone(m[0].trim(), text.slice(Math.max(0, m.index - 24), m.index))) continue;
       if (pattern === MONTH_DAY && scoreOrFraction(text, m.index, m.index + m[0].length)) continue;
+      if (pattern === FIELD_NAME && (NO_ONE.test(m.groups!.phi!) || RELATIONS.has(m.groups!.phi!.toLowerCase()))) continue;
       // A pattern with a `phi` group marks only that group (its cue words are not PHI).
       const group = m.indices?.groups?.phi;
       if (group) spans.push({ start: group[0], end: group[1], type });

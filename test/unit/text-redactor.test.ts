@@ -194,7 +194,7 @@ describe('text redactor: US towns from the ZIP code list', () => {
   ]);
 });
 
-describe('text redactor: relatives, surnames that are words, names after titles and naming words, speakers, lists, dates at the end of a sentence, care homes', () => {
+describe('text redactor: relatives, surnames that are words, names after titles and naming words, speakers, lists, name fields, dates at the end of a sentence, care homes', () => {
   removesEach([
     ['spoke w/ son Rangi by phone', 'Rangi'],
     ['His niece, Hamza, is his health care proxy.', 'Hamza'],
@@ -211,7 +211,13 @@ describe('text redactor: relatives, surnames that are words, names after titles 
     ['She was born in 1964. Her maiden name is Key.', 'Key'],
     ['John: You saved my life!', 'John'],
     ['Founded by three partners: Gerste, Barrett and Jones.', 'Jones'],
+    ['Case management\nMember: xin de vries\nPlan ID: W99230169', 'vries'],
+    ['Name: JOHN SMITH, DOB 1/2/1950', 'SMITH'],
   ]);
+
+  it('a name field that names no one stays', () => {
+    for (const text of ['Emergency contact: daughter', 'Name: unknown', 'Medication name: metoprolol']) expect(redacted(text)).toBe(text);
+  });
 
   it('what a relative is, and scores and fractions written like dates, stay', () => {
     for (const text of [
