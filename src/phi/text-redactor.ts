@@ -551,7 +551,7 @@ function coordinated(text: string, tokens: Token[], found: PhiSpan[]): PhiSpan[]
     const added: PhiSpan[] = [];
     for (const i of [...linked].sort((a, b) => a - b)) {
       const t = tokens[i]!;
-      if (taken.has(i) || !t.capital || FUNCTION_WORDS.has(t.lower) || /^[A-Z]{2,5}$/.test(t.text)) continue;
+      if (taken.has(i) || !t.capital || FUNCTION_WORDS.has(t.lower) || GENERIC_PLACE_WORDS.has(t.lower) || /^[A-Z]{2,5}$/.test(t.text)) continue;
       if (tokens[i + 1] && EPONYM_HEAD.test(tokens[i + 1]!.text)) continue;
       taken.add(i);
       added.push({ start: t.start, end: t.end, type: 'NAME' });

@@ -215,6 +215,10 @@ describe('text redactor: relatives, surnames that are words, names after titles 
     ['Name: JOHN SMITH, DOB 1/2/1950', 'SMITH'],
   ]);
 
+  it('a list goes on from a name, but not into services or clinical words', () => {
+    expect(redacted('Seen by Dr. Smith, Cardiology and Neurology consulted.')).toBe('Seen by Dr. [NAME], Cardiology and Neurology consulted.');
+  });
+
   it('a name field that names no one stays', () => {
     for (const text of ['Emergency contact: daughter', 'Name: unknown', 'Medication name: metoprolol']) expect(redacted(text)).toBe(text);
   });
