@@ -436,6 +436,10 @@ function findNames(text: string): PhiSpan[] {
       else if (why[a] === 'unknown' && given++ === 0) a--;
       else break;
     }
+    // A particle, and the initial or given name before it: "G. de Vries", "Ludwig van Beethoven".
+    const particle = tokens[a - 1], beforeParticle = tokens[a - 2];
+    if (particle && beforeParticle && PARTICLE.test(particle.text) && joined(particle, tokens[a]!) && joined(beforeParticle, particle)
+      && beforeParticle.capital && (isInitial(beforeParticle) || firstName(beforeParticle.lower))) a -= 2;
     // Right: after a first name or a cue, up to two more capitalised words (surnames that are also words: Smith);
     // otherwise only flagged words and initials.
     let extra = 0;

@@ -213,6 +213,7 @@ describe('text redactor: relatives, surnames that are words, names after titles 
     ['Founded by three partners: Gerste, Barrett and Jones.', 'Jones'],
     ['Case management\nMember: xin de vries\nPlan ID: W99230169', 'vries'],
     ['Name: JOHN SMITH, DOB 1/2/1950', 'SMITH'],
+    ['Letter to patient\n\nG. de Vries\n6073 Orchard Hill Way', 'G. de'],
   ]);
 
   it('a list goes on from a name, but not into services or clinical words', () => {
