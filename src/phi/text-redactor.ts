@@ -61,6 +61,10 @@ function scoreOrFraction(text: string, start: number, end: number): boolean {
   return SCORE_BEFORE.test(text.slice(Math.max(0, start - 24), start)) || SCORE_AFTER.test(text.slice(end, end + 16));
 }
 
+const INTERSECTION = /\bcorner of\s+(?<phi>[^\n;!?]{2,60}?\s+and\s+[^\n;!?]{2,40}?)(?=\s*(?:[\n,;!?]|\.(?:\s|$)|$))/dgiu;
+/** Both streets of an intersection name a place: a capital or a digit on each side ("the corner of the bed and the wall" is not one). */
+const intersection = (value: string): boolean => value.split(/\s+and\s+/).every((side) => /[\p{Lu}\d]/u.test(side));
+
 /** Labels of fields that hold a person's name, at the start of a line, and a value of one to four words. */
 const FIELD_NAME = /(?:^|\n)[ \t]*(?:name|full name|patient name|pt name|member(?: name)?|subscriber(?: name)?|insured(?: name)?|policy ?holder|beneficiary|guarantor|next of kin|emergency contact|legal guardian|caregiver name)[ \t]*:[ \t]*(?<phi>\p{L}[\p{L}'’.-]*(?:[ \t]+\p{L}[\p{L}'’.-]*){0,3})[ \t]*(?=\n|$|,|;)/dgiu;
 /** Values of such a field that name no one. */
@@ -132,7 +136,11 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [/\b(?:zip|postcode|post code|postal code)(?: code)?(?:\s+(?:is|was))?\s*[:=#]?\s*(?<phi>\d{2}-\d{3}\b|\d{3,6}(?:-\d{4})?(?:\s?[A-Z]{2}\b)?)/dgi, 'ZIP'],
   // UK and Canadian postcodes (NW1 6XE, SW1A 1AA, K1A 0B1): shapes no clinical abbreviation has.
   [/\b(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2}|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]\s?\d[ABCEGHJ-NPRSTV-Z]\d)\b/g, 'ZIP'],
-  [/\b(?:PSC|CMR|Unit)\s+\d+,?\s+Box\s+\d+(?:\s+(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?/g, 'ADDRESS'], // military mail
+  [/\b(?:PSC|CMR|Unit)\s+\d+,?\s+Box\s+\d+(?:\s+(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?/gi, 'ADDRESS'], // military mail, in any case
+  // An intersection ("the corner of Dalbraut 99 and Frederikke Coves"), each side with a capital or a digit (intersection()).
+  [INTERSECTION, 'ADDRESS'],
+  // A street named without its number: "shows on Berg Hills Street".
+  [/\bon\s+(?<phi>(?:\p{Lu}[\p{L}'’-]+\s+){1,3}(?:Street|Avenue|Road|Boulevard|Lane|Drive|Court|Place|Terrace|Parkway|Highway))\b/dgu, 'ADDRESS'],
   [/\b(?:USNS|USNV|USS|USCGC)\s+\p{Lu}[\p{L}]+(?:\s+(?:FPO|APO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?/gu, 'ADDRESS'],
 ];
 
@@ -276,6 +284,7 @@ export function findPhi(text: string, extra: readonly PhiSpan[] = []): PhiSpan[]
     for (const m of text.matchAll(pattern)) {
       if (type === 'PHONE' && !plausiblePhone(m[0].trim(), text.slice(Math.max(0, m.index - 24), m.index))) continue;
       if (pattern === MONTH_DAY && scoreOrFraction(text, m.index, m.index + m[0].length)) continue;
+      if (pattern === INTERSECTION && !intersection(m.groups!.phi!)) continue;
       if (pattern === FIELD_NAME && (NO_ONE.test(m.groups!.phi!) || RELATIONS.has(m.groups!.phi!.toLowerCase()))) continue;
       // A pattern with a `phi` group marks only that group (its cue words are not PHI).
       const group = m.indices?.groups?.phi;
@@ -476,7 +485,7 @@ function findNames(text: string): PhiSpan[] {
 }
 
 /** Cues before a town's name. Narrower than LOCATION_CUE_BEFORE: "at" and "to" come before too many other things. */
-const CITY_CUE_BEFORE = /\b(?:in|from|near|outside(?: of)?|lives in|resides in|born in|moved (?:to|from)|city of|town of|visiting|visits|drives? in from|drove (?:in )?from)\s+$/i;
+const CITY_CUE_BEFORE = /\b(?:in|from|near|outside(?: of)?|lives in|resides in|born in|moved (?:to|from)|city of|town of|visiting|visits|drives? in from|drove (?:in )?from|(?:flew|flies|flying|fly|travel(?:l)?ed|travel(?:l)?ing|relocated|returned|went|drove|came|driving) (?:back |home )?(?:to|from))\s+$/i;
 
 /** A street address just before: "8317 Bayberry St., Flagstaff", "9957 Foxglove Boulevard in Flagstaff". */
 const ADDRESS_BEFORE = new RegExp(`\\b\\d{1,6}[A-Za-z]?\\s+(?:[\\p{L}'’.-]+\\s+){1,4}${STREET},?\\s+(?:in\\s+)?$`, 'iu');

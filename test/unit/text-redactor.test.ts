@@ -214,7 +214,16 @@ describe('text redactor: relatives, surnames that are words, names after titles 
     ['Case management\nMember: xin de vries\nPlan ID: W99230169', 'vries'],
     ['Name: JOHN SMITH, DOB 1/2/1950', 'SMITH'],
     ['Letter to patient\n\nG. de Vries\n6073 Orchard Hill Way', 'G. de'],
+    ['What is your address? it is the corner of Dalbraut 99 and Frederikke Coves', 'Frederikke Coves'],
+    ['Those early shows on Berg Hills Street were important to them.', 'Berg Hills'],
+    ['Mr. Rednjak flew to Phoenix on Tuesday morning.', 'Phoenix'],
+    ['address: unit 4526 box 0671\ndpo ap 40902', '4526'],
   ]);
+
+  it('a corner of things that are not streets stays', () => {
+    const text = 'Found at the corner of the bed and the wall.';
+    expect(redacted(text)).toBe(text);
+  });
 
   it('a list goes on from a name, but not into services or clinical words', () => {
     expect(redacted('Seen by Dr. Smith, Cardiology and Neurology consulted.')).toBe('Seen by Dr. [NAME], Cardiology and Neurology consulted.');
