@@ -159,6 +159,8 @@ const RELATIONS = new Set(('dtr daughter son wife husband spouse partner mother 
 /** Words after a relation word that say how the relative is, not who (family history lines, headings). */
 const RELATIVE_STATUS = new Set(('deceased alive living healthy well unknown adopted passed died dies notified present absent aware informed '
   + 'updated called visiting visited here available unavailable history hx age aged ages lives lived at with has had is was in law side').split(' '));
+/** Words of time and place that end a clause after a name ("saw barbara today,"): never a surname. */
+const TIME_WORDS = new Set('today tonight yesterday tomorrow now again here there too also already yet later earlier soon first last morning evening afternoon night'.split(' '));
 /** Words that name someone outright: what follows is a name even when it is also a word. */
 const NAMING_CUE_BEFORE = /\b(?:name is|name's|named|calls? me|goes by|known as|maiden name(?: is)?)\s*[:,]?\s*$/i;
 const NAME_CUE_BEFORE = /(?:\b(?:name is|named|called|i am|i'm|signed by|seen by|seen with|evaluated by|examined by|dictated by|attending|pcp|physician|provider|surgeon|resident|intern|nurse|rn|np|pa|contact|emergency contact|spoke (?:with|to)|spoke w\/|talked (?:with|to)|discussed with|w\/|cc|from|by|to|dear|patient|pt)\s*[:,]?\s*)$/i;
@@ -471,6 +473,13 @@ function findNames(text: string): PhiSpan[] {
     }
     // Lower-case names continue with a lower-case surname that is not a word.
     while (b + 1 < tokens.length && !tokens[b]!.capital && joined(tokens[b]!, tokens[b + 1]!) && !tokens[b + 1]!.capital && /^\p{L}{2,}$/u.test(tokens[b + 1]!.text) && !ordinary(tokens[b + 1]!.lower)) b++;
+    // A lower-case given name that starts a line or a sentence, and one lower-case word that ends the line or the
+    // clause: a surname even when it is a word ("barbara carpenter, MRN …"), unless it is a word of time, a function
+    // or clinical word, or how someone is.
+    const surname = tokens[b + 1];
+    if (b === i && why[i] === 'first' && !tokens[b]!.capital && surname && joined(tokens[b]!, surname) && !surname.capital && /^\p{L}{2,}$/u.test(surname.text)
+      && /(?:^|\n|[.!?:]\s+)$/.test(text.slice(Math.max(0, tokens[b]!.start - 3), tokens[b]!.start)) && /^(?:\s*\n|,)/.test(text.slice(surname.end, surname.end + 2)) && !FUNCTION_WORDS.has(surname.lower) && !CLINICAL_TERMS.has(surname.lower)
+      && !RELATIVE_STATUS.has(surname.lower) && !CALENDAR_WORDS.has(surname.lower) && !TIME_WORDS.has(surname.lower)) b++;
     let start = tokens[a]!.start, end = tokens[b]!.end;
     let type = kind[i]!;
     // International addresses: a street name with its number (Puruntie 82, Via Franscini 71, 159 Eleftheriou Venizelou).

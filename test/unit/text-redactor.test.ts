@@ -218,7 +218,12 @@ describe('text redactor: relatives, surnames that are words, names after titles 
     ['Those early shows on Berg Hills Street were important to them.', 'Berg Hills'],
     ['Mr. Rednjak flew to Phoenix on Tuesday morning.', 'Phoenix'],
     ['address: unit 4526 box 0671\ndpo ap 40902', '4526'],
+    ['Admission H&P 14 May 2026. barbara carpenter, MRN O34554873, 47F.', 'carpenter'],
   ]);
+
+  it('a lower-case given name inside a sentence takes no word after it', () => {
+    expect(redacted('spoke with barbara today, she agreed.')).toBe('spoke with [NAME] today, she agreed.');
+  });
 
   it('a corner of things that are not streets stays', () => {
     const text = 'Found at the corner of the bed and the wall.';
