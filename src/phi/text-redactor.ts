@@ -260,6 +260,17 @@ function learnedSpans(text: string): PhiSpan[] {
   return out;
 }
 
+/** An age over 89 set off by commas right after a name: "Mrs. Okafor, 94, was admitted". */
+function agesInApposition(text: string, names: PhiSpan[]): PhiSpan[] {
+  const out: PhiSpan[] = [];
+  for (const n of names) {
+    if (n.type !== 'NAME') continue;
+    const m = /^,[ \t]*(9\d|1[01]\d)(?=[ \t]*[,;)]|\.(?:\s|$))/.exec(text.slice(n.end, n.end + 10));
+    if (m) out.push({ start: n.end + m[0].length - m[1]!.length, end: n.end + m[0].length, type: 'AGE' });
+  }
+  return out;
+}
+
 const EMAIL_LOCAL = /[\p{L}\d._%+-]/u;
 const EMAIL_DOMAIN = /^[\p{L}\d.-]+\.[a-z]{2,}/iu;
 
@@ -295,7 +306,8 @@ export function findPhi(text: string, extra: readonly PhiSpan[] = []): PhiSpan[]
     }
   }
   for (const c of findCountryNames(text)) spans.push({ ...c, type: 'LOCATION' });
-  spans.push(...findNames(text));
+  const names = findNames(text);
+  spans.push(...names, ...agesInApposition(text, names));
   spans.push(...findOrganizations(text));
   if (taggerOn) spans.push(...learnedSpans(text));
   spans.push(...findZips(text, spans));

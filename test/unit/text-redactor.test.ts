@@ -219,7 +219,13 @@ describe('text redactor: relatives, surnames that are words, names after titles 
     ['Mr. Rednjak flew to Phoenix on Tuesday morning.', 'Phoenix'],
     ['address: unit 4526 box 0671\ndpo ap 40902', '4526'],
     ['Admission H&P 14 May 2026. barbara carpenter, MRN O34554873, 47F.', 'carpenter'],
+    ['Mrs. Okafor, 94, was admitted from home.', '94'],
   ]);
+
+  it('an age under 90 after a name, and a percentage, stay', () => {
+    expect(redacted('John Smith, 45, was admitted.')).toBe('[NAME], 45, was admitted.');
+    expect(redacted('Dr. Smith, 95% sure of it.')).toBe('Dr. [NAME], 95% sure of it.');
+  });
 
   it('a lower-case given name inside a sentence takes no word after it', () => {
     expect(redacted('spoke with barbara today, she agreed.')).toBe('spoke with [NAME] today, she agreed.');
