@@ -61,6 +61,8 @@ function scoreOrFraction(text: string, start: number, end: number): boolean {
   return SCORE_BEFORE.test(text.slice(Math.max(0, start - 24), start)) || SCORE_AFTER.test(text.slice(end, end + 16));
 }
 
+/** Short numbers named as a pager or an extension (too short for plausiblePhone): "pager #45821", "ext. 4532". */
+const PAGER = /\b(?:pager|beeper|pgr|bleep|ext\.?)\s*(?:#|no\.?|number)?\s*[:=]?\s*(?<phi>\d{3,7})\b(?!\s*(?:°|deg|degrees|mg|mcg|ml|%))/dgi;
 const INTERSECTION = /\bcorner of\s+(?<phi>[^\n;!?]{2,60}?\s+and\s+[^\n;!?]{2,40}?)(?=\s*(?:[\n,;!?]|\.(?:\s|$)|$))/dgiu;
 /** Both streets of an intersection name a place: a capital or a digit on each side ("the corner of the bed and the wall" is not one). */
 const intersection = (value: string): boolean => value.split(/\s+and\s+/).every((side) => /[\p{Lu}\d]/u.test(side));
@@ -84,6 +86,8 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [/(?<![\w/.:])(?:\+|00)?\(?\d[\d().\s-]{5,22}\d(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w/])/gi, 'PHONE'],
   [/(?<![\w/.])\(\d{3}\)\s?\d{3}[\s.-]?\d{4}\b/g, 'PHONE'],
   [/(?<![\w.])\+\d{7,14}\b/g, 'PHONE'],
+  // Pagers and extensions, short numbers named as such: "pager #45821", "beeper 3321", "ext. 4532".
+  [PAGER, 'PHONE'],
   // Dates more specific than a year.
   [new RegExp(`\\b${YEAR}[-/.](?:1[0-2]|0?[1-9])[-/.](?:3[01]|[12]\\d|0?[1-9])(?![\\d])(?:[T ][0-2]\\d:[0-5]\\d(?::[0-5]\\d(?:\\.\\d+)?)?(?:Z|[+-][0-2]\\d:?[0-5]\\d)?)?`, 'g'), 'DATE'],
   [/\b(?:3[01]|[12]\d|0?[1-9])[-/.](?:3[01]|[12]\d|0?[1-9])[-/.](?:\d{4}|\d{2})\b/g, 'DATE'],
@@ -295,7 +299,7 @@ export function findPhi(text: string, extra: readonly PhiSpan[] = []): PhiSpan[]
   spans.push(...findEmails(text));
   for (const [pattern, type] of PATTERNS) {
     for (const m of text.matchAll(pattern)) {
-      if (type === 'PHONE' && !plausiblePhone(m[0].trim(), text.slice(Math.max(0, m.index - 24), m.index))) continue;
+      if (type === 'PHONE' && pattern !== PAGER && !plausiblePhone(m[0].trim(), text.slice(Math.max(0, m.index - 24), m.index))) continue;
       if (pattern === MONTH_DAY && scoreOrFraction(text, m.index, m.index + m[0].length)) continue;
       if (pattern === INTERSECTION && !intersection(m.groups!.phi!)) continue;
       if (pattern === FIELD_NAME && (NO_ONE.test(m.groups!.phi!) || RELATIONS.has(m.groups!.phi!.toLowerCase()))) continue;

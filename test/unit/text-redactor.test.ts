@@ -220,7 +220,13 @@ describe('text redactor: relatives, surnames that are words, names after titles 
     ['address: unit 4526 box 0671\ndpo ap 40902', '4526'],
     ['Admission H&P 14 May 2026. barbara carpenter, MRN O34554873, 47F.', 'carpenter'],
     ['Mrs. Okafor, 94, was admitted from home.', '94'],
+    ['Please page Dr. Lee at pager #45821 with questions.', '45821'],
+    ['Reach the unit clerk at ext. 4532.', '4532'],
   ]);
+
+  it('page numbers and degrees of extension stay', () => {
+    for (const text of ['See page 312 of the chart.', 'Knee extension 120 degrees, flexion 90.']) expect(redacted(text)).toBe(text);
+  });
 
   it('an age under 90 after a name, and a percentage, stay', () => {
     expect(redacted('John Smith, 45, was admitted.')).toBe('[NAME], 45, was admitted.');
