@@ -67,6 +67,13 @@ const INTERSECTION = /\bcorner of\s+(?<phi>[^\n;!?]{2,60}?\s+and\s+[^\n;!?]{2,40
 /** Both streets of an intersection name a place: a capital or a digit on each side ("the corner of the bed and the wall" is not one). */
 const intersection = (value: string): boolean => value.split(/\s+and\s+/).every((side) => /[\p{Lu}\d]/u.test(side));
 
+const INVERTED_NAME = /(?:^|\n|:)[ \t]*(?<phi>(?<surname>[A-Z][A-Z'-]{1,24}),[ \t]*(?<given>[A-Z][A-Z'-]{1,24})(?:[ \t]+[A-Z]\.?)?)(?=[ \t]*(?:$|\n|[,;(]|[ \t]{2}|\d))/dg;
+/** SURNAME, GIVEN: the given name is one the name lists know, the surname no clinical abbreviation ("CHF, MAY" is not a name). */
+const invertedName = (m: RegExpMatchArray): boolean => {
+  const surname = m.groups!.surname!.toLowerCase(), given = m.groups!.given!.toLowerCase();
+  return firstName(given) && !FUNCTION_WORDS.has(surname) && !(surname.length <= 4 && CLINICAL_TERMS.has(surname));
+};
+
 /** Labels of fields that hold a person's name, at the start of a line, and a value of one to four words. */
 const FIELD_NAME = /(?:^|\n)[ \t]*(?:name|full name|patient name|pt name|member(?: name)?|subscriber(?: name)?|insured(?: name)?|policy ?holder|beneficiary|guarantor|next of kin|emergency contact|legal guardian|caregiver name)[ \t]*:[ \t]*(?<phi>\p{L}[\p{L}'’.-]*(?:[ \t]+\p{L}[\p{L}'’.-]*){0,3})[ \t]*(?=\n|$|,|;)/dgiu;
 /** Values of such a field that name no one. */
@@ -104,6 +111,8 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [/\b(?:on|by|until|till|before|after|since|from)\s+the\s+(?<phi>(?:3[01]|[12]\d|[1-9])(?:st|nd|rd|th))\b/dgi, 'DATE'],
   // Days of the week and holidays narrow a date as much as "12/3" does ("admitted Sunday", "fell on Christmas Eve").
   [/\b(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|christmas(?: eve| day)?|thanksgiving(?: day)?|easter(?: sunday)?|new year'?s(?: eve| day)?|independence day|fourth of july|memorial day|labor day|veterans day|halloween|hanukkah|passover|yom kippur|rosh hashanah|ramadan|eid(?: al-fitr| al-adha)?|diwali|lunar new year)\b/gi, 'DATE'],
+  // A name written SURNAME, GIVEN in capitals at the start of a line or after a label ("Patient: JONES, MARY A").
+  [INVERTED_NAME, 'NAME'],
   // A form's identity field: the rest of its line is a name, in any case ("Member: xin de vries", "Name: JOHN SMITH, DOB").
   [FIELD_NAME, 'NAME'],
   // Ages over 89 (Safe Harbor allows younger ages), in digits and in words.
@@ -302,6 +311,7 @@ export function findPhi(text: string, extra: readonly PhiSpan[] = []): PhiSpan[]
       if (type === 'PHONE' && pattern !== PAGER && !plausiblePhone(m[0].trim(), text.slice(Math.max(0, m.index - 24), m.index))) continue;
       if (pattern === MONTH_DAY && scoreOrFraction(text, m.index, m.index + m[0].length)) continue;
       if (pattern === INTERSECTION && !intersection(m.groups!.phi!)) continue;
+      if (pattern === INVERTED_NAME && !invertedName(m)) continue;
       if (pattern === FIELD_NAME && (NO_ONE.test(m.groups!.phi!) || RELATIONS.has(m.groups!.phi!.toLowerCase()))) continue;
       // A pattern with a `phi` group marks only that group (its cue words are not PHI).
       const group = m.indices?.groups?.phi;
@@ -388,6 +398,8 @@ function startsCapital(word: string): boolean {
 const isInitial = (t: Token) => /^\p{Lu}$/u.test(t.text);
 /** Lower-case particles inside names and street names: Rua do Arenque, Willemine ten Pas, Villafranca del Cid. */
 const PARTICLE = /^(?:da|das|de|del|della|den|der|di|do|dos|du|la|le|ten|ter|van|von|y|bin|ibn|al|el|zu)$/;
+/** A dose after a number: "Zestril 20 mg" is a drug and its dose, not a street and its number. */
+const DOSE_UNIT_AFTER = /^\s*(?:mg|mcg|µg|ug|g|kg|ml|mL|l|units?|iu|meq|mmol|%|tabs?|caps?|puffs?|drops?)\b/i;
 const isHouseNumber = (t: Token) => /^\d{1,5}[A-Za-z]?$/.test(t.text);
 
 /** Names and places: cues, a first-name lexicon, and capitalised words that are neither common nor clinical. */
@@ -500,7 +512,7 @@ function findNames(text: string): PhiSpan[] {
     let type = kind[i]!;
     // International addresses: a street name with its number (Puruntie 82, Via Franscini 71, 159 Eleftheriou Venizelou).
     const after = tokens[b + 1], before = tokens[a - 1];
-    if (after && isHouseNumber(after) && /^ $/.test(text.slice(end, after.start))) { end = after.end; type = 'ADDRESS'; }
+    if (after && isHouseNumber(after) && /^ $/.test(text.slice(end, after.start)) && !DOSE_UNIT_AFTER.test(text.slice(after.end, after.end + 8))) { end = after.end; type = 'ADDRESS'; }
     if (before && isHouseNumber(before) && /^ $/.test(text.slice(before.end, start))) { start = before.start; type = 'ADDRESS'; }
     if (/^\.(?=\s|$)/.test(text.slice(end)) && tokens[b]!.text.length === 1) end += 1; // trailing initial "J."
     out.push({ start, end, type });
@@ -579,17 +591,24 @@ function coordinated(text: string, tokens: Token[], found: PhiSpan[]): PhiSpan[]
   const out: PhiSpan[] = [];
   // A list goes on from each newly linked word too ("Gerste, Johnson and Johnson"): each word joins at most once.
   while (sources.length > 0) {
-    const linked = new Set<number>();
+    // Each linked word, and whether the name it is linked to is written in capitals ("OSCAR, JOHNNY").
+    const linked = new Map<number, boolean>();
     for (const s of sources) {
+      // The name's word on each side of the connector: its first word links leftwards, its last word rightwards.
+      const value = text.slice(s.start, s.end);
+      const firstInCapitals = /^[A-Z]{2,}(?![\p{L}])/u.test(value), lastInCapitals = /(?<![\p{L}])[A-Z]{2,}$/u.test(value);
       for (const c of CONNECTORS) {
-        if (text.startsWith(c, s.end)) { const i = tokenAt(tokens, s.end + c.length, 'start'); if (i !== undefined) linked.add(i); }
-        if (s.start >= c.length && text.startsWith(c, s.start - c.length)) { const i = tokenAt(tokens, s.start - c.length, 'end'); if (i !== undefined) linked.add(i); }
+        if (text.startsWith(c, s.end)) { const i = tokenAt(tokens, s.end + c.length, 'start'); if (i !== undefined) linked.set(i, lastInCapitals || (linked.get(i) ?? false)); }
+        if (s.start >= c.length && text.startsWith(c, s.start - c.length)) { const i = tokenAt(tokens, s.start - c.length, 'end'); if (i !== undefined) linked.set(i, firstInCapitals || (linked.get(i) ?? false)); }
       }
     }
     const added: PhiSpan[] = [];
-    for (const i of [...linked].sort((a, b) => a - b)) {
+    for (const [i, capitals] of [...linked].sort((a, b) => a[0] - b[0])) {
       const t = tokens[i]!;
-      if (taken.has(i) || !t.capital || FUNCTION_WORDS.has(t.lower) || GENERIC_PLACE_WORDS.has(t.lower) || /^[A-Z]{2,5}$/.test(t.text)) continue;
+      // A short word in capitals is an abbreviation (COPD, EKG), unless the name beside it is in capitals too
+      // ("OSCAR, JOHNNY", "JONES, MARY"), and it is not a clinical abbreviation of four letters or fewer.
+      const abbreviation = /^[A-Z]{2,5}$/.test(t.text) && !(capitals && !(t.text.length <= 4 && CLINICAL_TERMS.has(t.lower)));
+      if (taken.has(i) || !t.capital || FUNCTION_WORDS.has(t.lower) || GENERIC_PLACE_WORDS.has(t.lower) || abbreviation) continue;
       if (tokens[i + 1] && EPONYM_HEAD.test(tokens[i + 1]!.text)) continue;
       taken.add(i);
       added.push({ start: t.start, end: t.end, type: 'NAME' });

@@ -222,7 +222,15 @@ describe('text redactor: relatives, surnames that are words, names after titles 
     ['Mrs. Okafor, 94, was admitted from home.', '94'],
     ['Please page Dr. Lee at pager #45821 with questions.', '45821'],
     ['Reach the unit clerk at ext. 4532.', '4532'],
+    ['Patient: JONES, MARY A\nDOB: 1/1/1950', 'JONES'],
+    ['Date: 07/01/19 M OSCAR, JOHNNY Hyderabad, WI', 'OSCAR'],
+    ['Was told to start Zestril 20 mg daily.', 'Zestril'],
   ]);
+
+  it('capital abbreviations beside a name, a drug\'s dose and a label with a clinical list stay', () => {
+    expect(redacted('Was told to start Zestril 20 mg daily.')).toContain('20 mg daily');
+    for (const text of ['Plan: CONTINUE, MONITOR\nDx: CHF, MAY follow up', 'COPD, EKG and CXR reviewed.']) expect(redacted(text)).toBe(text);
+  });
 
   it('page numbers and degrees of extension stay', () => {
     for (const text of ['See page 312 of the chart.', 'Knee extension 120 degrees, flexion 90.']) expect(redacted(text)).toBe(text);
