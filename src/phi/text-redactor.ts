@@ -326,8 +326,23 @@ export function findPhi(text: string, extra: readonly PhiSpan[] = []): PhiSpan[]
   if (taggerOn) spans.push(...learnedSpans(text));
   spans.push(...findZips(text, spans));
   spans.push(...extra);
-  return merge(text, spans.filter((span) => !isClinicalCode(text, span)));
+  const plans = healthPlans(text);
+  return merge(text, spans.filter((span) => !isClinicalCode(text, span) && !insidePlanName(span, plans)));
 }
+
+/**
+ * Health plans and payers: their names are not identifiers (the member number is), and words of them ("Cross",
+ * "Shield", "Medicare") look like names to the other rules.
+ */
+const HEALTH_PLAN = /\b(?:Blue Cross(?:[ \t]+(?:and|&)?[ \t]*Blue Shield)?|Blue Shield|Medicare(?: Advantage| Part [ABCD])?|Medicaid|Medi-Cal|Aetna|Cigna|UnitedHealthcare|United Healthcare|UnitedHealth|Humana|Anthem|Kaiser Permanente|TRICARE|Tricare|Molina(?: Healthcare)?|Ambetter|WellCare|Highmark|CareFirst|Dual Eligible)\b/g;
+/** Where health plans are named; not after a title ("Dr. Humana" is a person). */
+function healthPlans(text: string): Array<[number, number]> {
+  return [...text.matchAll(HEALTH_PLAN)]
+    .filter((m) => !/\b(?:dr|mr|mrs|ms|mx|miss|prof|rev)\.?\s+$/i.test(text.slice(Math.max(0, m.index - 8), m.index)))
+    .map((m) => [m.index, m.index + m[0].length]);
+}
+const insidePlanName = (span: PhiSpan, plans: Array<[number, number]>): boolean =>
+  (span.type === 'NAME' || span.type === 'LOCATION') && plans.some(([start, end]) => span.start >= start && span.end <= end);
 
 const CODE_CUE = /\b(?:loinc|snomed(?:[- ]?ct)?|icd(?:-?1[01]|-?9)?(?:-cm)?|cpt|rxnorm|ndc|hcpcs|atc|code)\s*[:#]?\s*$/i;
 

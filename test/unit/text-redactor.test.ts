@@ -232,6 +232,12 @@ describe('text redactor: relatives, surnames that are words, names after titles 
     for (const text of ['Plan: CONTINUE, MONITOR\nDx: CHF, MAY follow up', 'COPD, EKG and CXR reviewed.']) expect(redacted(text)).toBe(text);
   });
 
+  it('health plans are not identifiers, unless a title makes a person of the word', () => {
+    const text = 'Patient currently has Blue Cross Blue Shield; previously Medicare and Medicaid.';
+    expect(redacted(text)).toBe(text);
+    expect(redacted('Seen by Dr. Humana today.')).toBe('Seen by Dr. [NAME] today.');
+  });
+
   it('page numbers and degrees of extension stay', () => {
     for (const text of ['See page 312 of the chart.', 'Knee extension 120 degrees, flexion 90.']) expect(redacted(text)).toBe(text);
   });
