@@ -172,6 +172,8 @@ const RELATIONS = new Set(('dtr daughter son wife husband spouse partner mother 
 /** Words after a relation word that say how the relative is, not who (family history lines, headings). */
 const RELATIVE_STATUS = new Set(('deceased alive living healthy well unknown adopted passed died dies notified present absent aware informed '
   + 'updated called visiting visited here available unavailable history hx age aged ages lives lived at with has had is was in law side').split(' '));
+/** Words that open a sentence before a name and are no part of it: "Dear Yael", "Met Xin at bedside". */
+const GREETINGS = new Set('dear hi hello hey thanks thank met meet saw see seen ask asked call called tell told per welcome congratulations'.split(' '));
 /** Words of time and place that end a clause after a name ("saw barbara today,"): never a surname. */
 const TIME_WORDS = new Set('today tonight yesterday tomorrow now again here there too also already yet later earlier soon first last morning evening afternoon night'.split(' '));
 /** Words that name someone outright: what follows is a name even when it is also a word. */
@@ -485,6 +487,7 @@ function findNames(text: string): PhiSpan[] {
     // in front of an unknown surname (Maha Cazares, Tosh Olsen).
     let given = 0;
     while (a > 0 && joined(tokens[a - 1]!, tokens[a]!) && tokens[a - 1]!.capital && !FUNCTION_WORDS.has(tokens[a - 1]!.lower) && !TITLES.has(tokens[a - 1]!.lower) && !RELATIONS.has(tokens[a - 1]!.lower)
+      && !GREETINGS.has(tokens[a - 1]!.lower)
       && !CLINICAL_TERMS.has(tokens[a - 1]!.lower) && !/^[A-Z]{2,5}$/.test(tokens[a - 1]!.text)) {
       if (why[a - 1] || isInitial(tokens[a - 1]!) || tokens[a - 1]!.text.length <= 3) a--;
       else if (why[a] === 'unknown' && given++ === 0) a--;

@@ -232,6 +232,11 @@ describe('text redactor: relatives, surnames that are words, names after titles 
     for (const text of ['Plan: CONTINUE, MONITOR\nDx: CHF, MAY follow up', 'COPD, EKG and CXR reviewed.']) expect(redacted(text)).toBe(text);
   });
 
+  it('a greeting or a verb before a name is no part of it', () => {
+    expect(redacted('Dear Yael Xiong, thank you.')).toBe('Dear [NAME], thank you.');
+    expect(redacted('Met Xin at bedside.')).toBe('Met [NAME] at bedside.');
+  });
+
   it('health plans are not identifiers, unless a title makes a person of the word', () => {
     const text = 'Patient currently has Blue Cross Blue Shield; previously Medicare and Medicaid.';
     expect(redacted(text)).toBe(text);
