@@ -62,7 +62,7 @@ function scoreOrFraction(text: string, start: number, end: number): boolean {
 }
 
 /** Short numbers named as a pager or an extension (too short for plausiblePhone): "pager #45821", "ext. 4532". */
-const PAGER = /\b(?:pager|beeper|pgr|bleep|ext\.?)\s*(?:#|no\.?|number)?\s*[:=]?\s*(?<phi>\d{3,7})\b(?!\s*(?:°|deg|degrees|mg|mcg|ml|%))/dgi;
+const PAGER = /\b(?:pager|beeper|pgr|bleep|ext\.?)\s*(?:#|no\.?|number)?\s*[:=]?\s*(?<phi>\d{3,7})\b(?!\s*(?:°|deg|degrees|mg|mcg|ml|units?|iu|meq|%))/dgi;
 const INTERSECTION = /\bcorner of\s+(?<phi>[^\n;!?]{2,60}?\s+and\s+[^\n;!?]{2,40}?)(?=\s*(?:[\n,;!?]|\.(?:\s|$)|$))/dgiu;
 /** Both streets of an intersection name a place: a capital or a digit on each side ("the corner of the bed and the wall" is not one). */
 const intersection = (value: string): boolean => value.split(/\s+and\s+/).every((side) => /[\p{Lu}\d]/u.test(side));
@@ -252,7 +252,7 @@ function learnedSpans(text: string): PhiSpan[] {
       const age = text.slice(span.start, end);
       const number = /^\d+/.exec(age)?.[0];
       const over89 = number ? Number(number) >= 90 && Number(number) <= 124 : /^(?:ninety|one hundred)/i.test(age);
-      if (end > span.start && over89 && !/^\s*(?:%|mg|kg|lbs?|bpm|mmhg|\/|\.\d|°)/i.test(text.slice(end, end + 6))) out.push({ start: span.start, end, type: 'AGE' });
+      if (end > span.start && over89 && !/^\s*(?:%|mg|mcg|kg|lbs?|bpm|mmhg|ml|units?|iu|meq|\/|\.\d|°)/i.test(text.slice(end, end + 8))) out.push({ start: span.start, end, type: 'AGE' });
       continue;
     }
     // One word must be unusual — letters, not a number (vitals and labs are numbers beside abbreviations); a lone
