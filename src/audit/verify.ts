@@ -24,11 +24,19 @@ interface Located { seq?: number; file: string; line: number; text: string }
  * 0, 1, 2… without gaps or repeats, every `prev` is the hash of the line
  * before, every checkpoint signature verifies, and the signed heads in
  * heads.jsonl are all present. Stops at the first bad record and names it.
+ * It may run while the gateway writes the log: what was written after it
+ * started reading is simply not checked.
  */
 export function verifyAuditLog(files: string[], options: { publicKey?: KeyObject; headsFile?: string } = {}): VerifyReport {
   const report: VerifyReport = { ok: false, records: 0, lastSeq: -1, checkpoints: 0, unsignedTail: 0, warnings: [] };
   const fail = (problem: string): VerifyReport => ({ ...report, problem });
   if (files.length === 0) return fail('no audit files given');
+
+  // The signed heads are read before the chain: the gateway writes (and syncs) a checkpoint into the chain before
+  // its head goes into heads.jsonl, so every head read now is in the chain read next, even while the gateway runs.
+  // Read the other way round, a checkpoint made in between looked like a truncated log.
+  const headsFile = options.headsFile ?? join(dirname(files[0]!), HEADS_FILE);
+  const headsText = existsSync(headsFile) ? readFileSync(headsFile, 'utf8') : undefined;
 
   const lines: Located[] = [];
   files.forEach((file, fileIndex) => {
@@ -111,9 +119,14 @@ export function verifyAuditLog(files: string[], options: { publicKey?: KeyObject
   }
 
   // Signed heads kept beside the log: a tail cut off together with its checkpoints still shows here.
-  const headsFile = options.headsFile ?? join(dirname(files[0]!), HEADS_FILE);
-  if (existsSync(headsFile)) {
-    for (const [n, text] of readFileSync(headsFile, 'utf8').split('\n').filter(Boolean).entries()) {
+  if (headsText !== undefined) {
+    const headLines = headsText.split('\n');
+    // A last line without its newline: a whole head is checked like the others; a part of one (being written as the
+    // file was read, on a live gateway) is not a head yet. Leaving one out hides no more than deleting a line would.
+    const tornHead = headLines.pop();
+    if (tornHead && parsesAsJson(tornHead)) headLines.push(tornHead);
+    else if (tornHead) report.warnings.push(`${basename(headsFile)} ends with an incomplete line (${Buffer.byteLength(tornHead)} bytes): a signed head being written, or cut off; it was not checked`);
+    for (const [n, text] of headLines.filter(Boolean).entries()) {
       let head: { seq: number; prev: string; signature: string };
       try {
         head = JSON.parse(text) as typeof head;
@@ -133,4 +146,13 @@ export function verifyAuditLog(files: string[], options: { publicKey?: KeyObject
     report.warnings.push(`no ${HEADS_FILE} beside the log: a cut-off tail can only be detected from the checkpoints in the log itself`);
   }
   return { ...report, ok: true };
+}
+
+function parsesAsJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -239,11 +239,69 @@ describe('audit verify names the first bad record', () => {
     expect(verify(dir).problem).toMatch(/^checkpoint record 6 .* has an invalid signature/);
   });
 
+  it('a last head without its newline is still checked; a part of one is a warning', async () => {
+    const cut = copy(await writeLog(12));
+    writeFileSync(auditFiles(cut)[0]!, `${lines(auditFiles(cut)[0]!).slice(0, -4).join('\n')}\n`);
+    writeFileSync(join(cut, 'heads.jsonl'), readFileSync(join(cut, 'heads.jsonl'), 'utf8').trimEnd());
+    expect(verify(cut).problem).toMatch(/^the log was truncated/);
+
+    const partial = copy(await writeLog(12));
+    appendFileSync(join(partial, 'heads.jsonl'), '{"file":"audit-000001.jsonl","seq":');
+    const report = verify(partial);
+    expect(report.ok).toBe(true);
+    expect(report.warnings.join('\n')).toMatch(/heads\.jsonl ends with an incomplete line/);
+  });
+
   it('a log signed by another key is refused when a trusted key is given', async () => {
     const dir = await writeLog(3);
     const other = generateKeyPairSync('ed25519').publicKey;
     expect(verifyAuditLog(auditFiles(dir), { publicKey: other }).problem).toMatch(/not the trusted key/);
     expect(readdirSync(dir)).toContain('heads.jsonl');
+  });
+});
+
+describe('audit verify on a log that is being written', () => {
+  it('verifies whenever it runs, while another process appends records and signs a checkpoint after every two', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-live-'));
+    const keyFile = join(dir, 'signing.pem');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const logDir = join(dir, 'audit');
+    // The writer is the built AuditLog (npm test builds first), in a process of its own, as a running gateway is;
+    // it writes a bounded log (3,000 records and 1,500 checkpoints), then exits.
+    const writer = spawn(process.execPath, ['--input-type=module', '-e', `
+      import { readFileSync } from 'node:fs';
+      import { createPrivateKey } from 'node:crypto';
+      const { AuditLog } = await import(${JSON.stringify(join(process.cwd(), 'dist', 'audit', 'log.js'))});
+      const log = await AuditLog.open({ dir: ${JSON.stringify(logDir)}, signingKey: createPrivateKey(readFileSync(${JSON.stringify(keyFile)})), gateway: 'live',
+        checkpointIntervalMs: 60000, rotateBytes: 64 << 20, rotateDaily: false, fsync: false, log: { fatal() {}, warn() {}, error() {}, info() {} } });
+      for (let i = 0; i < 1500; i++) {
+        for (const n of [0, 1]) await log.append({ type: 'request', requestId: 'r' + i + '-' + n, door: 'rest', route: 'infer', client: null, outcome: 'success', status: 'ok', code: 200, latencyMs: 1, patients: [] });
+        await log.checkpoint();
+        if (i === 10) process.stdout.write('ready\\n');
+        if (i % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      await log.close();
+    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let exited = false;
+    const done = new Promise<number | null>((resolve) => writer.once('exit', (code) => { exited = true; resolve(code); }));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        writer.stdout!.on('data', (d: Buffer) => { if (String(d).includes('ready')) resolve(); });
+        void done.then((code) => reject(new Error(`the writer exited with code ${code} before it was ready`)));
+      });
+      let runs = 0;
+      while (!exited) {
+        const report = verifyAuditLog(auditFiles(logDir), { publicKey });
+        expect(report.problem).toBeUndefined();
+        runs++;
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(await done).toBe(0);
+      expect(runs).toBeGreaterThan(0);
+      expect(verifyAuditLog(auditFiles(logDir), { publicKey })).toMatchObject({ ok: true, checkpoints: 1501, unsignedTail: 0 });
+    } finally {
+      writer.kill('SIGKILL');
+    }
   });
 });
 
