@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync, fdatasyncSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync, fdatasyncSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { basename, join } from 'node:path';
@@ -113,6 +113,7 @@ export class AuditLog {
 
   static async open(o: AuditLogOptions): Promise<AuditLog> {
     mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    recoverHeads(join(o.dir, HEADS_FILE), o.log);
     const heads = await open(join(o.dir, HEADS_FILE), 'a', 0o600);
     const state = recoverTail(o.dir, o.log);
     const today = dayOf(new Date());
@@ -344,6 +345,21 @@ function chainedLine(seq: number, prev: string, entry: object): string {
 }
 
 const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
+
+/**
+ * A crash (or a power cut before its sync) can leave part of a signed head at
+ * the end of heads.jsonl; the next head appended after it would make one line
+ * of both that no verifier can read. The part is cut off: its checkpoint is in
+ * the chain either way, and the chain, not this file, is the record.
+ */
+function recoverHeads(file: string, log: Logger): void {
+  if (!existsSync(file)) return;
+  const text = readFileSync(file, 'utf8');
+  const end = text.lastIndexOf('\n') + 1;
+  if (end === text.length) return;
+  truncateSync(file, Buffer.byteLength(text.slice(0, end)));
+  log.warn({ file, discardedBytes: Buffer.byteLength(text.slice(end)) }, 'removed an incomplete final signed head');
+}
 
 interface TailState { file: string; index: number; size: number; lastSeq: number; lastHash: string; discardedBytes: number; cleanShutdown: boolean }
 

@@ -252,6 +252,19 @@ describe('audit verify names the first bad record', () => {
     expect(report.warnings.join('\n')).toMatch(/heads\.jsonl ends with an incomplete line/);
   });
 
+  it('a part of a signed head left by a crash is cut off when the log opens again, so the heads after it stay readable', async () => {
+    const dir = await writeLog(6);
+    appendFileSync(join(dir, 'heads.jsonl'), '{"file":"audit-000001.jsonl","seq":9');
+    const log = await openLog(dir);
+    await log.append(entry(7));
+    await log.checkpoint();
+    await log.close();
+    const report = verify(dir);
+    expect(report.problem).toBeUndefined();
+    expect(report.warnings.join('\n')).not.toMatch(/heads\.jsonl/);
+    for (const line of lines(join(dir, 'heads.jsonl'))) expect(() => JSON.parse(line)).not.toThrow();
+  });
+
   it('a log signed by another key is refused when a trusted key is given', async () => {
     const dir = await writeLog(3);
     const other = generateKeyPairSync('ed25519').publicKey;
