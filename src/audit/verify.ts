@@ -27,7 +27,17 @@ interface Located { seq?: number; file: string; line: number; text: string }
  * It may run while the gateway writes the log: what was written after it
  * started reading is simply not checked.
  */
-export function verifyAuditLog(files: string[], options: { publicKey?: KeyObject; headsFile?: string } = {}): VerifyReport {
+export function verifyAuditLog(files: string[], options: {
+  publicKey?: KeyObject;
+  headsFile?: string;
+  /**
+   * Lists the log's files afresh (for a directory): a gateway that rotated
+   * after `files` was listed has a signed head in a file not on it, and the
+   * log is checked once more with the files there are now. A head is accepted
+   * only where its checkpoint is found, so an added file hides nothing.
+   */
+  relist?: () => string[];
+} = {}): VerifyReport {
   const report: VerifyReport = { ok: false, records: 0, lastSeq: -1, checkpoints: 0, unsignedTail: 0, warnings: [] };
   const fail = (problem: string): VerifyReport => ({ ...report, problem });
   if (files.length === 0) return fail('no audit files given');
@@ -135,6 +145,8 @@ export function verifyAuditLog(files: string[], options: { publicKey?: KeyObject
       }
       if (head.seq > report.lastSeq) {
         if (!key || !checkpointValid(key, head.seq, head.prev, head.signature)) continue; // not ours: ignore
+        const now = options.relist?.();
+        if (now && now.length > files.length) return verifyAuditLog(now, { ...options, relist: undefined });
         return fail(`the log was truncated: a signed head covers record ${head.seq - 1} (checkpoint ${head.seq}) but the log ends at record ${report.lastSeq}`);
       }
       const found = checkpoints.get(head.seq);

@@ -261,7 +261,7 @@ async function main(argv: string[]): Promise<void> {
       });
       if (values.help || !action || action === '--help') return void process.stdout.write(`${HELP.audit}\n`);
       const { statSync, readFileSync } = await import('node:fs');
-      const { auditChains } = await import('../audit/log.js');
+      const { auditChains, auditFiles } = await import('../audit/log.js');
       // A DIR is one chain, or (a gateway with several workers) one chain per worker-N segment.
       const chains = positionals.flatMap((p): Array<{ dir: string | undefined; files: string[] }> => (statSync(p).isDirectory() ? auditChains(p) : [{ dir: undefined, files: [p] }]));
       const files = chains.flatMap((c) => c.files);
@@ -277,6 +277,8 @@ async function main(argv: string[]): Promise<void> {
           const report = verifyAuditLog(chain.files, {
             ...(values['public-key'] ? { publicKey: loadVerifyKey(readFileSync(values['public-key'])) } : {}),
             ...(heads ? { headsFile: heads } : {}),
+            // A directory of a running gateway may rotate while it is verified.
+            ...(chain.dir ? { relist: () => auditFiles(chain.dir!) } : {}),
           });
           const name = chains.length > 1 ? `${chain.dir ?? chain.files[0]}: ` : '';
           for (const w of report.warnings) process.stdout.write(`${name}warning: ${w}\n`);

@@ -90,6 +90,22 @@ describe('audit log', () => {
     expect(verify(missing).problem).toMatch(/missing|not a rotation record/);
   });
 
+  it('a file list made before a rotation: the heads name a checkpoint in a file not on it, and the files there are now are checked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir, { rotateBytes: 1500 });
+    for (let i = 0; i < 20; i++) await log.append(entry(i));
+    await log.close();
+    const listedBefore = auditFiles(dir).slice(0, 2);
+    expect(verifyAuditLog(listedBefore, { publicKey }).problem).toMatch(/^the log was truncated/);
+    expect(verifyAuditLog(listedBefore, { publicKey, relist: () => auditFiles(dir) })).toMatchObject({ ok: true, unsignedTail: 0 });
+    // A file added to the directory is listed, but holds no checkpoint the heads name: the truncation still shows.
+    const cut = copy(dir);
+    const last = auditFiles(cut).at(-1)!;
+    writeFileSync(last, `${lines(last).slice(0, -2).join('\n')}\n`);
+    writeFileSync(join(cut, 'audit-999999.jsonl'), '');
+    expect(verifyAuditLog(auditFiles(cut).slice(0, -1), { publicKey, relist: () => auditFiles(cut) }).problem).toMatch(/^the log was truncated/);
+  });
+
   it('after a crash mid-write: cuts the incomplete line, records the recovery, and the chain verifies', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
     const log = await openLog(dir);
