@@ -354,11 +354,18 @@ const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
  */
 function recoverHeads(file: string, log: Logger): void {
   if (!existsSync(file)) return;
+  const { discarded } = cutIncompleteLastLine(file);
+  if (discarded > 0) log.warn({ file, discardedBytes: discarded }, 'removed an incomplete final signed head');
+}
+
+/** Cuts a line without its newline off the end of a JSON Lines file (what a write interrupted by a crash leaves). */
+function cutIncompleteLastLine(file: string): { kept: string; discarded: number } {
   const text = readFileSync(file, 'utf8');
   const end = text.lastIndexOf('\n') + 1;
-  if (end === text.length) return;
-  truncateSync(file, Buffer.byteLength(text.slice(0, end)));
-  log.warn({ file, discardedBytes: Buffer.byteLength(text.slice(end)) }, 'removed an incomplete final signed head');
+  if (end === text.length) return { kept: text, discarded: 0 };
+  const kept = text.slice(0, end);
+  truncateSync(file, Buffer.byteLength(kept));
+  return { kept, discarded: Buffer.byteLength(text.slice(end)) };
 }
 
 interface TailState { file: string; index: number; size: number; lastSeq: number; lastHash: string; discardedBytes: number; cleanShutdown: boolean }
@@ -373,19 +380,17 @@ function recoverTail(dir: string, log: Logger): TailState | undefined {
   let discardedBytes = 0;
   while (files.length > 0) {
     const file = files[files.length - 1]!;
-    const text = readFileSync(file, 'utf8');
-    const end = text.lastIndexOf('\n') + 1;
-    if (end < text.length) {
-      discardedBytes += Buffer.byteLength(text.slice(end));
-      truncateSync(file, Buffer.byteLength(text.slice(0, end)));
+    const { kept, discarded } = cutIncompleteLastLine(file);
+    if (discarded > 0) {
+      discardedBytes += discarded;
       log.warn({ file, discardedBytes }, 'removed an incomplete final audit line');
     }
-    if (end === 0) {
+    if (kept.length === 0) {
       unlinkSync(file);
       files.pop();
       continue;
     }
-    const lastLine = text.slice(text.lastIndexOf('\n', end - 2) + 1, end - 1);
+    const lastLine = kept.slice(kept.lastIndexOf('\n', kept.length - 2) + 1, kept.length - 1);
     let last: AuditLine;
     try {
       last = JSON.parse(lastLine) as AuditLine;
@@ -394,7 +399,7 @@ function recoverTail(dir: string, log: Logger): TailState | undefined {
     }
     const index = Number(FILE.exec(basename(file))![1]);
     return {
-      file, index, size: Buffer.byteLength(text.slice(0, end)), lastSeq: last.seq, lastHash: lineHash(lastLine), discardedBytes,
+      file, index, size: Buffer.byteLength(kept), lastSeq: last.seq, lastHash: lineHash(lastLine), discardedBytes,
       cleanShutdown: last.type === 'checkpoint' && (last as { final?: boolean }).final === true,
     };
   }

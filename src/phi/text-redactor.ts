@@ -80,7 +80,12 @@ const FIELD_NAME = /(?:^|\n)[ \t]*(?:name|full name|patient name|pt name|member(
 const NO_ONE = /^(?:unknown|none|n\/?a|self|same|declined|not (?:provided|given|available)|see (?:above|below))$/i;
 
 /** Structured identifiers: each pattern, the type it marks. Order does not matter; overlaps are merged. */
-const PATTERNS: Array<[RegExp, PhiType]> = [
+/** Decides whether a pattern's match is kept (the words around it can say it is not an identifier). */
+type Keep = (m: RegExpMatchArray, text: string) => boolean;
+/** A phone-shaped match is a phone number by its shape or a cue before it (plausiblePhone). */
+const phoneLike: Keep = (m, text) => plausiblePhone(m[0].trim(), text.slice(Math.max(0, m.index! - 24), m.index));
+
+const PATTERNS: Array<[RegExp, PhiType, Keep?]> = [
   // (E-mail addresses are found around each @ by findEmails: this pattern tried at every letter was dear.)
   [/\b(?:https?:\/\/|www\.)[^\s<>"')\]]+/gi, 'URL'],
   [/\b(?:[a-z\d][a-z\d-]*\.)+(?:com|org|net|edu|gov|mil|int|info|biz|io|co|us|uk|de|fr|it|es|nl|hu|ru|cn|jp|au|ca|br|in|ch|se|no|dk|fi|pl|cz|at|be|ie|pt|gr|tr|il|za|mx|ar|cl|nz|kr|tw|hk|sg|ae|sa|ua|ro|sk|si|hr|bg|rs|lt|lv|ee|is|lu|health|hospital|clinic|app|dev|online|site)\b(?:\/[^\s]*)?/gi, 'URL'],
@@ -90,15 +95,15 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [/\b[A-Z]{2}\d{2}(?: ?[A-Z\d]{4}){2,7}(?: ?[A-Z\d]{1,4})?\b/g, 'ACCOUNT'], // IBAN
   [/\b(?:\d[ -]?){12,18}\d\b/g, 'ACCOUNT'], // card and account numbers
   // Phone and fax numbers: 7–15 digits with the usual separators, optional country code and extension.
-  [/(?<![\w/.:])(?:\+|00)?\(?\d[\d().\s-]{5,22}\d(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w/])/gi, 'PHONE'],
-  [/(?<![\w/.])\(\d{3}\)\s?\d{3}[\s.-]?\d{4}\b/g, 'PHONE'],
-  [/(?<![\w.])\+\d{7,14}\b/g, 'PHONE'],
+  [/(?<![\w/.:])(?:\+|00)?\(?\d[\d().\s-]{5,22}\d(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w/])/gi, 'PHONE', phoneLike],
+  [/(?<![\w/.])\(\d{3}\)\s?\d{3}[\s.-]?\d{4}\b/g, 'PHONE', phoneLike],
+  [/(?<![\w.])\+\d{7,14}\b/g, 'PHONE', phoneLike],
   // Pagers and extensions, short numbers named as such: "pager #45821", "beeper 3321", "ext. 4532".
   [PAGER, 'PHONE'],
   // Dates more specific than a year.
   [new RegExp(`\\b${YEAR}[-/.](?:1[0-2]|0?[1-9])[-/.](?:3[01]|[12]\\d|0?[1-9])(?![\\d])(?:[T ][0-2]\\d:[0-5]\\d(?::[0-5]\\d(?:\\.\\d+)?)?(?:Z|[+-][0-2]\\d:?[0-5]\\d)?)?`, 'g'), 'DATE'],
   [/\b(?:3[01]|[12]\d|0?[1-9])[-/.](?:3[01]|[12]\d|0?[1-9])[-/.](?:\d{4}|\d{2})\b/g, 'DATE'],
-  [MONTH_DAY, 'DATE'],
+  [MONTH_DAY, 'DATE', (m, text) => !scoreOrFraction(text, m.index!, m.index! + m[0].length)],
   [new RegExp(`\\b${MONTH}\\s+${DAY}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
   [new RegExp(`\\b${DAY}\\s+(?:of\\s+)?${MONTH}(?:,?\\s+${YEAR})?\\b`, 'gi'), 'DATE'],
   [new RegExp(`\\b${MONTH}\\s+${YEAR}\\b`, 'gi'), 'DATE'],
@@ -112,9 +117,9 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   // Days of the week and holidays narrow a date as much as "12/3" does ("admitted Sunday", "fell on Christmas Eve").
   [/\b(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|christmas(?: eve| day)?|thanksgiving(?: day)?|easter(?: sunday)?|new year'?s(?: eve| day)?|independence day|fourth of july|memorial day|labor day|veterans day|halloween|hanukkah|passover|yom kippur|rosh hashanah|ramadan|eid(?: al-fitr| al-adha)?|diwali|lunar new year)\b/gi, 'DATE'],
   // A name written SURNAME, GIVEN in capitals at the start of a line or after a label ("Patient: JONES, MARY A").
-  [INVERTED_NAME, 'NAME'],
+  [INVERTED_NAME, 'NAME', invertedName],
   // A form's identity field: the rest of its line is a name, in any case ("Member: xin de vries", "Name: JOHN SMITH, DOB").
-  [FIELD_NAME, 'NAME'],
+  [FIELD_NAME, 'NAME', (m) => !NO_ONE.test(m.groups!.phi!) && !RELATIONS.has(m.groups!.phi!.toLowerCase())],
   // Ages over 89 (Safe Harbor allows younger ages), in digits and in words.
   [/\b(?:9\d|1[0-4]\d)(?:\s*|-)(?:y\/o\b|y\.?\s?o\b\.?|yrs?\b|years?(?:[\s-]old)?\b|year-old\b|y\b)/gi, 'AGE'],
   // Age and sex together: "Age/Sex: 96/F", "Sex/Age: F/97".
@@ -151,7 +156,7 @@ const PATTERNS: Array<[RegExp, PhiType]> = [
   [/\b(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2}|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]\s?\d[ABCEGHJ-NPRSTV-Z]\d)\b/g, 'ZIP'],
   [/\b(?:PSC|CMR|Unit)\s+\d+,?\s+Box\s+\d+(?:\s+(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?/gi, 'ADDRESS'], // military mail, in any case
   // An intersection ("the corner of Dalbraut 99 and Frederikke Coves"), each side with a capital or a digit (intersection()).
-  [INTERSECTION, 'ADDRESS'],
+  [INTERSECTION, 'ADDRESS', (m) => intersection(m.groups!.phi!)],
   // A street named without its number: "shows on Berg Hills Street".
   [/\bon\s+(?<phi>(?:\p{Lu}[\p{L}'’-]+\s+){1,3}(?:Street|Avenue|Road|Boulevard|Lane|Drive|Court|Place|Terrace|Parkway|Highway))\b/dgu, 'ADDRESS'],
   [/\b(?:USNS|USNV|USS|USCGC)\s+\p{Lu}[\p{L}]+(?:\s+(?:FPO|APO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?/gu, 'ADDRESS'],
@@ -308,13 +313,9 @@ function findEmails(text: string): PhiSpan[] {
 export function findPhi(text: string, extra: readonly PhiSpan[] = []): PhiSpan[] {
   const spans: PhiSpan[] = [];
   spans.push(...findEmails(text));
-  for (const [pattern, type] of PATTERNS) {
+  for (const [pattern, type, keep] of PATTERNS) {
     for (const m of text.matchAll(pattern)) {
-      if (type === 'PHONE' && pattern !== PAGER && !plausiblePhone(m[0].trim(), text.slice(Math.max(0, m.index - 24), m.index))) continue;
-      if (pattern === MONTH_DAY && scoreOrFraction(text, m.index, m.index + m[0].length)) continue;
-      if (pattern === INTERSECTION && !intersection(m.groups!.phi!)) continue;
-      if (pattern === INVERTED_NAME && !invertedName(m)) continue;
-      if (pattern === FIELD_NAME && (NO_ONE.test(m.groups!.phi!) || RELATIONS.has(m.groups!.phi!.toLowerCase()))) continue;
+      if (keep && !keep(m, text)) continue;
       // A pattern with a `phi` group marks only that group (its cue words are not PHI).
       const group = m.indices?.groups?.phi;
       if (group) spans.push({ start: group[0], end: group[1], type });
