@@ -179,6 +179,10 @@ const RELATIVE_STATUS = new Set(('deceased alive living healthy well unknown ado
   + 'updated called visiting visited here available unavailable history hx age aged ages lives lived at with has had is was in law side').split(' '));
 /** Words that open a sentence before a name and are no part of it: "Dear Yael", "Met Xin at bedside". */
 const GREETINGS = new Set('dear hi hello hey thanks thank met meet saw see seen ask asked call called tell told per welcome congratulations'.split(' '));
+/** Verbs of meeting a person face to face: the capitalised word right after one is someone ("Met Juniper at bedside"). */
+const MEETING_VERBS = new Set('met meet meets meeting saw see sees seeing visited visit visits visiting greeted greet greets interviewed counseled counselled consoled comforted reassured thanked hugged accompanied'.split(' '));
+/** What comes after the person a meeting verb names: where, when, or the end of the clause; "Met Criteria for" goes on. */
+const AFTER_MET_PERSON = /^(?:\s*$|[,.;:!?)]|\s+(?:at|in|on|with|and|who|today|tonight|yesterday|again|briefly|alone|outside|here|there|this|earlier|later|before|after)\b)/;
 /** Words of time and place that end a clause after a name ("saw barbara today,"): never a surname. */
 const TIME_WORDS = new Set('today tonight yesterday tomorrow now again here there too also already yet later earlier soon first last morning evening afternoon night'.split(' '));
 /** Words that name someone outright: what follows is a name even when it is also a word. */
@@ -206,6 +210,8 @@ const GENERIC_PLACE_WORDS = new Set(('cardiology oncology hematology emergency p
   + 'medicine surgery hospital clinic er icu ed or step-down stepdown telemetry tele').split(' '));
 
 const ORG_NAME = new RegExp(`\\b((?:(?:St\\.|Ste\\.|Mt\\.|[\\p{Lu}][\\p{L}'’&-]*|of|the|and|&|for|de|del|la|y)\\s+){0,5}?)${ORG_SUFFIX}(?![\\p{L}])(?:\\s+(?:of|at|in|for)\\s+(?:the\\s+)?[\\p{Lu}][\\p{L}'’-]*(?:\\s+[\\p{Lu}][\\p{L}'’-]*){0,3})?`, 'gu');
+/** A word that names a kind of institution by itself ("Pharmacy", "Rehab", "Hospice"). */
+const INSTITUTION_WORD = new RegExp(`^${ORG_SUFFIX}$`, 'u');
 /** An employer or school named after a cue: "works at Halvorsen Freight", "retired from the Bell Works". */
 const EMPLOYER = /(?<=\b(?:works?|worked|working|employed|employee|drives?|drove|driving|delivers|delivered|delivering|stationed|enlisted|serves|served|serving|job|jobs|position|career|retired|volunteers?|volunteered|volunteering|studies|studied|student|enrolled|attends|attended|teaches|taught|owns|owned|runs|ran|manages|managed|employer|workplace|company|lives|lived|resides|resided|staying|stays|admitted|transferred|discharged|moved)(?:\s+(?:as\s+(?:an?\s+)?[\p{Ll}-]+(?:\s+[\p{Ll}-]+)?|full[\s-]time|part[\s-]time|there|now|previously|formerly))?\s*(?:at|for|with|from|by|in|to|:)\s+(?:the\s+)?)(?:St\.\s+|Mt\.\s+)?[\p{Lu}][\p{L}'’&-]*(?:\s+(?:&\s+|and\s+|of\s+(?:the\s+)?)?[\p{Lu}][\p{L}'’&-]*){0,4}/gu;
 
@@ -213,12 +219,16 @@ const EMPLOYER = /(?<=\b(?:works?|worked|working|employed|employee|drives?|drove
 function findOrganizations(text: string): PhiSpan[] {
   const out: PhiSpan[] = [];
   for (const m of text.matchAll(ORG_NAME)) {
+    // A verb of greeting or meeting before the institution word is none of its name: "Saw Pharmacy again", "Called Rehab".
+    const verb = /^(\p{Lu}\p{Ll}+)\s+/u.exec(m[1] ?? '');
+    const skip = verb && (GREETINGS.has(verb[1]!.toLowerCase()) || MEETING_VERBS.has(verb[1]!.toLowerCase())) ? verb[0].length : 0;
+    const named = (m[1] ?? '').slice(skip);
     // Named when a capitalised word before the institution word, or after its "of"/"at", is not generic.
     const tail = /\s(?:of|at|in|for)\s+(?:the\s+)?(\p{Lu}[\s\S]*)$/u.exec(m[0].slice((m[1] ?? '').length))?.[1] ?? '';
-    const words = `${m[1] ?? ''} ${tail}`.split(/\s+/).filter((w) => /^\p{Lu}/u.test(w));
+    const words = `${named} ${tail}`.split(/\s+/).filter((w) => /^\p{Lu}/u.test(w));
     if (!words.some((w) => !GENERIC_PLACE_WORDS.has(w.toLowerCase().replace(/[.,]$/, '')))) continue;
     // Start at the first capitalised word: "the" and lower-case words before it stay.
-    const first = m[0].search(/(?:St\.|Ste\.|Mt\.|\p{Lu})/u);
+    const first = skip + m[0].slice(skip).search(/(?:St\.|Ste\.|Mt\.|\p{Lu})/u);
     out.push({ start: m.index + first, end: m.index + m[0].length, type: 'LOCATION' });
   }
   for (const m of text.matchAll(EMPLOYER)) {
@@ -263,12 +273,12 @@ function learnedSpans(text: string): PhiSpan[] {
     // One word must be unusual — letters, not a number (vitals and labs are numbers beside abbreviations); a lone
     // capitalised English word ("Case", "Spoke") is not enough, even if someone is named so.
     const unusual = (w: string) => /^\p{L}{2,}/u.test(w) && !/^[A-Z]{2,3}$/.test(w) && !ordinary(w.toLowerCase()) && !TIME_UNITS.has(w.toLowerCase());
-    if (!words.some(unusual) && !(words.length > 1 && words.some((w) => firstName(w.toLowerCase())))) continue;
+    if (!words.some(unusual) && !(words.length > 1 && words.some((w) => firstName(w.toLowerCase()) && !GREETINGS.has(w.toLowerCase())))) continue;
     let { start, end } = span;
     if (span.type === 'NAME') {
       // Greetings and relation words at the edges are not part of the name: "Dear Yael", "Grandson Efua".
       const pieces = [...text.slice(start, end).matchAll(/[\p{L}][\p{L}'’.-]*|\d+/gu)];
-      const keep = (w: string) => unusual(w) || firstName(w.toLowerCase()) || /^\p{Lu}\.?$/u.test(w);
+      const keep = (w: string) => (unusual(w) || firstName(w.toLowerCase()) || /^\p{Lu}\.?$/u.test(w)) && !GREETINGS.has(w.toLowerCase());
       const first = pieces.findIndex((p) => keep(p[0]));
       const last = pieces.length - 1 - [...pieces].reverse().findIndex((p) => keep(p[0]));
       if (first < 0) continue;
@@ -280,12 +290,32 @@ function learnedSpans(text: string): PhiSpan[] {
   return out;
 }
 
-/** An age over 89 set off by commas right after a name: "Mrs. Okafor, 94, was admitted". */
+/**
+ * A name written in lower case that opens its clause ("… 08.03.2021. tariq ben-david, MRN …"): a word before a
+ * lower-case name that is neither English nor clinical is its given name, though no list knows it.
+ */
+function lowerCaseGivenNames(text: string, spans: readonly PhiSpan[]): PhiSpan[] {
+  const out: PhiSpan[] = [];
+  for (const n of spans) {
+    if (n.type !== 'NAME' || !/^\p{Ll}/u.test(text[n.start] ?? '')) continue;
+    const m = /(?:^|[\n.!?:;,][ \t]*)(\p{Ll}[\p{Ll}'’-]{2,}) $/u.exec(text.slice(Math.max(0, n.start - 32), n.start));
+    const word = m?.[1]?.replace(/’/g, "'");
+    if (!word || ordinary(word) || CLINICAL_TERMS.has(word) || FUNCTION_WORDS.has(word) || TIME_UNITS.has(word) || RELATIONS.has(word) || ROLES.has(word)) continue;
+    out.push({ start: n.start - word.length - 1, end: n.end, type: 'NAME' });
+  }
+  return out;
+}
+
+/**
+ * An age over 89 set off by commas after a name, directly or after a few words of the same clause: "Mrs. Okafor,
+ * 94, was admitted", "Met Mirela at bedside, 98, devout". Not one number of a list ("Okafor: levels 92, 95, 97").
+ */
+const AGE_IN_APPOSITION = /^(?:[ \t]+[\p{L}'’-]+){0,4},[ \t]*(9\d|1[01]\d)(?=[ \t]*(?:[,;)](?![ \t]*\d)|\.(?:\s|$)))/u;
 function agesInApposition(text: string, names: PhiSpan[]): PhiSpan[] {
   const out: PhiSpan[] = [];
   for (const n of names) {
     if (n.type !== 'NAME') continue;
-    const m = /^,[ \t]*(9\d|1[01]\d)(?=[ \t]*[,;)]|\.(?:\s|$))/.exec(text.slice(n.end, n.end + 10));
+    const m = AGE_IN_APPOSITION.exec(text.slice(n.end, n.end + 48));
     if (m) out.push({ start: n.end + m[0].length - m[1]!.length, end: n.end + m[0].length, type: 'AGE' });
   }
   return out;
@@ -327,6 +357,7 @@ export function findPhi(text: string, extra: readonly PhiSpan[] = []): PhiSpan[]
   spans.push(...names, ...agesInApposition(text, names));
   spans.push(...findOrganizations(text));
   if (taggerOn) spans.push(...learnedSpans(text));
+  spans.push(...lowerCaseGivenNames(text, spans));
   spans.push(...findZips(text, spans));
   spans.push(...extra);
   const plans = healthPlans(text);
@@ -454,6 +485,11 @@ function findNames(text: string): PhiSpan[] {
     if (prev && RELATIONS.has(prev.lower) && t.capital && /^\p{Lu}[\p{Ll}'’-]+$/u.test(t.text) && /^(?: |, )$/.test(text.slice(prev.end, t.start))
       && !FUNCTION_WORDS.has(t.lower) && !TITLES.has(t.lower) && !RELATIONS.has(t.lower) && !RELATIVE_STATUS.has(t.lower)) { why[i] = 'cue'; return; }
     if (FUNCTION_WORDS.has(t.lower)) return;
+    // Met face to face ("Chaplain visit. Met Hamza at bedside", "visited Juniper today"): a capitalised word is a name even
+    // when it is also a word, unless it is a service, a role or a relation ("Saw Cardiology", "Met Family at bedside").
+    if (prev && MEETING_VERBS.has(prev.lower) && text.slice(prev.end, t.start) === ' ' && /^\p{Lu}\p{Ll}[\p{Ll}'’-]*$/u.test(t.text)
+      && !TITLES.has(t.lower) && !ROLES.has(t.lower) && !ROLE_OBJECTS.has(t.lower) && !RELATIONS.has(t.lower) && !GENERIC_PLACE_WORDS.has(t.lower)
+      && !CALENDAR_WORDS.has(t.lower) && !TIME_WORDS.has(t.lower) && !INSTITUTION_WORD.test(t.text) && AFTER_MET_PERSON.test(text.slice(t.end, t.end + 12))) { why[i] = 'cue'; return; }
     // Named outright ("her maiden name is Key", "my name is borna", "goes by Pip"): a name whatever word it is.
     if (/^[\p{L}'’-]{2,}$/u.test(t.text) && (t.capital || !ordinary(t.lower)) && NAMING_CUE_BEFORE.test(textBefore(text, t.start))) { why[i] = 'cue'; return; }
     if (!t.capital) {
@@ -462,6 +498,8 @@ function findNames(text: string): PhiSpan[] {
       return;
     }
     if (/^[A-Z]{2,5}$/.test(t.text)) return; // abbreviations: COPD, EKG, CO (states are handled with addresses)
+    // A verb of greeting or meeting that is also a given name ("Saw Hamza in clinic", "Will"): the verb, where it opens a sentence.
+    if (firstName(t.lower) && GREETINGS.has(t.lower) && (!prev || /[\n.!?:]\s*$/.test(text.slice(prev.end, t.start)))) return;
     if (firstName(t.lower)) {
       // At the start of a line (a heading: "Case management") a first name that is also a word needs a surname after it.
       const startOfSentence = !prev || /\n/.test(text.slice(prev.end, t.start));

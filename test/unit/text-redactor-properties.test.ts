@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { findPhi, redactText } from '../../src/phi/text-redactor.js';
+import { CLINICAL_TERMS, FUNCTION_WORDS } from '../../src/phi/lexicon.js';
 
 /**
  * Seeded property tests of the free-text redactor: whatever the text, the
@@ -71,5 +72,20 @@ describe('text redactor properties (seeded)', () => {
       const start = before.length + t.length + 2;
       expect(covered(text, start, start + name.length)).toBe(true);
     }), { seed: 20261208, numRuns: 1500 });
+  });
+
+  it('someone met at the bedside, and an age over 89 set off by commas after them, never survive, whatever other word the name is', () => {
+    const name = fc.stringMatching(/^[A-Z][a-z]{2,10}$/);
+    const verb = fc.constantFrom('Met', 'Saw', 'Visited', 'Greeted', 'Chaplain visit. Met');
+    const age = fc.integer({ min: 90, max: 119 });
+    fc.assert(fc.property(noteText, verb, name, age, noteText, (before, v, who, years, after) => {
+      // Function and clinical words are never taken for a name ("Met Had", "Saw Sepsis"): the rest are.
+      fc.pre(!FUNCTION_WORDS.has(who.toLowerCase()) && !CLINICAL_TERMS.has(who.toLowerCase()));
+      const head = `${before}.\n${v} `;
+      const text = `${head}${who} at bedside, ${years}, devout. ${after}`;
+      expect(covered(text, head.length, head.length + who.length)).toBe(true);
+      const at = text.indexOf(`, ${years},`, head.length) + 2;
+      expect(covered(text, at, at + String(years).length)).toBe(true);
+    }), { seed: 20261209, numRuns: 1500 });
   });
 });

@@ -278,6 +278,42 @@ describe('text redactor: relatives, surnames that are words, names after titles 
   });
 });
 
+describe('text redactor: people met face to face, names written in lower case, ages after a short phrase', () => {
+  removesEach([
+    ['Chaplain visit. Met Hamza at bedside, 100 years old, devout.', 'Hamza'],
+    ['Chaplain visit. Met Juniper at bedside, devout.', 'Juniper'],
+    ['Home visit: visited Florin today; house tidy.', 'Florin'],
+    ['Admission H&P 08.03.2021. tariq ben-david, MRN 2022739, 61M with STEMI.', 'tariq'],
+    ['Met Mirela at bedside, 98, devout, attends services in Flagstaff.', '98'],
+    ['Seen by Dr. Jones today, 92, frail.', '92'],
+  ]);
+
+  it('a verb of meeting or greeting is no part of the name after it, even when it is also a given name', () => {
+    expect(redacted('Saw Hamza in clinic today.')).toBe('Saw [NAME] in clinic today.');
+    expect(redacted('Chaplain visit. Met Juniper at bedside.')).toBe('Chaplain visit. Met [NAME] at bedside.');
+  });
+
+  it('a service, a relative, a criterion or a time after a verb of meeting stays', () => {
+    for (const text of [
+      'Met Criteria for sepsis on arrival.',
+      'Saw Cardiology today; Met Family at bedside.',
+      'Met Daughter at bedside. Saw Pharmacy again.',
+      'Saw Pharmacy again. Called Rehab today.',
+      'Visited Today, seen Again.',
+    ]) expect(redacted(text)).toBe(text);
+  });
+
+  it('a lower-case drug or clinical word before a lower-case name is not its given name', () => {
+    expect(redacted('Plan. metoprolol barbara carpenter')).toContain('metoprolol');
+    expect(redacted('Given lasix. furosemide 40 mg IV.')).toBe('Given lasix. furosemide 40 mg IV.');
+  });
+
+  it('a number of a list after a name, and an age under 90, stay', () => {
+    for (const text of ['Smith: potassium levels 4.1, 98, 97 over the week.', 'Met Xin at bedside, 98, 97 and 96 on serial checks.']) expect(redacted(text)).toContain('98, 97');
+    expect(redacted('Met Mirela at bedside, 85, devout.')).toContain(', 85,');
+  });
+});
+
 describe('text redactor: hospital nicknames and foreign postcodes', () => {
   removesEach([
     ['Previously admitted at Mass General.', 'Mass General'],
