@@ -186,7 +186,7 @@ const AFTER_MET_PERSON = /^(?:\s*$|[,.;:!?)]|\s+(?:at|in|on|with|and|who|today|t
 /** Words of time and place that end a clause after a name ("saw barbara today,"): never a surname. */
 const TIME_WORDS = new Set('today tonight yesterday tomorrow now again here there too also already yet later earlier soon first last morning evening afternoon night'.split(' '));
 /** Words that name someone outright: what follows is a name even when it is also a word. */
-const NAMING_CUE_BEFORE = /\b(?:name is|name's|named|calls? me|goes by|known as|maiden name(?: is)?)\s*[:,]?\s*$/i;
+const NAMING_CUE_BEFORE = /\b(?:name is|name's|named|calls? me|goes by|known as|(?:first|last|middle|family|given|nick|sur|maiden)[\s-]?name(?: is|\?)?)\s*[:,]?\s*$/i;
 const NAME_CUE_BEFORE = /(?:\b(?:name is|named|called|i am|i'm|signed by|seen by|seen with|evaluated by|examined by|dictated by|attending|pcp|physician|provider|surgeon|resident|intern|nurse|rn|np|pa|contact|emergency contact|spoke (?:with|to)|spoke w\/|talked (?:with|to)|discussed with|w\/|cc|from|by|to|dear|patient|pt)\s*[:,]?\s*)$/i;
 const LOCATION_CUE_BEFORE = /\b(?:in|at|from|near|to|of|lives in|resides in|born in|moved to|city of|town of)\s+$/i;
 
@@ -451,6 +451,15 @@ const PARTICLE = /^(?:da|das|de|del|della|den|der|di|do|dos|du|la|le|ten|ter|van
 const DOSE_UNIT_AFTER = /^\s*(?:mg|mcg|µg|ug|g|kg|ml|mL|l|units?|iu|meq|mmol|%|tabs?|caps?|puffs?|drops?)\b/i;
 const isHouseNumber = (t: Token) => /^\d{1,5}[A-Za-z]?$/.test(t.text);
 
+/** Abbreviations written with a full stop inside a name: "St. John", "Mt. Sinai", "Jr.". */
+const ABBREVIATED = new Set(['st', 'ste', 'mt', 'ft', 'jr', 'sr']);
+
+/** True when token `i` follows a lower-case word on its line: capitalised there, it is a proper noun, not a sentence's first word. */
+function midSentence(tokens: Token[], i: number, text: string): boolean {
+  const before = tokens[i - 1];
+  return before !== undefined && !before.capital && /^[\p{Ll}]/u.test(before.text) && /^ {1,2}$/.test(text.slice(before.end, tokens[i]!.start));
+}
+
 /** Names and places: cues, a first-name lexicon, and capitalised words that are neither common nor clinical. */
 function findNames(text: string): PhiSpan[] {
   const tokens: Token[] = [];
@@ -484,14 +493,16 @@ function findNames(text: string): PhiSpan[] {
     // also a word (Grace, Rose, Juniper), unless it says how the relative is ("Mother Deceased", "Son Notified").
     if (prev && RELATIONS.has(prev.lower) && t.capital && /^\p{Lu}[\p{Ll}'’-]+$/u.test(t.text) && /^(?: |, )$/.test(text.slice(prev.end, t.start))
       && !FUNCTION_WORDS.has(t.lower) && !TITLES.has(t.lower) && !RELATIONS.has(t.lower) && !RELATIVE_STATUS.has(t.lower)) { why[i] = 'cue'; return; }
+    // Named outright ("her maiden name is Key", "my name is borna", "goes by Pip", "First name: Will"): a name whatever word
+    // it is, a function word only when capitalised.
+    if (/^[\p{L}'’-]{2,}$/u.test(t.text) && (t.capital || (!ordinary(t.lower) && !FUNCTION_WORDS.has(t.lower))) && !NO_ONE.test(t.text)
+      && NAMING_CUE_BEFORE.test(textBefore(text, t.start))) { why[i] = 'cue'; return; }
     if (FUNCTION_WORDS.has(t.lower)) return;
     // Met face to face ("Chaplain visit. Met Hamza at bedside", "visited Juniper today"): a capitalised word is a name even
     // when it is also a word, unless it is a service, a role or a relation ("Saw Cardiology", "Met Family at bedside").
     if (prev && MEETING_VERBS.has(prev.lower) && text.slice(prev.end, t.start) === ' ' && /^\p{Lu}\p{Ll}[\p{Ll}'’-]*$/u.test(t.text)
       && !TITLES.has(t.lower) && !ROLES.has(t.lower) && !ROLE_OBJECTS.has(t.lower) && !RELATIONS.has(t.lower) && !GENERIC_PLACE_WORDS.has(t.lower)
       && !CALENDAR_WORDS.has(t.lower) && !TIME_WORDS.has(t.lower) && !INSTITUTION_WORD.test(t.text) && AFTER_MET_PERSON.test(text.slice(t.end, t.end + 12))) { why[i] = 'cue'; return; }
-    // Named outright ("her maiden name is Key", "my name is borna", "goes by Pip"): a name whatever word it is.
-    if (/^[\p{L}'’-]{2,}$/u.test(t.text) && (t.capital || !ordinary(t.lower)) && NAMING_CUE_BEFORE.test(textBefore(text, t.start))) { why[i] = 'cue'; return; }
     if (!t.capital) {
       // Lower-case names ("patricia desrosiers"): a first name that is not also an ordinary word.
       if (firstName(t.lower) && !ordinary(t.lower)) why[i] = 'first';
@@ -530,6 +541,8 @@ function findNames(text: string): PhiSpan[] {
       && !CLINICAL_TERMS.has(tokens[a - 1]!.lower) && !/^[A-Z]{2,5}$/.test(tokens[a - 1]!.text)) {
       if (why[a - 1] || isInitial(tokens[a - 1]!) || tokens[a - 1]!.text.length <= 3) a--;
       else if (why[a] === 'unknown' && given++ === 0) a--;
+      // Mid-sentence, a capitalised word right before a given name is a name too: "we need to add Lewis Forbes".
+      else if (why[a] === 'first' && given++ === 0 && midSentence(tokens, a - 1, text)) a--;
       else break;
     }
     // A particle, and the initial or given name before it: "G. de Vries", "Ludwig van Beethoven".
@@ -541,6 +554,8 @@ function findNames(text: string): PhiSpan[] {
     let extra = 0;
     while (b + 1 < tokens.length && joined(tokens[b]!, tokens[b + 1]!) && !/'s$/.test(tokens[b]!.lower)) {
       const next = tokens[b + 1]!;
+      // A full stop after a word ends the sentence ("Last name: Key. First name: …"); after an initial or "St." it does not.
+      if (text.slice(tokens[b]!.end, next.start) === '. ' && !isInitial(tokens[b]!) && !ABBREVIATED.has(tokens[b]!.lower)) break;
       const afterNext = tokens[b + 2];
       // A particle joins with the capitalised word after it: ten Pas, do Arenque.
       if (PARTICLE.test(next.text) && afterNext?.capital && joined(next, afterNext)) { b += 2; continue; }

@@ -314,6 +314,25 @@ describe('text redactor: people met face to face, names written in lower case, a
   });
 });
 
+describe('text redactor: names asked for by part, a given name before a given name, full stops', () => {
+  removesEach([
+    ["What's your last name? Baba", 'Baba'],
+    ['Last name: Key. First name: Will', 'Will'],
+    ['In case of my child\'s account, we need to add Lewis Forbes as guardian.', 'Lewis'],
+  ]);
+
+  it('a full stop after a name ends it, except after an initial or an abbreviation', () => {
+    expect(redacted('Last name: Key. First name: Will')).toBe('Last name: [NAME]. First name: [NAME]');
+    expect(redacted('Seen by Dr. Smith. Then reviewed labs.')).toBe('Seen by Dr. [NAME]. Then reviewed labs.');
+    expect(redacted('Seen by J. Smith today.')).toBe('Seen by [NAME] today.');
+  });
+
+  it('a name basis, a name that is unknown, and a capitalised word opening a sentence before a given name stay', () => {
+    for (const text of ['On a first name basis with staff.', 'Last name Unknown; first name: none']) expect(redacted(text)).toBe(text);
+    expect(redacted('Consider Forbes for follow-up.')).toContain('Consider');
+  });
+});
+
 describe('text redactor: hospital nicknames and foreign postcodes', () => {
   removesEach([
     ['Previously admitted at Mass General.', 'Mass General'],
