@@ -39,7 +39,7 @@ interface TokenIdentity {
  */
 export class Authenticator {
   private readonly issuers = new Map<string, TrustedIssuer>();
-  private readonly cache = new TokenCache();
+  private readonly cache: TokenCache;
   private readonly replays: ReplayStore;
   /** Each verified payload's reading (claimsOf); entries go with their payload when the token cache drops it. */
   private readonly identities = new WeakMap<JWTPayload, TokenIdentity>();
@@ -47,8 +47,9 @@ export class Authenticator {
   /** The one issuer of opaque tokens, when one is configured. */
   private readonly introspection?: { config: IssuerConfig; introspector: Introspector };
 
-  constructor(configs: IssuerConfig[], replays: ReplayStore = new ReplayCache()) {
+  constructor(configs: IssuerConfig[], replays: ReplayStore = new ReplayCache(), tokenCacheEntries = 16_384) {
     this.replays = replays;
+    this.cache = new TokenCache(tokenCacheEntries);
     for (const config of configs) {
       this.issuers.set(config.issuer, { config, ...(config.jwks ? { keys: jwksFor(config.jwks) } : {}) });
       if (config.introspection) this.introspection = { config, introspector: new Introspector(config, config.introspection) };

@@ -13,7 +13,7 @@ export interface CachedToken { issuer: string; payload: JWTPayload; cachedUntil:
 export class TokenCache {
   private readonly entries = new Map<string, CachedToken>();
 
-  constructor(private readonly maxEntries = 4096, private readonly maxAgeMs = 60_000) {}
+  constructor(private readonly maxEntries = 16_384, private readonly maxAgeMs = 60_000) {}
 
   get(token: string, now = Date.now()): CachedToken | undefined {
     const entry = this.entries.get(token);
@@ -26,6 +26,7 @@ export class TokenCache {
   }
 
   set(token: string, issuer: string, payload: JWTPayload, now = Date.now()): void {
+    if (this.maxEntries === 0) return; // configured off: every call is verified
     const expiry = typeof payload.exp === 'number' ? payload.exp * 1000 : now;
     const cachedUntil = Math.min(now + this.maxAgeMs, expiry);
     if (cachedUntil <= now) return;

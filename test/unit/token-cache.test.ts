@@ -29,4 +29,11 @@ describe('verified-token cache', () => {
     expect(cache.get('a')).toBeUndefined();
     expect(cache.get('d')).toBeDefined();
   });
+
+  it('with no entries configured, keeps nothing: every call is verified', () => {
+    const cache = new TokenCache(0);
+    cache.set('a', 'iss', payload(Date.now() / 1000 + 600));
+    expect(cache.size).toBe(0);
+    expect(cache.get('a')).toBeUndefined();
+  });
 });
