@@ -25,6 +25,14 @@ function unauthenticated(description: string, error: 'invalid_request' | 'invali
 
 interface TrustedIssuer { config: IssuerConfig; keys?: JWTVerifyGetKey }
 
+/** Told when an issuer's JWKS file changed and was re-read, or changed and could not be (its previous keys stay). */
+export interface KeyFileReports {
+  reloaded?: (issuer: string) => void;
+  notReloaded?: (issuer: string, reason: string) => void;
+  /** How often key files are checked for a change (tests shorten it). */
+  watchIntervalMs?: number;
+}
+
 /** A token's holder as its claims describe them, and the certificate thumbprint it is bound to (RFC 8705), if any. */
 interface TokenIdentity {
   identity: Omit<Principal, 'certificate' | 'certificateBound'>;
@@ -47,11 +55,16 @@ export class Authenticator {
   /** The one issuer of opaque tokens, when one is configured. */
   private readonly introspection?: { config: IssuerConfig; introspector: Introspector };
 
-  constructor(configs: IssuerConfig[], replays: ReplayStore = new ReplayCache(), tokenCacheEntries = 16_384) {
+  constructor(configs: IssuerConfig[], replays: ReplayStore = new ReplayCache(), tokenCacheEntries = 16_384, keyFiles: KeyFileReports = {}) {
     this.replays = replays;
     this.cache = new TokenCache(tokenCacheEntries);
     for (const config of configs) {
-      this.issuers.set(config.issuer, { config, ...(config.jwks ? { keys: jwksFor(config.jwks) } : {}) });
+      // A changed key file may have withdrawn a key: the tokens verified with this issuer's keys are verified again.
+      const events = {
+        onChange: () => { this.cache.dropIssuer(config.issuer); keyFiles.reloaded?.(config.issuer); },
+        onError: (reason: string) => keyFiles.notReloaded?.(config.issuer, reason),
+      };
+      this.issuers.set(config.issuer, { config, ...(config.jwks ? { keys: jwksFor(config.jwks, events, keyFiles.watchIntervalMs) } : {}) });
       if (config.introspection) this.introspection = { config, introspector: new Introspector(config, config.introspection) };
     }
   }

@@ -34,6 +34,11 @@ export class TokenCache {
     this.entries.set(token, { issuer, payload, cachedUntil });
   }
 
+  /** Forgets every token of one issuer (its keys changed: some may have been verified with a key now withdrawn). */
+  dropIssuer(issuer: string): void {
+    for (const [token, entry] of this.entries) if (entry.issuer === issuer) this.entries.delete(token);
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -89,7 +89,11 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
   await router.start();
   // A configured NER model loads onnxruntime into the gateway; without one the gateway never does.
   const ner = config.phi.ner ? await (await import('../phi/onnx-ner.js')).OnnxNer.load(config.phi.ner) : undefined;
-  pipeline = new Pipeline({ config, routes, ...(ner ? { ner } : {}), authenticator: new Authenticator(config.auth.issuers, options.replays, config.auth.tokenCacheEntries), router, audit, pseudonymizer, metrics, log });
+  const authenticator = new Authenticator(config.auth.issuers, options.replays, config.auth.tokenCacheEntries, {
+    reloaded: (issuer) => log.info({ issuer }, 'issuer key file changed: keys reloaded, cached tokens of this issuer will be verified again'),
+    notReloaded: (issuer, reason) => log.error({ issuer, reason }, 'issuer key file changed but could not be read; its previous keys stay in force'),
+  });
+  pipeline = new Pipeline({ config, routes, ...(ner ? { ner } : {}), authenticator, router, audit, pseudonymizer, metrics, log });
   pipeline.warmUp();
   const observe = requestObserver(log, metrics, (model) => Object.hasOwn(config.models, model));
   const tls = readServerTls(gw.tls);

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHmac, type webcrypto } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK } from 'jose';
 import { Authenticator } from '../../src/auth/authenticate.js';
 import { CdsError } from '../../src/errors.js';
@@ -160,6 +160,27 @@ describe('JWT verification', () => {
     const nested = new Authenticator([issuer({ rolesClaim: 'realm_access.roles' }, jwksFile)]);
     const p = await nested.authenticate(`Bearer ${await token({ roles: undefined, realm_access: { roles: ['nurse'] } })}`, peer);
     expect(p.roles).toEqual(['nurse']);
+  });
+
+  it('a key taken out of the JWKS file stops its tokens at once, cached or not; a file that cannot be read keeps the keys', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-auth-revoke-'));
+    const file = join(dir, 'jwks.json');
+    writeFileSync(file, JSON.stringify({ keys: [{ ...publicJwk, kid, alg: 'ES256', use: 'sig' }] }));
+    const reloaded: string[] = [], failed: string[] = [];
+    const reports = { reloaded: (i: string) => reloaded.push(i), notReloaded: (i: string) => failed.push(i), watchIntervalMs: 20 };
+    const cached = new Authenticator([issuer({}, file)], undefined, 16_384, reports);
+    const uncached = new Authenticator([issuer({}, file)], undefined, 0, reports);
+    const t = await token();
+    for (const a of [cached, uncached]) await a.authenticate(`Bearer ${t}`, peer);
+    await cached.authenticate(`Bearer ${t}`, peer); // now from the cache
+    // A half-written or broken file changes nothing: the keys in force stay, and it is reported.
+    writeFileSync(file, '{"keys": [');
+    await vi.waitFor(() => expect(failed.length).toBeGreaterThanOrEqual(2), { timeout: 20_000, interval: 20 });
+    for (const a of [cached, uncached]) await expect(a.authenticate(`Bearer ${t}`, peer)).resolves.toMatchObject({ subject: 'user-1' });
+    // The issuer withdraws the key (compromised): neither the file's old keys nor the cache let the token through.
+    writeFileSync(file, JSON.stringify({ keys: [] }));
+    await vi.waitFor(() => expect(reloaded.length).toBeGreaterThanOrEqual(2), { timeout: 20_000, interval: 20 });
+    for (const a of [cached, uncached]) await rejects(`Bearer ${t}`, /key/i, peer, a);
   });
 
   it('a cached token still has its certificate binding checked on every call', async () => {

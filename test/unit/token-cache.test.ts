@@ -36,4 +36,15 @@ describe('verified-token cache', () => {
     expect(cache.size).toBe(0);
     expect(cache.get('a')).toBeUndefined();
   });
+
+  it('forgets one issuer\'s tokens when asked, keeping the others', () => {
+    const cache = new TokenCache();
+    const exp = Date.now() / 1000 + 600;
+    cache.set('a', 'iss-1', payload(exp));
+    cache.set('b', 'iss-2', payload(exp));
+    cache.set('c', 'iss-1', payload(exp));
+    cache.dropIssuer('iss-1');
+    expect([cache.get('a'), cache.get('c')]).toEqual([undefined, undefined]);
+    expect(cache.get('b')).toBeDefined();
+  });
 });
