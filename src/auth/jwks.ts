@@ -1,7 +1,8 @@
-import { readFileSync, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { IssuerConfig } from '../config/schema.js';
+import { watchForChanges } from '../tls/file-watch.js';
 
 /** What a file JWKS reports as it is watched: a changed file re-read, or one that could not be (the previous keys stay). */
 export interface KeyFileEvents {
@@ -40,14 +41,13 @@ export function jwksFor(jwks: NonNullable<IssuerConfig['jwks']>, events: KeyFile
     text = fresh;
     events.onChange?.();
   };
-  watchFile(jwks.file, { interval: watchIntervalMs, persistent: false }, (now, before) => {
-    if (now.mtimeMs === before.mtimeMs && now.size === before.size) return;
+  watchForChanges([jwks.file], () => {
     try {
       reread();
     } catch (err) {
       events.onError?.((err as Error).message);
     }
-  });
+  }, watchIntervalMs);
   let lastReload = Number.NEGATIVE_INFINITY; // the first unknown kid may reload at once
   return async (header, token) => {
     try {

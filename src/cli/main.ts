@@ -31,6 +31,7 @@ Runs one inference node (one per GPU): KServe v2 over gRPC and REST (mTLS,
 gateway identity only), sessions in worker threads.`,
   certs: `Usage: cdsgate certs [--out DIR] [--nodes N] [--force]
        cdsgate certs revoke NAME [--out DIR]
+       cdsgate certs renew NAME [--out DIR]
 
 Generates a development PKI and a development token issuer into DIR
 (default certs/dev, git-ignored): root CA, gateway server and client
@@ -41,7 +42,11 @@ key with its JWKS. Existing files are kept unless --force is given.
 revoke NAME adds the certificate DIR/NAME.pem (e.g. app-ehr) to the CA's
 revocation list DIR/crl.pem and re-signs it. Gateways and nodes whose
 tls.crl names that file refuse the certificate from the next handshake,
-within about a second, without a restart.`,
+within about a second, without a restart.
+
+renew NAME issues DIR/NAME.pem again with a new key (same names and
+purpose), as a certificate manager would. Gateways and nodes serving or
+trusting files that changed reload them within about a second.`,
   token: `Usage: cdsgate token --sub SUBJECT --roles R1,R2 [--ttl SECONDS] [--aud AUDIENCE]
                      [--key FILE] [--bind-cert PEM]
        cdsgate token --ehr --aud SERVICE_URL [--key FILE]
@@ -182,6 +187,17 @@ async function main(argv: string[]): Promise<void> {
     case 'certs': {
       const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string', default: 'certs/dev' }, nodes: { type: 'string', default: '3' }, force: { type: 'boolean' }, help: { type: 'boolean' } } });
       if (values.help) return void process.stdout.write(`${HELP.certs}\n`);
+      if (positionals[0] === 'renew') {
+        const name = positionals[1];
+        if (!name || !/^[A-Za-z0-9._-]+$/.test(name)) fail(`certs renew: give the certificate's name, e.g. gateway-server\n\n${HELP.certs}`, 2);
+        const { renewDevCertificate } = await import('../tls/dev-pki.js');
+        const { join } = await import('node:path');
+        const { existsSync } = await import('node:fs');
+        if (!existsSync(join(values.out!, `${name}.pem`))) fail(`certs renew: ${join(values.out!, `${name}.pem`)} does not exist`, 2);
+        const renewed = await renewDevCertificate(values.out!, name);
+        process.stdout.write(`renewed ${name} (serial ${renewed.serialNumber}): ${renewed.cert}, ${renewed.key}\n`);
+        return;
+      }
       if (positionals[0] === 'revoke') {
         const name = positionals[1];
         if (!name || !/^[A-Za-z0-9._-]+$/.test(name)) fail(`certs revoke: give the certificate's name, e.g. app-ehr\n\n${HELP.certs}`, 2);

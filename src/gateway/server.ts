@@ -17,7 +17,8 @@ import { Gauge, type Registry } from 'prom-client';
 import type { ReplayStore } from '../auth/replay-cache.js';
 import type { Logger } from '../phi/logger.js';
 import { Router, nodeClients } from '../routing/router.js';
-import { MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
+import { MtlsServerCredentials, readServerTls, reloadTlsOnChange } from '../tls/server-tls.js';
+import { readClientTls, reloadClientTlsOnChange } from '../tls/client-tls.js';
 import { requestObserver } from './observe.js';
 import { Pipeline } from './pipeline.js';
 import { compileRoutes } from '../config/routes.js';
@@ -55,7 +56,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
   const routes = compileRoutes(config);
   const router = new Router(
     config,
-    nodeClients({ ca: readFileSync(gw.nodeClientTls.ca), cert: readFileSync(gw.nodeClientTls.cert), key: readFileSync(gw.nodeClientTls.key) }, gw.grpc.maxMessageBytes),
+    nodeClients(readClientTls(gw.nodeClientTls), gw.grpc.maxMessageBytes),
     {
       breakerChanged: (node, state) => metrics.setBreaker(node, state),
       nodeReadiness: (node, ready) => metrics.nodeReady.set({ node }, ready ? 1 : 0),
@@ -157,7 +158,8 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
     grpcServer.bindAsync(`${gw.grpc.host}:${gw.grpc.port}`, grpcCredentials, (err, port) => (err ? reject(err) : resolve(port))));
 
   // A changed CRL applies to the next handshake on both doors, without a restart.
-  const stopWatchingCrl = reloadOnRevocation(gw.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh)], log);
+  const stopWatchingTls = reloadTlsOnChange(gw.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh)], log);
+  const stopWatchingClientTls = reloadClientTlsOnChange(gw.nodeClientTls, (fresh) => router.reloadClientTls(fresh), log);
 
   const status = () => ({ ready: router.ready() && audit.healthy, audit: audit.healthy ? 'ok' : 'failed', ...router.status() });
   const admin = options.admin === false ? undefined : await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, status);
@@ -187,7 +189,8 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
       log.info('draining: not ready, no new connections, finishing in-flight requests');
       await Promise.all([new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())), rest.close()]);
       admin?.server.close();
-      stopWatchingCrl();
+      stopWatchingTls();
+      stopWatchingClientTls();
       router.close();
       await audit.close(); // signs the final head
     },

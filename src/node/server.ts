@@ -9,7 +9,7 @@ import { createNodeMetrics } from '../metrics/node-metrics.js';
 import { startAdminServer } from '../metrics/admin-server.js';
 import type { Logger } from '../phi/logger.js';
 import { internalCause, type CdsError } from '../errors.js';
-import { MtlsServerCredentials, readServerTls, reloadOnRevocation } from '../tls/server-tls.js';
+import { MtlsServerCredentials, readServerTls, reloadTlsOnChange } from '../tls/server-tls.js';
 import { createRestServer } from '../kserve/rest-server.js';
 import { hardenGrpcServer, tolerantDefinition } from '../kserve/grpc-server.js';
 import { loadRepository, type LoadedModel } from './repository.js';
@@ -98,7 +98,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   await rest.listen({ host: cfg.rest.host, port: cfg.rest.port });
   const restPort = (rest.server.address() as AddressInfo).port;
   // A revoked gateway certificate is refused from the next handshake on.
-  const stopWatchingCrl = reloadOnRevocation(cfg.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh)], log);
+  const stopWatchingTls = reloadTlsOnChange(cfg.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh)], log);
 
   const admin = await startAdminServer(cfg.admin.host, cfg.admin.port, metrics.registry, () => ({
     node: cfg.id,
@@ -133,7 +133,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       await rest.close();
       admin.server.close();
-      stopWatchingCrl();
+      stopWatchingTls();
       await pool.close();
     },
   };

@@ -1,12 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { kindFromGrpcStatus } from '../errors.js';
 import { nodeError } from './retry-policy.js';
-import { attemptCancelled, type ClientTlsMaterial, type NodeAddress, type NodeClientLike } from './node-client.js';
+import { attemptCancelled, type NodeAddress, type NodeClientLike } from './node-client.js';
+import type { ClientTlsMaterial } from '../tls/client-tls.js';
 import { InferenceServiceClient } from '../kserve/service.js';
 import { inferRequestToGrpc, inferResultFromGrpc, modelMetadataFromGrpc } from '../kserve/grpc-codec.js';
 import type { ModelInferResponse, ModelMetadataResponse, ModelReadyResponse, ServerReadyResponse } from '../kserve/messages.js';
 import type { CdsError } from '../errors.js';
 import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
+
+/** How long a replaced channel stays open for the calls already on it: longer than any deadline the gateway allows. */
+const OLD_CHANNEL_GRACE_MS = 10 * 60_000;
 
 type Unary<Req, Res> = (req: Req, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
 
@@ -16,19 +20,33 @@ type Unary<Req, Res> = (req: Req, metadata: grpc.Metadata, options: grpc.CallOpt
  * the configured server name.
  */
 export class GrpcNodeClient implements NodeClientLike {
-  private readonly client: grpc.Client & Record<string, Unary<unknown, unknown>>;
+  private client: grpc.Client & Record<string, Unary<unknown, unknown>>;
 
-  constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, maxMessageBytes: number) {
-    this.client = new InferenceServiceClient(node.address, grpc.credentials.createSsl(tls.ca, tls.key, tls.cert), {
-      'grpc.ssl_target_name_override': node.serverName,
-      'grpc.default_authority': node.serverName,
-      'grpc.max_receive_message_length': maxMessageBytes,
-      'grpc.max_send_message_length': maxMessageBytes,
+  constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, private readonly maxMessageBytes: number) {
+    this.client = this.channelFor(tls);
+  }
+
+  private channelFor(tls: ClientTlsMaterial): grpc.Client & Record<string, Unary<unknown, unknown>> {
+    return new InferenceServiceClient(this.node.address, grpc.credentials.createSsl(tls.ca, tls.key, tls.cert), {
+      'grpc.ssl_target_name_override': this.node.serverName,
+      'grpc.default_authority': this.node.serverName,
+      'grpc.max_receive_message_length': this.maxMessageBytes,
+      'grpc.max_send_message_length': this.maxMessageBytes,
       // A node that restarts should be reachable again within a couple of seconds.
       'grpc.initial_reconnect_backoff_ms': 250,
       'grpc.max_reconnect_backoff_ms': 2_000,
       'grpc.keepalive_time_ms': 30_000,
     }) as unknown as grpc.Client & Record<string, Unary<unknown, unknown>>;
+  }
+
+  /**
+   * A channel's credentials are fixed, so new calls go on a new channel; the
+   * old one is closed once the calls on it have had their longest deadline.
+   */
+  reloadTls(tls: ClientTlsMaterial): void {
+    const old = this.client;
+    this.client = this.channelFor(tls);
+    setTimeout(() => old.close(), OLD_CHANNEL_GRACE_MS).unref();
   }
 
   private call<Res>(method: string, request: unknown, deadline: number, requestId?: string, signal?: AbortSignal): Promise<Res> {

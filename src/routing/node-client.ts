@@ -1,12 +1,12 @@
 import { CdsError } from '../errors.js';
 import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
+import type { ClientTlsMaterial } from '../tls/client-tls.js';
 
 /**
  * A node as the gateway reaches it: `address` is the port of the door named by
  * `protocol` (KServe v2 REST with binary tensors, or KServe v2 gRPC).
  */
 export interface NodeAddress { id: string; address: string; serverName: string; protocol: 'rest' | 'grpc' }
-export interface ClientTlsMaterial { ca: Buffer; cert: Buffer; key: Buffer }
 
 /** What the router needs of a node's client: REST (rest-node-client.ts), gRPC (grpc-node-client.ts), or a fake in unit tests. */
 export interface NodeClientLike {
@@ -15,6 +15,8 @@ export interface NodeClientLike {
   serverReady(timeoutMs: number): Promise<boolean>;
   modelReady(model: string, timeoutMs: number): Promise<boolean>;
   modelMetadata(model: string, version: string | undefined, timeoutMs: number): Promise<ModelMetadata>;
+  /** New client TLS material (a renewed certificate): used from the next connection on. */
+  reloadTls(tls: ClientTlsMaterial): void;
   close(): void;
 }
 

@@ -1,8 +1,9 @@
-import { Pool, errors as httpErrors, type Dispatcher } from 'undici';
+import { Pool, buildConnector, errors as httpErrors, type Dispatcher } from 'undici';
 import { CdsError, kindFromHttpStatus } from '../errors.js';
 import { inferRequestToRest, inferResultFromRest, modelMetadataFromJson } from '../kserve/rest-codec.js';
 import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
-import { attemptCancelled, type ClientTlsMaterial, type NodeAddress, type NodeClientLike } from './node-client.js';
+import { attemptCancelled, type NodeAddress, type NodeClientLike } from './node-client.js';
+import type { ClientTlsMaterial } from '../tls/client-tls.js';
 import { nodeError, unexpectedFailure } from './retry-policy.js';
 
 /** Longest node error message the gateway keeps (nodes may quote caller text; the gateway never logs it in clear). */
@@ -21,10 +22,13 @@ const MAX_DETAIL = 512;
  */
 export class RestNodeClient implements NodeClientLike {
   private readonly pool: Pool;
+  /** Makes each new TLS connection; replaced when the client certificate is renewed (reloadTls). */
+  private connector: buildConnector.connector;
 
   constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, maxMessageBytes: number) {
+    this.connector = this.connectorFor(tls);
     this.pool = new Pool(`https://${node.address}`, {
-      connect: { ca: tls.ca, cert: tls.cert, key: tls.key, servername: node.serverName, rejectUnauthorized: true },
+      connect: (options, callback) => this.connector(options, callback),
       // A node's answer larger than this is refused as it streams in, not buffered.
       maxResponseSize: maxMessageBytes,
       keepAliveTimeout: 30_000,
@@ -110,6 +114,14 @@ export class RestNodeClient implements NodeClientLike {
         onResponseError: (_c, err) => finish(err),
       });
     });
+  }
+
+  reloadTls(tls: ClientTlsMaterial): void {
+    this.connector = this.connectorFor(tls);
+  }
+
+  private connectorFor(tls: ClientTlsMaterial): buildConnector.connector {
+    return buildConnector({ ca: tls.ca, cert: tls.cert, key: tls.key, servername: this.node.serverName, rejectUnauthorized: true });
   }
 
   async serverReady(timeoutMs: number): Promise<boolean> {

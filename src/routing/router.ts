@@ -3,7 +3,8 @@ import type { GatewayConfig } from '../config/schema.js';
 import { compileRoutes, type CompiledRoutes } from '../config/routes.js';
 import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
 import type { Logger } from '../phi/logger.js';
-import type { ClientTlsMaterial, NodeAddress, NodeClientLike } from './node-client.js';
+import type { NodeAddress, NodeClientLike } from './node-client.js';
+import type { ClientTlsMaterial } from '../tls/client-tls.js';
 import { GrpcNodeClient } from './grpc-node-client.js';
 import { RestNodeClient } from './rest-node-client.js';
 import { NodeHandle, type BreakerState } from './node-handle.js';
@@ -115,6 +116,11 @@ export class Router {
         hedgeDelayMs: Object.fromEntries([...p.hedging.keys()].map((m) => [m, round(hedgeDelay(p, m))])),
       })),
     };
+  }
+
+  /** Renewed client TLS material for every node's next connection. */
+  reloadClientTls(tls: ClientTlsMaterial): void {
+    for (const n of this.nodes.values()) n.client.reloadTls(tls);
   }
 
   close(): void {

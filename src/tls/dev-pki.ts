@@ -191,6 +191,34 @@ export async function revokeDevCertificate(dir: string, certificateFile: string)
   return { serialNumber: target.serialNumber, crl: crlFile };
 }
 
+/**
+ * Renews a certificate of the development PKI as a certificate manager would: a new key and a new certificate with
+ * the same subject, names and purpose, written over DIR/NAME.pem and DIR/NAME.key (each atomically; the key first,
+ * so a server that reads in between finds a pair that does not match, refuses it and keeps the old one). Servers
+ * whose tls files those are serve the new certificate within about a second, without a restart.
+ */
+export async function renewDevCertificate(dir: string, name: string): Promise<{ serialNumber: string; cert: string; key: string }> {
+  const keyFile = join(dir, 'ca.key');
+  if (!existsSync(keyFile)) throw new Error(`${keyFile} is missing: this PKI was generated without its CA key; regenerate it with cdsgate certs --force`);
+  const caCert = new x509.X509Certificate(readFileSync(join(dir, 'ca.pem'), 'utf8'));
+  const caKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(readFileSync(keyFile, 'utf8')), ALG, false, ['sign']) as CryptoKey;
+  const certFile = join(dir, `${name}.pem`);
+  const old = new x509.X509Certificate(readFileSync(certFile, 'utf8'));
+  if (old.issuer !== caCert.subject) throw new Error(`${certFile} was not issued by this CA`);
+  const commonName = /CN=([^,]+)/.exec(old.subject)?.[1] ?? name;
+  const sans = (old.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? [])
+    .filter((n) => n.type === 'dns' || n.type === 'ip' || n.type === 'url').map((n) => ({ type: n.type as SanEntry['type'], value: n.value }));
+  const usages = old.getExtension(x509.ExtendedKeyUsageExtension)?.usages.map(String) ?? [];
+  const server = usages.includes(x509.ExtendedKeyUsage.serverAuth), client = usages.includes(x509.ExtendedKeyUsage.clientAuth);
+  const renewed = await issue({ cert: caCert, keys: { privateKey: caKey, publicKey: await caCert.publicKey.export() } as CryptoKeyPair }, commonName, sans, server && client ? 'both' : server ? 'server' : 'client');
+  const keyPath = join(dir, `${name}.key`);
+  writeFileSync(`${keyPath}.tmp`, await keyPem(renewed.keys.privateKey), { mode: 0o600 });
+  renameSync(`${keyPath}.tmp`, keyPath);
+  writeFileSync(`${certFile}.tmp`, renewed.cert.toString('pem') + '\n');
+  renameSync(`${certFile}.tmp`, certFile);
+  return { serialNumber: renewed.cert.serialNumber, cert: certFile, key: keyPath };
+}
+
 /** The paths generateDevPki writes, without generating (for a PKI that already exists). */
 export function devPkiPaths(dir: string, nodeCount = 3): DevPkiPaths {
   const pair = (name: string) => ({ cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) });

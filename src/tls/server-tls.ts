@@ -1,9 +1,10 @@
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Server as NetServer, Socket } from 'node:net';
-import type { SecureContextOptions, SecureVersion, TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContextOptions, type SecureVersion, type TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import 'reflect-metadata';
 import { X509Crl } from '@peculiar/x509';
+import { watchForChanges } from './file-watch.js';
 
 /**
  * TLS 1.3 suites (all AEAD) and the TLS 1.2 ECDHE suites with AEAD ciphers:
@@ -34,7 +35,7 @@ export function readServerTls(files: ServerTlsFiles): ServerTlsMaterial {
   };
 }
 
-/** What goes into the secure context: swapped as a whole when the CRL changes. */
+/** What goes into the secure context: swapped as a whole when any of its files changes. */
 function contextOptions(tls: ServerTlsMaterial): SecureContextOptions {
   return { key: tls.key, cert: tls.cert, ca: tls.ca, ...(tls.crl ? { crl: tls.crl } : {}), minVersion: tls.minVersion, ciphers: tls.ciphers };
 }
@@ -104,33 +105,39 @@ export class MtlsServerCredentials extends grpc.ServerCredentials {
 }
 
 /**
- * Watches the CRL file (polling, so an atomic rename is seen too) and calls
- * `apply` with freshly read material after each change. A CRL that cannot be
- * read or parsed keeps the previous one in force and is reported.
+ * Watches a listener's TLS files — certificate, key, CA bundle and CRL —
+ * (polling, so an atomic rename is seen too) and calls `apply` with freshly
+ * read material after each change: a renewed certificate is served, a new CA
+ * bundle trusted and a new CRL enforced from the next handshake, without a
+ * restart. The new files must make a working context first: a certificate and
+ * a key that do not match (one of the two written, not yet the other), or a
+ * file that cannot be read or parsed, keep the previous material in force and
+ * are reported.
  */
-export function watchRevocations(files: ServerTlsFiles, apply: (tls: ServerTlsMaterial) => void, onError: (reason: string) => void, intervalMs = 1_000): () => void {
-  if (!files.crl) return () => undefined;
-  const file = files.crl;
-  watchFile(file, { interval: intervalMs, persistent: false }, (now, before) => {
-    if (now.mtimeMs === before.mtimeMs && now.size === before.size) return;
+export function watchTlsFiles(files: ServerTlsFiles, apply: (tls: ServerTlsMaterial, changed: string) => void, onError: (reason: string, changed: string) => void, intervalMs = 1_000): () => void {
+  return watchForChanges([files.cert, files.key, files.ca, ...(files.crl ? [files.crl] : [])], (file) => {
+    let fresh: ServerTlsMaterial;
     try {
-      apply(readServerTls(files));
+      fresh = readServerTls(files);
+      createSecureContext(contextOptions(fresh)); // throws on a key that does not match its certificate, or bad PEM
     } catch (err) {
-      onError((err as Error).message);
+      onError((err as Error).message, file);
+      return;
     }
-  });
-  return () => unwatchFile(file);
+    apply(fresh, file);
+  }, intervalMs);
 }
 
 /**
- * Each listener of a process applies a changed CRL (`apply`), logged either
- * way: reloaded, or kept as it was because the new file could not be read.
+ * Each listener of a process applies changed TLS files (`apply`), logged
+ * either way: reloaded, or kept as they were because the new files could not
+ * be used.
  */
-export function reloadOnRevocation(files: ServerTlsFiles, apply: Array<(tls: ServerTlsMaterial) => void>, log: { info(o: object, msg: string): void; error(o: object, msg: string): void }): () => void {
-  return watchRevocations(files, (fresh) => {
+export function reloadTlsOnChange(files: ServerTlsFiles, apply: Array<(tls: ServerTlsMaterial) => void>, log: { info(o: object, msg: string): void; error(o: object, msg: string): void }): () => void {
+  return watchTlsFiles(files, (fresh, file) => {
     for (const a of apply) a(fresh);
-    log.info({ file: files.crl }, 'certificate revocation list reloaded');
-  }, (reason) => log.error({ file: files.crl, reason }, 'certificate revocation list not reloaded; the previous one stays in force'));
+    log.info({ file }, 'TLS file changed: certificate, key, CA bundle and CRL reloaded');
+  }, (reason, file) => log.error({ file, reason }, 'TLS file changed but the files do not make a usable context; the previous ones stay in force'));
 }
 
 export type HandshakeFailure = (reason: string, remoteAddress: string | undefined) => void;

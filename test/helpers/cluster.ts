@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -179,6 +179,24 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * Renews the gateway's client certificate (`cdsgate certs renew gateway-client`), waits until the gateway has
+ * reloaded it, then revokes the certificate it replaced and waits until every node has reloaded its CRL (which
+ * closes the connections made with the old certificate). What the gateway sends to its nodes after this can only
+ * have gone over connections made with the renewed certificate.
+ */
+export async function renewGatewayClientAndRevokeOld(cluster: Cluster): Promise<void> {
+  copyFileSync(join(cluster.dir, 'gateway-client.pem'), join(cluster.dir, 'gateway-client-before-renewal.pem'));
+  const renewed = await runCliAsync(['certs', 'renew', 'gateway-client', '--out', cluster.dir]);
+  if (renewed.code !== 0) throw new Error(`certs renew failed: ${renewed.stderr}`);
+  await waitFor(() => cluster.gateway.logs.some((l) => l.includes('node client TLS file changed: certificate, key and CA bundle reloaded')), 10_000, 'the gateway to reload its client certificate');
+  const crlReloads = (n: Proc) => n.logs.filter((l) => l.includes('TLS file changed') && l.includes('crl.pem')).length;
+  const before = cluster.nodes.map(crlReloads);
+  const revoked = await runCliAsync(['certs', 'revoke', 'gateway-client-before-renewal', '--out', cluster.dir]);
+  if (revoked.code !== 0) throw new Error(`certs revoke failed: ${revoked.stderr}`);
+  await waitFor(() => cluster.nodes.every((n, i) => crlReloads(n) > before[i]!), 10_000, 'every node to reload its CRL');
 }
 
 /** Runs the built CLI without blocking the test's event loop (needed when it talks to servers the test also drives). */

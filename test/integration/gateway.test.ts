@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as ort from 'onnxruntime-node';
 import { loadWdbc } from '../../models/build/wdbc.js';
 import { WDBC_CSV } from '../../models/build/build-all.js';
-import { MODELS, auditRecords, rid, jsonLogs, grpcCall, grpcClient, httpsCall, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient } from '../helpers/cluster.js';
+import { MODELS, auditRecords, rid, jsonLogs, grpcCall, grpcClient, httpsCall, renewGatewayClientAndRevokeOld, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let clinician: string;
@@ -266,5 +266,19 @@ describe('health, metadata, observability', () => {
     expect(lineFor(bad)).toMatchObject({ status: '400', error: 'invalid_argument' });
     expect(lineFor(bad)).not.toHaveProperty('reason');
     expect(lineFor(good)).toMatchObject({ door: 'rest', model: 'news2', subject: 'test-user', node: expect.stringMatching(/^node-[01]$/), requestId: expect.any(String), latencyMs: expect.any(Number) });
+  });
+});
+
+describe('certificate renewal (run last: it revokes the gateway client certificate the cluster started with)', () => {
+  it('a renewed gateway client certificate reaches the REST node and the gRPC node alike', async () => {
+    await renewGatewayClientAndRevokeOld(cluster);
+    const nodes = new Set<string>();
+    // Round-robin over the two nodes: each request after the revocation had to open a connection with the new certificate.
+    for (let i = 0; i < 6; i++) {
+      const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: clinician, body: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] }, headers: { 'x-request-id': rid(`renewed-${i}`) } });
+      expect(res.status, res.body).toBe(200);
+      nodes.add(auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid(`renewed-${i}`))!.node as string);
+    }
+    expect([...nodes].sort()).toEqual(['node-0', 'node-1']);
   });
 });

@@ -1,13 +1,13 @@
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { connect as http2Connect, constants as h2 } from 'node:http2';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import {
-  auditRecords, grpcCall, grpcClient, httpsCall, rid, runCliAsync, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient, type Identity,
+  auditRecords, grpcCall, grpcClient, httpsCall, renewGatewayClientAndRevokeOld, rid, runCliAsync, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient, type Identity,
 } from '../helpers/cluster.js';
 
 /**
@@ -426,6 +426,33 @@ describe('certificates', () => {
     }
   });
 
+  it('a renewed gateway certificate is served on both doors without a restart; a key that does not match it is refused and the pair in force kept', async () => {
+    const servedSerial = async (port: number): Promise<string> => {
+      const s = await rawTls(cluster.pki.apps.ehr, { port, ALPNProtocols: ['h2', 'http/1.1'] });
+      const serial = s.getPeerCertificate().serialNumber.toLowerCase();
+      s.destroy();
+      return serial;
+    };
+    const { rest: restPort, grpc: grpcPort } = cluster.gateway.ports;
+    const before = await servedSerial(restPort!);
+    expect(await servedSerial(grpcPort!)).toBe(before);
+    // A key written without its certificate (a renewal half done, or a mistake): refused, reported, the old pair served.
+    const keyFile = join(cluster.dir, 'gateway-server.key');
+    const keyInForce = readFileSync(keyFile);
+    writeFileSync(keyFile, readFileSync(join(cluster.dir, 'app-smart.key')));
+    await waitFor(async () => cluster.gateway.logs.some((l) => l.includes('do not make a usable context') && l.includes('gateway-server.key')), 10_000, 'the mismatched key to be reported');
+    expect(await servedSerial(restPort!)).toBe(before);
+    expect(await handshake(cluster.pki.apps.ehr, restPort!)).toBe('served');
+    writeFileSync(keyFile, keyInForce);
+    const renewed = await runCliAsync(['certs', 'renew', 'gateway-server', '--out', cluster.dir]);
+    expect(renewed.code, renewed.stderr).toBe(0);
+    const serial = /serial ([0-9a-f]+)/.exec(renewed.stdout)![1]!.replace(/^0+/, '');
+    await waitFor(async () => (await servedSerial(restPort!)).replace(/^0+/, '') === serial, 10_000, 'the REST door to serve the renewed certificate');
+    await waitFor(async () => (await servedSerial(grpcPort!)).replace(/^0+/, '') === serial, 10_000, 'the gRPC door to serve the renewed certificate');
+    expect(await handshake(cluster.pki.apps.ehr, restPort!)).toBe('served');
+    expect(await handshake(cluster.pki.apps.ehr, grpcPort!)).toBe('served');
+  });
+
   it('a revoked application certificate is refused on both doors within one CRL reload, without a restart', async () => {
     const smart = cluster.pki.apps.smart;
     expect(await handshake(smart, cluster.gateway.ports.rest!)).toBe('served');
@@ -435,6 +462,11 @@ describe('certificates', () => {
     expect(await handshake(smart, cluster.gateway.ports.grpc!)).toBe('refused');
     expect(await handshake(cluster.pki.apps.ehr, cluster.gateway.ports.rest!)).toBe('served');
     await waitFor(async () => (await scrapeMetrics(cluster.gateway.ports.admin!)).includes('reason="revoked_certificate"'), 5_000, 'the refusal counted as revoked');
+  });
+
+  it('a renewed gateway client certificate is used for new connections to the nodes: revoking the old one then breaks nothing', async () => {
+    await renewGatewayClientAndRevokeOld(cluster);
+    for (let i = 0; i < 4; i++) expect((await rest('/v2/models/news2/infer', { body: VITALS })).status).toBe(200);
   });
 
   it('nodes refuse a revoked gateway certificate (run last: it takes the pool down)', async () => {

@@ -26,6 +26,7 @@ class FakeNode implements NodeClientLike {
   async serverReady(): Promise<boolean> { return true; }
   async modelReady(): Promise<boolean> { return true; }
   async modelMetadata(): Promise<ModelMetadata> { throw new Error('not used'); }
+  reloadTls(): void {}
   close(): void {}
 }
 

@@ -1,0 +1,36 @@
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { watchForChanges } from './file-watch.js';
+
+/** The gateway's client certificate and key for its nodes, and the CA their server certificates must chain to. */
+export interface ClientTlsFiles { cert: string; key: string; ca: string }
+export interface ClientTlsMaterial { ca: Buffer; cert: Buffer; key: Buffer }
+
+/** Reads the files and checks they make a working context (a key that does not match its certificate throws). */
+export function readClientTls(files: ClientTlsFiles): ClientTlsMaterial {
+  const material = { ca: readFileSync(files.ca), cert: readFileSync(files.cert), key: readFileSync(files.key) };
+  createSecureContext(material);
+  return material;
+}
+
+/**
+ * Watches the gateway's client TLS files: a renewed client certificate or a
+ * new CA bundle goes to every node client (`apply`) for its next connection,
+ * without a restart; connections already open keep the certificate they were
+ * made with (a renewal revokes nothing). Files that do not make a working
+ * context (a certificate written before its key) keep the previous material
+ * in force and are reported.
+ */
+export function reloadClientTlsOnChange(files: ClientTlsFiles, apply: (tls: ClientTlsMaterial) => void, log: { info(o: object, msg: string): void; error(o: object, msg: string): void }, intervalMs = 1_000): () => void {
+  return watchForChanges([files.cert, files.key, files.ca], (file) => {
+    let fresh: ClientTlsMaterial;
+    try {
+      fresh = readClientTls(files);
+    } catch (err) {
+      log.error({ file, reason: (err as Error).message }, 'node client TLS file changed but the files do not make a usable context; the previous ones stay in force');
+      return;
+    }
+    apply(fresh);
+    log.info({ file }, 'node client TLS file changed: certificate, key and CA bundle reloaded for new connections to nodes');
+  }, intervalMs);
+}

@@ -1,0 +1,24 @@
+import { unwatchFile, watchFile } from 'node:fs';
+
+/**
+ * Calls `onChange(file)` when one of `files` changes (size or modification
+ * time), checked every `intervalMs` by polling: polling sees an atomic rename
+ * and a symlink swapped under the path (how certificate managers and
+ * Kubernetes update mounted files), which inotify on the old inode would not.
+ * The watch keeps no process alive. Returns a function that stops it.
+ *
+ * The one rule for every file cdsgate reloads without a restart: TLS
+ * certificates, keys, CA bundles and CRLs (server-tls.ts, client-tls.ts) and
+ * issuers' JWKS files (auth/jwks.ts).
+ */
+export function watchForChanges(files: readonly string[], onChange: (file: string) => void, intervalMs = 1_000): () => void {
+  const unique = [...new Set(files)];
+  const listeners = unique.map((file) => {
+    const listener = (now: { mtimeMs: number; size: number }, before: { mtimeMs: number; size: number }) => {
+      if (now.mtimeMs !== before.mtimeMs || now.size !== before.size) onChange(file);
+    };
+    watchFile(file, { interval: intervalMs, persistent: false }, listener);
+    return { file, listener };
+  });
+  return () => { for (const { file, listener } of listeners) unwatchFile(file, listener); };
+}
