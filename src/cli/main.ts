@@ -187,27 +187,21 @@ async function main(argv: string[]): Promise<void> {
     case 'certs': {
       const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string', default: 'certs/dev' }, nodes: { type: 'string', default: '3' }, force: { type: 'boolean' }, help: { type: 'boolean' } } });
       if (values.help) return void process.stdout.write(`${HELP.certs}\n`);
-      if (positionals[0] === 'renew') {
-        const name = positionals[1];
-        if (!name || !/^[A-Za-z0-9._-]+$/.test(name)) fail(`certs renew: give the certificate's name, e.g. gateway-server\n\n${HELP.certs}`, 2);
-        const { renewDevCertificate } = await import('../tls/dev-pki.js');
-        const { join } = await import('node:path');
-        const { existsSync } = await import('node:fs');
-        if (!existsSync(join(values.out!, `${name}.pem`))) fail(`certs renew: ${join(values.out!, `${name}.pem`)} does not exist`, 2);
-        const renewed = await renewDevCertificate(values.out!, name);
-        process.stdout.write(`renewed ${name} (serial ${renewed.serialNumber}): ${renewed.cert}, ${renewed.key}\n`);
-        return;
-      }
-      if (positionals[0] === 'revoke') {
-        const name = positionals[1];
-        if (!name || !/^[A-Za-z0-9._-]+$/.test(name)) fail(`certs revoke: give the certificate's name, e.g. app-ehr\n\n${HELP.certs}`, 2);
-        const { revokeDevCertificate } = await import('../tls/dev-pki.js');
+      if (positionals[0] === 'renew' || positionals[0] === 'revoke') {
+        const verb = positionals[0], name = positionals[1];
+        if (!name || !/^[A-Za-z0-9._-]+$/.test(name)) fail(`certs ${verb}: give the certificate's name, e.g. ${verb === 'renew' ? 'gateway-server' : 'app-ehr'}\n\n${HELP.certs}`, 2);
+        const { renewDevCertificate, revokeDevCertificate } = await import('../tls/dev-pki.js');
         const { join } = await import('node:path');
         const { existsSync } = await import('node:fs');
         const file = join(values.out!, `${name}.pem`);
-        if (!existsSync(file)) fail(`certs revoke: ${file} does not exist`, 2);
-        const revoked = await revokeDevCertificate(values.out!, file);
-        process.stdout.write(`revoked ${name} (serial ${revoked.serialNumber}); CRL written to ${revoked.crl}\n`);
+        if (!existsSync(file)) fail(`certs ${verb}: ${file} does not exist`, 2);
+        if (verb === 'renew') {
+          const renewed = await renewDevCertificate(values.out!, name);
+          process.stdout.write(`renewed ${name} (serial ${renewed.serialNumber}): ${renewed.cert}, ${renewed.key}\n`);
+        } else {
+          const revoked = await revokeDevCertificate(values.out!, file);
+          process.stdout.write(`revoked ${name} (serial ${revoked.serialNumber}); CRL written to ${revoked.crl}\n`);
+        }
         return;
       }
       if (positionals.length > 0) fail(`certs: unknown argument ${positionals[0]}\n\n${HELP.certs}`, 2);
