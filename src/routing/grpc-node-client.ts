@@ -21,6 +21,8 @@ type Unary<Req, Res> = (req: Req, metadata: grpc.Metadata, options: grpc.CallOpt
  */
 export class GrpcNodeClient implements NodeClientLike {
   private client: grpc.Client & Record<string, Unary<unknown, unknown>>;
+  /** Channels replaced by reloadTls, still open for the calls made on them. */
+  private readonly retired = new Set<{ client: grpc.Client; timer: NodeJS.Timeout }>();
 
   constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, private readonly maxMessageBytes: number) {
     this.client = this.channelFor(tls);
@@ -46,7 +48,9 @@ export class GrpcNodeClient implements NodeClientLike {
   reloadTls(tls: ClientTlsMaterial): void {
     const old = this.client;
     this.client = this.channelFor(tls);
-    setTimeout(() => old.close(), OLD_CHANNEL_GRACE_MS).unref();
+    const timer = setTimeout(() => { old.close(); this.retired.delete(retired); }, OLD_CHANNEL_GRACE_MS).unref();
+    const retired = { client: old, timer };
+    this.retired.add(retired);
   }
 
   private call<Res>(method: string, request: unknown, deadline: number, requestId?: string, signal?: AbortSignal): Promise<Res> {
@@ -97,5 +101,10 @@ export class GrpcNodeClient implements NodeClientLike {
 
   close(): void {
     this.client.close();
+    for (const { client, timer } of this.retired) {
+      clearTimeout(timer);
+      client.close();
+    }
+    this.retired.clear();
   }
 }

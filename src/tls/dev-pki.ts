@@ -171,23 +171,29 @@ async function writeCrl(dir: string, ca: Issued, serials: string[]): Promise<voi
   renameSync(`${file}.tmp`, file);
 }
 
+/** The development CA with its key (kept, git-ignored, so that the dev PKI can revoke and renew). */
+async function loadDevCa(dir: string): Promise<Issued> {
+  const keyFile = join(dir, 'ca.key');
+  if (!existsSync(keyFile)) throw new Error(`${keyFile} is missing: this PKI was generated without its CA key; regenerate it with cdsgate certs --force`);
+  const cert = new x509.X509Certificate(readFileSync(join(dir, 'ca.pem'), 'utf8'));
+  const privateKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(readFileSync(keyFile, 'utf8')), ALG, false, ['sign']) as CryptoKey;
+  return { cert, keys: { privateKey, publicKey: await cert.publicKey.export() } as CryptoKeyPair };
+}
+
 /**
  * Revokes a certificate of the development PKI: adds its serial to the CA's
  * CRL (crl.pem) and re-signs it. Servers configured with `tls.crl` pick the
  * change up within a second, without a restart.
  */
 export async function revokeDevCertificate(dir: string, certificateFile: string): Promise<{ serialNumber: string; crl: string }> {
-  const keyFile = join(dir, 'ca.key');
-  if (!existsSync(keyFile)) throw new Error(`${keyFile} is missing: this PKI was generated without its CA key; regenerate it with cdsgate certs --force`);
-  const caCert = new x509.X509Certificate(readFileSync(join(dir, 'ca.pem'), 'utf8'));
-  const der = x509.PemConverter.decodeFirst(readFileSync(keyFile, 'utf8'));
-  const privateKey = await webcrypto.subtle.importKey('pkcs8', der, ALG, false, ['sign']) as CryptoKey;
+  const ca = await loadDevCa(dir);
+  const caCert = ca.cert;
   const target = new x509.X509Certificate(readFileSync(certificateFile, 'utf8'));
   if (target.issuer !== caCert.subject) throw new Error(`${certificateFile} was not issued by this CA`);
   const crlFile = join(dir, 'crl.pem');
   const serials = existsSync(crlFile) ? new x509.X509Crl(readFileSync(crlFile, 'utf8')).entries.map((e) => e.serialNumber) : [];
   if (!serials.includes(target.serialNumber)) serials.push(target.serialNumber);
-  await writeCrl(dir, { cert: caCert, keys: { privateKey, publicKey: await caCert.publicKey.export() } as CryptoKeyPair }, serials);
+  await writeCrl(dir, ca, serials);
   return { serialNumber: target.serialNumber, crl: crlFile };
 }
 
@@ -198,19 +204,16 @@ export async function revokeDevCertificate(dir: string, certificateFile: string)
  * whose tls files those are serve the new certificate within about a second, without a restart.
  */
 export async function renewDevCertificate(dir: string, name: string): Promise<{ serialNumber: string; cert: string; key: string }> {
-  const keyFile = join(dir, 'ca.key');
-  if (!existsSync(keyFile)) throw new Error(`${keyFile} is missing: this PKI was generated without its CA key; regenerate it with cdsgate certs --force`);
-  const caCert = new x509.X509Certificate(readFileSync(join(dir, 'ca.pem'), 'utf8'));
-  const caKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(readFileSync(keyFile, 'utf8')), ALG, false, ['sign']) as CryptoKey;
+  const ca = await loadDevCa(dir);
   const certFile = join(dir, `${name}.pem`);
   const old = new x509.X509Certificate(readFileSync(certFile, 'utf8'));
-  if (old.issuer !== caCert.subject) throw new Error(`${certFile} was not issued by this CA`);
+  if (old.issuer !== ca.cert.subject) throw new Error(`${certFile} was not issued by this CA`);
   const commonName = /CN=([^,]+)/.exec(old.subject)?.[1] ?? name;
   const sans = (old.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? [])
     .filter((n) => n.type === 'dns' || n.type === 'ip' || n.type === 'url').map((n) => ({ type: n.type as SanEntry['type'], value: n.value }));
   const usages = old.getExtension(x509.ExtendedKeyUsageExtension)?.usages.map(String) ?? [];
   const server = usages.includes(x509.ExtendedKeyUsage.serverAuth), client = usages.includes(x509.ExtendedKeyUsage.clientAuth);
-  const renewed = await issue({ cert: caCert, keys: { privateKey: caKey, publicKey: await caCert.publicKey.export() } as CryptoKeyPair }, commonName, sans, server && client ? 'both' : server ? 'server' : 'client');
+  const renewed = await issue(ca, commonName, sans, server && client ? 'both' : server ? 'server' : 'client');
   const keyPath = join(dir, `${name}.key`);
   writeFileSync(`${keyPath}.tmp`, await keyPem(renewed.keys.privateKey), { mode: 0o600 });
   renameSync(`${keyPath}.tmp`, keyPath);
