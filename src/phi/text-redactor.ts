@@ -78,6 +78,8 @@ const invertedName = (m: RegExpMatchArray): boolean => {
 const FIELD_NAME = /(?:^|\n)[ \t]*(?:name|full name|patient name|pt name|member(?: name)?|subscriber(?: name)?|insured(?: name)?|policy ?holder|beneficiary|guarantor|next of kin|emergency contact|legal guardian|caregiver name)[ \t]*:[ \t]*(?<phi>\p{L}[\p{L}'’.-]*(?:[ \t]+\p{L}[\p{L}'’.-]*){0,3})[ \t]*(?=\n|$|,|;)/dgiu;
 /** Values of such a field that name no one. */
 const NO_ONE = /^(?:unknown|none|n\/?a|self|same|declined|not (?:provided|given|available)|see (?:above|below))$/i;
+/** A form's employer or school field, to the end of its line or sentence: capitalised words ("Apex Tool Works"). */
+const EMPLOYER_FIELD = /(?:^|\n|[.;]\s+)[ \t]*(?:Employer|Workplace|Place of (?:work|employment)|School|Company)[ \t]*:[ \t]*(?<phi>\p{Lu}[\p{L}'’&-]+(?:[ \t]+(?:&[ \t]+|and[ \t]+|of[ \t]+(?:the[ \t]+)?)?\p{Lu}[\p{L}'’&-]*){0,5})(?=[ \t]*(?:$|\n|[.,;]))/dgu;
 
 /** Structured identifiers: each pattern, the type it marks. Order does not matter; overlaps are merged. */
 /** Decides whether a pattern's match is kept (the words around it can say it is not an identifier). */
@@ -120,6 +122,8 @@ const PATTERNS: Array<[RegExp, PhiType, Keep?]> = [
   [INVERTED_NAME, 'NAME', invertedName],
   // A form's identity field: the rest of its line is a name, in any case ("Member: xin de vries", "Name: JOHN SMITH, DOB").
   [FIELD_NAME, 'NAME', (m) => !NO_ONE.test(m.groups!.phi!) && !RELATIONS.has(m.groups!.phi!.toLowerCase())],
+  // An employer or school named in a form's field ("Employer: Apex Tool Works."), unless it names none.
+  [EMPLOYER_FIELD, 'LOCATION', (m) => !NO_ONE.test(m.groups!.phi!) && !/^(?:self|retired|disabled|unemployed|student|homemaker)$/i.test(m.groups!.phi!)],
   // Ages over 89 (Safe Harbor allows younger ages), in digits and in words.
   [/\b(?:9\d|1[0-4]\d)(?:\s*|-)(?:y\/o\b|y\.?\s?o\b\.?|yrs?\b|years?(?:[\s-]old)?\b|year-old\b|y\b)/gi, 'AGE'],
   // Age and sex together: "Age/Sex: 96/F", "Sex/Age: F/97".
@@ -179,6 +183,8 @@ const RELATIVE_STATUS = new Set(('deceased alive living healthy well unknown ado
   + 'updated called visiting visited here available unavailable history hx age aged ages lives lived at with has had is was in law side').split(' '));
 /** Words that open a sentence before a name and are no part of it: "Dear Yael", "Met Xin at bedside". */
 const GREETINGS = new Set('dear hi hello hey thanks thank met meet saw see seen ask asked call called tell told per welcome congratulations'.split(' '));
+/** What a patient named right after "Pt" or "Patient" does: "Pt Yaw states…", "Patient Wen denies…". */
+const PATIENT_VERBS = new Set('states stated reports reported says said denies denied endorses endorsed complains complained notes noted presents presented returns returned agrees agreed declines declined refuses refused understands feels felt tolerated tolerates ambulated ambulates'.split(' '));
 /** Verbs of meeting a person face to face: the capitalised word right after one is someone ("Met Juniper at bedside"). */
 const MEETING_VERBS = new Set('met meet meets meeting saw see sees seeing visited visit visits visiting greeted greet greets interviewed counseled counselled consoled comforted reassured thanked hugged accompanied'.split(' '));
 /** What comes after the person a meeting verb names: where, when, or the end of the clause; "Met Criteria for" goes on. */
@@ -213,7 +219,7 @@ const ORG_NAME = new RegExp(`\\b((?:(?:St\\.|Ste\\.|Mt\\.|[\\p{Lu}][\\p{L}'’&-
 /** A word that names a kind of institution by itself ("Pharmacy", "Rehab", "Hospice"). */
 const INSTITUTION_WORD = new RegExp(`^${ORG_SUFFIX}$`, 'u');
 /** An employer or school named after a cue: "works at Halvorsen Freight", "retired from the Bell Works". */
-const EMPLOYER = /(?<=\b(?:works?|worked|working|employed|employee|drives?|drove|driving|delivers|delivered|delivering|stationed|enlisted|serves|served|serving|job|jobs|position|career|retired|volunteers?|volunteered|volunteering|studies|studied|student|enrolled|attends|attended|teaches|taught|owns|owned|runs|ran|manages|managed|employer|workplace|company|lives|lived|resides|resided|staying|stays|admitted|transferred|discharged|moved)(?:\s+(?:as\s+(?:an?\s+)?[\p{Ll}-]+(?:\s+[\p{Ll}-]+)?|full[\s-]time|part[\s-]time|there|now|previously|formerly))?\s*(?:at|for|with|from|by|in|to|:)\s+(?:the\s+)?)(?:St\.\s+|Mt\.\s+)?[\p{Lu}][\p{L}'’&-]*(?:\s+(?:&\s+|and\s+|of\s+(?:the\s+)?)?[\p{Lu}][\p{L}'’&-]*){0,4}/gu;
+const EMPLOYER = /(?<=\b(?:works?|worked|working|employed|employee|drives?|drove|driving|delivers|delivered|delivering|stationed|enlisted|serves|served|serving|job|jobs|position|career|retired|volunteers?|volunteered|volunteering|studies|studied|student|enrolled|attends|attended|teaches|taught|owns|owned|runs|ran|manages|managed|employer|workplace|company|lives|lived|resides|resided|staying|stays|admitted|transferred|discharged|moved)(?:\s+(?:as\s+(?:an?\s+)?[\p{Ll}-]+(?:\s+[\p{Ll}-]+)?|full[\s-]time|part[\s-]time|there|now|previously|formerly|for\s+(?:\d{1,2}|a few|many|several|two|three|four|five|ten|twenty|thirty|forty)\s+years?))?\s*(?:at|for|with|from|by|in|to|:)\s+(?:the\s+)?)(?:St\.\s+|Mt\.\s+)?[\p{Lu}][\p{L}'’&-]*(?:\s+(?:&\s+|and\s+|of\s+(?:the\s+)?)?[\p{Lu}][\p{L}'’&-]*){0,4}/gu;
 
 /** Institutions and employers: names ending in an institution word, unless the name is generic ("the Cardiology Clinic"). */
 function findOrganizations(text: string): PhiSpan[] {
@@ -290,18 +296,36 @@ function learnedSpans(text: string): PhiSpan[] {
   return out;
 }
 
+/** Before a name written in lower case: a line or sentence start, or a cue ("Patient", "this is", "seeing", "for"). */
+const LOWER_NAME_BEFORE = /(?:^|[\n.!?:;,][ \t]*|\b(?:patient|pt|this is|i am|i'm|seeing|seen|saw|met|visited|for|with|from|by|to|dear|hi|hello|guarantor|contact)[ \t]*:?[ \t]*)$/i;
+/** After a lower-case surname: the end of its clause (punctuation, a bracket, a line break, a form's gap of spaces). */
+const LOWER_NAME_AFTER = /^(?:[,;:)\n]|[ \t]*\(|[ \t]{2,}|[ \t]*$)/;
+/** How a patient is, written after their name as a surname would be ("Patient xochitl alert, oriented"). */
+const PATIENT_STATE = new Set(('alert awake oriented stable unstable afebrile febrile comfortable uncomfortable calm pleasant cooperative confused lethargic drowsy '
+  + 'sleeping asleep ambulatory improved improving better worse worsening unchanged tearful anxious agitated nauseous ill sick seen examined '
+  + 'admitted discharged transferred resting doing feeling responsive unresponsive intubated sedated verbal nonverbal').split(' '));
+/** Words that never make part of a name written in lower case. */
+const notNamePart = (word: string) => FUNCTION_WORDS.has(word) || CLINICAL_TERMS.has(word) || TIME_UNITS.has(word) || TIME_WORDS.has(word)
+  || CALENDAR_WORDS.has(word) || RELATIONS.has(word) || RELATIVE_STATUS.has(word) || ROLES.has(word) || PATIENT_STATE.has(word);
+
 /**
- * A name written in lower case that opens its clause ("… 08.03.2021. tariq ben-david, MRN …"): a word before a
- * lower-case name that is neither English nor clinical is its given name, though no list knows it.
+ * Names written in lower case, where no capital marks them. Before a lower-case name that opens its clause
+ * ("… 2021. tariq ben-david, MRN …"), a word that is neither English nor clinical is its given name, though no list
+ * knows it. After a lower-case given name that opens its clause or follows a cue ("Patient xochitl brown, SSN",
+ * "for seeing patricia brown (DOB", "Patient: dolores rivers   MRN"), one lower-case word that ends the clause is its
+ * surname even when it is a word, unless it is a function, clinical, time or relation word.
  */
-function lowerCaseGivenNames(text: string, spans: readonly PhiSpan[]): PhiSpan[] {
+function lowerCaseNames(text: string, spans: readonly PhiSpan[]): PhiSpan[] {
   const out: PhiSpan[] = [];
   for (const n of spans) {
     if (n.type !== 'NAME' || !/^\p{Ll}/u.test(text[n.start] ?? '')) continue;
-    const m = /(?:^|[\n.!?:;,][ \t]*)(\p{Ll}[\p{Ll}'’-]{2,}) $/u.exec(text.slice(Math.max(0, n.start - 32), n.start));
-    const word = m?.[1]?.replace(/’/g, "'");
-    if (!word || ordinary(word) || CLINICAL_TERMS.has(word) || FUNCTION_WORDS.has(word) || TIME_UNITS.has(word) || RELATIONS.has(word) || ROLES.has(word)) continue;
-    out.push({ start: n.start - word.length - 1, end: n.end, type: 'NAME' });
+    const before = text.slice(Math.max(0, n.start - 32), n.start);
+    const given = /(?:^|[\n.!?:;,][ \t]*)(\p{Ll}[\p{Ll}'’-]{2,}) $/u.exec(before)?.[1]?.replace(/’/g, "'");
+    if (given && !ordinary(given) && !notNamePart(given)) out.push({ start: n.start - given.length - 1, end: n.end, type: 'NAME' });
+    if (/\s/.test(text.slice(n.start, n.end)) || !LOWER_NAME_BEFORE.test(before)) continue;
+    const surname = /^ (\p{Ll}[\p{Ll}'’-]+)/u.exec(text.slice(n.end, n.end + 40));
+    if (!surname || notNamePart(surname[1]!.replace(/’/g, "'")) || !LOWER_NAME_AFTER.test(text.slice(n.end + surname[0].length, n.end + surname[0].length + 8))) continue;
+    out.push({ start: n.start, end: n.end + surname[0].length, type: 'NAME' });
   }
   return out;
 }
@@ -357,7 +381,7 @@ export function findPhi(text: string, extra: readonly PhiSpan[] = []): PhiSpan[]
   spans.push(...names, ...agesInApposition(text, names));
   spans.push(...findOrganizations(text));
   if (taggerOn) spans.push(...learnedSpans(text));
-  spans.push(...lowerCaseGivenNames(text, spans));
+  spans.push(...lowerCaseNames(text, spans));
   spans.push(...findZips(text, spans));
   spans.push(...extra);
   const plans = healthPlans(text);
@@ -493,6 +517,11 @@ function findNames(text: string): PhiSpan[] {
     // also a word (Grace, Rose, Juniper), unless it says how the relative is ("Mother Deceased", "Son Notified").
     if (prev && RELATIONS.has(prev.lower) && t.capital && /^\p{Lu}[\p{Ll}'’-]+$/u.test(t.text) && /^(?: |, )$/.test(text.slice(prev.end, t.start))
       && !FUNCTION_WORDS.has(t.lower) && !TITLES.has(t.lower) && !RELATIONS.has(t.lower) && !RELATIVE_STATUS.has(t.lower)) { why[i] = 'cue'; return; }
+    // The patient by name, then what they say or do ("Pt Yaw states", "Patient Wen reports"): a name even when it is a word.
+    const next = tokens[i + 1];
+    if (prev && (prev.lower === 'pt' || prev.lower === 'patient') && next && PATIENT_VERBS.has(next.lower) && /^\p{Lu}\p{Ll}+$/u.test(t.text)
+      && /^ $/.test(text.slice(prev.end, t.start)) && /^ $/.test(text.slice(t.end, next.start)) && !ROLE_OBJECTS.has(t.lower) && !GENERIC_PLACE_WORDS.has(t.lower) && !TITLES.has(t.lower)
+      && !CLINICAL_TERMS.has(t.lower)) { why[i] = 'cue'; return; }
     // Named outright ("her maiden name is Key", "my name is borna", "goes by Pip", "First name: Will"): a name whatever word
     // it is, a function word only when capitalised.
     if (/^[\p{L}'’-]{2,}$/u.test(t.text) && (t.capital || (!ordinary(t.lower) && !FUNCTION_WORDS.has(t.lower))) && !NO_ONE.test(t.text)
@@ -573,13 +602,6 @@ function findNames(text: string): PhiSpan[] {
     }
     // Lower-case names continue with a lower-case surname that is not a word.
     while (b + 1 < tokens.length && !tokens[b]!.capital && joined(tokens[b]!, tokens[b + 1]!) && !tokens[b + 1]!.capital && /^\p{L}{2,}$/u.test(tokens[b + 1]!.text) && !ordinary(tokens[b + 1]!.lower)) b++;
-    // A lower-case given name that starts a line or a sentence, and one lower-case word that ends the line or the
-    // clause: a surname even when it is a word ("barbara carpenter, MRN …"), unless it is a word of time, a function
-    // or clinical word, or how someone is.
-    const surname = tokens[b + 1];
-    if (b === i && why[i] === 'first' && !tokens[b]!.capital && surname && joined(tokens[b]!, surname) && !surname.capital && /^\p{L}{2,}$/u.test(surname.text)
-      && /(?:^|\n|[.!?:]\s+)$/.test(text.slice(Math.max(0, tokens[b]!.start - 3), tokens[b]!.start)) && /^(?:\s*\n|,)/.test(text.slice(surname.end, surname.end + 2)) && !FUNCTION_WORDS.has(surname.lower) && !CLINICAL_TERMS.has(surname.lower)
-      && !RELATIVE_STATUS.has(surname.lower) && !CALENDAR_WORDS.has(surname.lower) && !TIME_WORDS.has(surname.lower)) b++;
     let start = tokens[a]!.start, end = tokens[b]!.end;
     let type = kind[i]!;
     // International addresses: a street name with its number (Puruntie 82, Via Franscini 71, 159 Eleftheriou Venizelou).
@@ -603,14 +625,16 @@ const CLAUSE_ENDS = /^(?:\s*$|[,.;:!?)"'’\n]|\s+(?:with|and|for|since|where|un
 
 /**
  * A one-word town that is also an English word, by its context alone: after a street address, or after a place cue
- * written in lower case, mid-sentence ("attends services in Flagstaff.", "presents from home in Flagstaff with…"),
+ * whose preposition is in lower case ("attends services in Flagstaff.", "Lives in Yonkers.", "presents from home in
+ * Flagstaff with…"),
  * when its clause ends there. Written with a capital mid-sentence, "Flagstaff" or "Mobile" is a name, not the word;
  * "in Normal Sinus Rhythm" goes on with more capitalised words, and "In Reading" starts a sentence.
  */
 function placeByContext(text: string, before: string, end: number): boolean {
   if (ADDRESS_BEFORE.test(before)) return true;
   const cue = CITY_CUE_BEFORE.exec(before);
-  return cue !== null && /^\p{Ll}/u.test(cue[0]) && CLAUSE_ENDS.test(text.slice(end, end + 12));
+  // The cue's last word in lower case: "Lives in Yonkers." and "attends services in Flagstaff." count, "In Reading," does not.
+  return cue !== null && /(?:^|\s)\p{Ll}+\s+$/u.test(cue[0]) && CLAUSE_ENDS.test(text.slice(end, end + 12));
 }
 
 /**

@@ -333,6 +333,30 @@ describe('text redactor: names asked for by part, a given name before a given na
   });
 });
 
+describe('text redactor: lower-case surnames after a cue, towns after a capitalised cue, employers, the patient by name', () => {
+  removesEach([
+    ['Connected from IP 10.84.40.145. Patient xochitl brown, SSN 510-89-9967, verified identity.', 'brown'],
+    ['Patient: dolores rivers   MRN: 2258022', 'rivers'],
+    ['Thank you for seeing patricia brown (DOB October 16) for evaluation.', 'brown'],
+    ['Billing: account 714915950 for tomasz stone; guarantor on file.', 'stone'],
+    ["hi this is sakura o'sullivan, my pharmacy changed", "o'sullivan"],
+    ['Pacemaker serial LF86-24708. Lives in Yonkers.', 'Yonkers'],
+    ['A widow who worked for 30 years at Greenfield Public Library. Insurance: Medicare.', 'Greenfield'],
+    ['Guarantor on file. Employer: Apex Tool Works.', 'Apex'],
+    ['Pt Yaw states she was transferred from Mercy General.', 'Yaw'],
+  ]);
+
+  it('a lower-case word after a lower-case name that goes on, or that is a time, relation or clinical word, stays', () => {
+    expect(redacted('spoke with barbara today, she agreed.')).toBe('spoke with [NAME] today, she agreed.');
+    expect(redacted('Patient xochitl alert, oriented.')).toContain('alert');
+    expect(redacted('for barbara stone removal was planned')).toContain('stone removal');
+  });
+
+  it('a sentence opening with "In", an employer field that names none, and what a patient field is not, stay', () => {
+    for (const text of ['In Reading, she improved.', 'Employer: Retired', 'School: N/A', 'Patient Education reports were given.']) expect(redacted(text)).toBe(text);
+  });
+});
+
 describe('text redactor: hospital nicknames and foreign postcodes', () => {
   removesEach([
     ['Previously admitted at Mass General.', 'Mass General'],
