@@ -297,7 +297,7 @@ function learnedSpans(text: string): PhiSpan[] {
 }
 
 /** Before a name written in lower case: a line or sentence start, or a cue ("Patient", "this is", "seeing", "for"). */
-const LOWER_NAME_BEFORE = /(?:^|[\n.!?:;,][ \t]*|\b(?:patient|pt|this is|i am|i'm|seeing|seen|saw|met|visited|for|with|from|by|to|dear|hi|hello|guarantor|contact)[ \t]*:?[ \t]*)$/i;
+const LOWER_NAME_BEFORE = /(?:[\n.!?:;,][ \t]*|\b(?:patient|pt|this is|i am|i'm|seeing|seen|saw|met|visited|for|with|from|by|to|dear|hi|hello|guarantor|contact)[ \t]*:?[ \t]*)$/i;
 /** After a lower-case surname: the end of its clause (punctuation, a bracket, a line break, a form's gap of spaces). */
 const LOWER_NAME_AFTER = /^(?:[,;:)\n]|[ \t]*\(|[ \t]{2,}|[ \t]*$)/;
 /** How a patient is, written after their name as a surname would be ("Patient xochitl alert, oriented"). */
@@ -319,8 +319,9 @@ function lowerCaseNames(text: string, spans: readonly PhiSpan[]): PhiSpan[] {
   const out: PhiSpan[] = [];
   for (const n of spans) {
     if (n.type !== 'NAME' || !/^\p{Ll}/u.test(text[n.start] ?? '')) continue;
-    const before = text.slice(Math.max(0, n.start - 32), n.start);
-    const given = /(?:^|[\n.!?:;,][ \t]*)(\p{Ll}[\p{Ll}'’-]{2,}) $/u.exec(before)?.[1]?.replace(/’/g, "'");
+    // The start of the text counts as the start of a line; a slice that starts mid-text does not.
+    const before = (n.start <= 32 ? '\n' : '') + text.slice(Math.max(0, n.start - 32), n.start);
+    const given = /[\n.!?:;,][ \t]*(\p{Ll}[\p{Ll}'’-]{2,}) $/u.exec(before)?.[1]?.replace(/’/g, "'");
     if (given && !ordinary(given) && !notNamePart(given)) out.push({ start: n.start - given.length - 1, end: n.end, type: 'NAME' });
     if (/\s/.test(text.slice(n.start, n.end)) || !LOWER_NAME_BEFORE.test(before)) continue;
     const surname = /^ (\p{Ll}[\p{Ll}'’-]+)/u.exec(text.slice(n.end, n.end + 40));
