@@ -185,10 +185,11 @@ const RELATIVE_STATUS = new Set(('deceased alive living healthy well unknown ado
 const GREETINGS = new Set('dear hi hello hey thanks thank met meet saw see seen ask asked call called tell told per welcome congratulations'.split(' '));
 /** What a patient named right after "Pt" or "Patient" does: "Pt Yaw states…", "Patient Wen denies…". */
 const PATIENT_VERBS = new Set('states stated reports reported says said denies denied endorses endorsed complains complained notes noted presents presented returns returned agrees agreed declines declined refuses refused understands feels felt tolerated tolerates ambulated ambulates'.split(' '));
-/** Verbs of meeting a person face to face: the capitalised word right after one is someone ("Met Juniper at bedside"). */
-const MEETING_VERBS = new Set('met meet meets meeting saw see sees seeing visited visit visits visiting greeted greet greets interviewed counseled counselled consoled comforted reassured thanked hugged accompanied'.split(' '));
+/** Verbs of meeting or speaking to a person: the capitalised word right after one is someone ("Met Juniper at bedside", "said Maslin to Antonio"). */
+const MEETING_VERBS = new Set(('met meet meets meeting saw see sees seeing visited visit visits visiting greeted greet greets interviewed counseled counselled consoled comforted '
+  + 'reassured thanked hugged accompanied said asked told replied answered').split(' '));
 /** What comes after the person a meeting verb names: where, when, or the end of the clause; "Met Criteria for" goes on. */
-const AFTER_MET_PERSON = /^(?:\s*$|[,.;:!?)]|\s+(?:at|in|on|with|and|who|today|tonight|yesterday|again|briefly|alone|outside|here|there|this|earlier|later|before|after)\b)/;
+const AFTER_MET_PERSON = /^(?:\s*$|[,.;:!?)]|\s+(?:at|in|on|to|with|and|who|today|tonight|yesterday|again|briefly|alone|outside|here|there|this|earlier|later|before|after)\b)/;
 /** Words of time and place that end a clause after a name ("saw barbara today,"): never a surname. */
 const TIME_WORDS = new Set('today tonight yesterday tomorrow now again here there too also already yet later earlier soon first last morning evening afternoon night'.split(' '));
 /** Words that name someone outright: what follows is a name even when it is also a word. */

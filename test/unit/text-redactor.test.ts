@@ -344,6 +344,7 @@ describe('text redactor: lower-case surnames after a cue, towns after a capitali
     ['A widow who worked for 30 years at Greenfield Public Library. Insurance: Medicare.', 'Greenfield'],
     ['Guarantor on file. Employer: Apex Tool Works.', 'Apex'],
     ['Pt Yaw states she was transferred from Mercy General.', 'Yaw'],
+    ["I'm so jealous! said Maslin to Antonio.", 'Maslin'],
   ]);
 
   it('a lower-case word after a lower-case name that goes on, or that is a time, relation or clinical word, stays', () => {
@@ -353,7 +354,7 @@ describe('text redactor: lower-case surnames after a cue, towns after a capitali
   });
 
   it('a sentence opening with "In", an employer field that names none, and what a patient field is not, stay', () => {
-    for (const text of ['In Reading, she improved.', 'Employer: Retired', 'School: N/A', 'Patient Education reports were given.']) expect(redacted(text)).toBe(text);
+    for (const text of ['In Reading, she improved.', 'Employer: Retired', 'School: N/A', 'Patient Education reports were given.', 'Asked Pharmacy to verify; told Cardiology at noon.']) expect(redacted(text)).toBe(text);
   });
 });
 
