@@ -79,7 +79,7 @@ const FIELD_NAME = /(?:^|\n)[ \t]*(?:name|full name|patient name|pt name|member(
 /** Values of such a field that name no one. */
 const NO_ONE = /^(?:unknown|none|n\/?a|self|same|declined|not (?:provided|given|available)|see (?:above|below))$/i;
 /** A form's employer or school field, to the end of its line or sentence: capitalised words ("Apex Tool Works"). */
-const EMPLOYER_FIELD = /(?:^|\n|[.;]\s+)[ \t]*(?:Employer|Workplace|Place of (?:work|employment)|School|Company)[ \t]*:[ \t]*(?<phi>\p{Lu}[\p{L}'’&-]+(?:[ \t]+(?:&[ \t]+|and[ \t]+|of[ \t]+(?:the[ \t]+)?)?\p{Lu}[\p{L}'’&-]*){0,5})(?=[ \t]*(?:$|\n|[.,;]))/dgu;
+const EMPLOYER_FIELD = /(?<=(?:^|\n|[.;]\s+)[ \t]*)(?:Employer|Workplace|Place of (?:work|employment)|School|Company)[ \t]*:[ \t]*(?<phi>\p{Lu}[\p{L}'’&-]+(?:[ \t]+(?:&[ \t]+|and[ \t]+|of[ \t]+(?:the[ \t]+)?)?\p{Lu}[\p{L}'’&-]*){0,5})(?=[ \t]*(?:$|\n|[.,;]))/dgu;
 
 /** Structured identifiers: each pattern, the type it marks. Order does not matter; overlaps are merged. */
 /** Decides whether a pattern's match is kept (the words around it can say it is not an identifier). */
@@ -526,9 +526,10 @@ function findNames(text: string): PhiSpan[] {
       && !CLINICAL_TERMS.has(t.lower)) { why[i] = 'cue'; return; }
     // Named outright ("her maiden name is Key", "my name is borna", "goes by Pip", "First name: Will"): a name whatever word
     // it is, a function word only when capitalised.
-    if (/^[\p{L}'’-]{2,}$/u.test(t.text) && (t.capital || (!ordinary(t.lower) && !FUNCTION_WORDS.has(t.lower))) && !NO_ONE.test(t.text)
-      && NAMING_CUE_BEFORE.test(textBefore(text, t.start))) { why[i] = 'cue'; return; }
-    if (FUNCTION_WORDS.has(t.lower)) return;
+    const functionWord = FUNCTION_WORDS.has(t.lower);
+    if ((t.capital || (!functionWord && !ordinary(t.lower))) && /^[\p{L}'’-]{2,}$/u.test(t.text)
+      && NAMING_CUE_BEFORE.test(textBefore(text, t.start)) && !NO_ONE.test(t.text)) { why[i] = 'cue'; return; }
+    if (functionWord) return;
     // Met face to face ("Chaplain visit. Met Hamza at bedside", "visited Juniper today"): a capitalised word is a name even
     // when it is also a word, unless it is a service, a role or a relation ("Saw Cardiology", "Met Family at bedside").
     if (prev && MEETING_VERBS.has(prev.lower) && text.slice(prev.end, t.start) === ' ' && /^\p{Lu}\p{Ll}[\p{Ll}'’-]*$/u.test(t.text)
@@ -586,7 +587,7 @@ function findNames(text: string): PhiSpan[] {
     while (b + 1 < tokens.length && joined(tokens[b]!, tokens[b + 1]!) && !/'s$/.test(tokens[b]!.lower)) {
       const next = tokens[b + 1]!;
       // A full stop after a word ends the sentence ("Last name: Key. First name: …"); after an initial or "St." it does not.
-      if (text.slice(tokens[b]!.end, next.start) === '. ' && !isInitial(tokens[b]!) && !ABBREVIATED.has(tokens[b]!.lower)) break;
+      if (next.start === tokens[b]!.end + 2 && text.charCodeAt(tokens[b]!.end) === 46 && !isInitial(tokens[b]!) && !ABBREVIATED.has(tokens[b]!.lower)) break;
       const afterNext = tokens[b + 2];
       // A particle joins with the capitalised word after it: ten Pas, do Arenque.
       if (PARTICLE.test(next.text) && afterNext?.capital && joined(next, afterNext)) { b += 2; continue; }
