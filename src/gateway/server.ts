@@ -91,8 +91,14 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
   // A configured NER model loads onnxruntime into the gateway; without one the gateway never does.
   const ner = config.phi.ner ? await (await import('../phi/onnx-ner.js')).OnnxNer.load(config.phi.ner) : undefined;
   const authenticator = new Authenticator(config.auth.issuers, options.replays, config.auth.tokenCacheEntries, {
-    reloaded: (issuer) => log.info({ issuer }, 'issuer key file changed: keys reloaded, cached tokens of this issuer will be verified again'),
-    notReloaded: (issuer, reason) => log.error({ issuer, reason }, 'issuer key file changed but could not be read; its previous keys stay in force'),
+    reloaded: (issuer) => {
+      metrics.fileReloads.inc({ file: 'jwks', result: 'applied' });
+      log.info({ issuer }, 'issuer key file changed: keys reloaded, cached tokens of this issuer will be verified again');
+    },
+    notReloaded: (issuer, reason) => {
+      metrics.fileReloads.inc({ file: 'jwks', result: 'refused' });
+      log.error({ issuer, reason }, 'issuer key file changed but could not be read; its previous keys stay in force');
+    },
   });
   pipeline = new Pipeline({ config, routes, ...(ner ? { ner } : {}), authenticator, router, audit, pseudonymizer, metrics, log });
   pipeline.warmUp();
@@ -158,8 +164,8 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
     grpcServer.bindAsync(`${gw.grpc.host}:${gw.grpc.port}`, grpcCredentials, (err, port) => (err ? reject(err) : resolve(port))));
 
   // A changed CRL applies to the next handshake on both doors, without a restart.
-  const stopWatchingTls = reloadTlsOnChange(gw.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh)], log);
-  const stopWatchingClientTls = reloadClientTlsOnChange(gw.nodeClientTls, (fresh) => router.reloadClientTls(fresh), log);
+  const stopWatchingTls = reloadTlsOnChange(gw.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh)], log, (result) => metrics.fileReloads.inc({ file: 'tls', result }));
+  const stopWatchingClientTls = reloadClientTlsOnChange(gw.nodeClientTls, (fresh) => router.reloadClientTls(fresh), log, (result) => metrics.fileReloads.inc({ file: 'node_client_tls', result }));
 
   const status = () => ({ ready: router.ready() && audit.healthy, audit: audit.healthy ? 'ok' : 'failed', ...router.status() });
   const admin = options.admin === false ? undefined : await startAdminServer(gw.admin.host, gw.admin.port, metrics.registry, status);

@@ -14,6 +14,7 @@ export function createGatewayMetrics() {
       name: 'cdsgate_request_duration_seconds', help: 'Request latency by route, model, door and status', labelNames: ['route', 'model', 'door', 'status'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry],
     }),
+    fileReloads: new Counter({ name: 'cdsgate_file_reloads_total', help: 'Watched files that changed, by what they are (tls, node_client_tls, jwks) and whether the change was applied or refused (the previous ones stay in force)', labelNames: ['file', 'result'], registers: [registry] }),
     handshakeFailures: new Counter({ name: 'cdsgate_tls_handshake_failures_total', help: 'Failed TLS handshakes by door and reason', labelNames: ['door', 'reason'], registers: [registry] }),
     nodeReady: new Gauge({ name: 'cdsgate_node_ready', help: 'Node passes health checks (1) or not (0)', labelNames: ['node'], registers: [registry], aggregator: 'min' }), // several workers: ready in all
     emergencyAccess: new Counter({ name: 'cdsgate_emergency_access_total', help: 'Requests with purpose BTG or ETREAT, by model and kind', labelNames: ['model', 'kind'], registers: [registry] }),

@@ -17,6 +17,7 @@ export function createNodeMetrics(nodeId: string) {
     modelInstances: new Gauge({ name: 'cdsgate_node_model_instances', help: 'Worker threads that can run the model concurrently (its instances, or the shared workers)', labelNames: ['model'], registers: [registry] }),
     instanceExecutions: new Counter({ name: 'cdsgate_node_instance_executions_total', help: 'Model runs per instance (worker thread) of a model', labelNames: ['model', 'instance'], registers: [registry] }),
     queueDepth: new Gauge({ name: 'cdsgate_node_queue_depth', help: 'Requests waiting for a worker', registers: [registry] }),
+    fileReloads: new Counter({ name: 'cdsgate_node_file_reloads_total', help: 'Watched TLS files that changed, by whether the change was applied or refused (the previous ones stay in force)', labelNames: ['file', 'result'], registers: [registry] }),
     handshakeFailures: new Counter({ name: 'cdsgate_node_tls_handshake_failures_total', help: 'Failed TLS handshakes', labelNames: ['listener', 'reason'], registers: [registry] }),
     deniedCallers: new Counter({ name: 'cdsgate_node_denied_callers_total', help: 'Calls refused because the client certificate is not on the allow-list', labelNames: ['listener'], registers: [registry] }),
   };

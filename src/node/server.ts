@@ -98,7 +98,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   await rest.listen({ host: cfg.rest.host, port: cfg.rest.port });
   const restPort = (rest.server.address() as AddressInfo).port;
   // A revoked gateway certificate is refused from the next handshake on.
-  const stopWatchingTls = reloadTlsOnChange(cfg.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh)], log);
+  const stopWatchingTls = reloadTlsOnChange(cfg.tls, [reloadRestTls, (fresh) => grpcCredentials.reload(fresh)], log, (result) => metrics.fileReloads.inc({ file: 'tls', result }));
 
   const admin = await startAdminServer(cfg.admin.host, cfg.admin.port, metrics.registry, () => ({
     node: cfg.id,

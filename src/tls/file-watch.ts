@@ -1,5 +1,8 @@
 import { unwatchFile, watchFile } from 'node:fs';
 
+/** What became of a watched file's change: used, or refused with the previous contents kept in force (a metric label). */
+export type ReloadResult = 'applied' | 'refused';
+
 /**
  * Calls `onChange(file)` when one of `files` changes (size or modification
  * time), checked every `intervalMs` by polling: polling sees an atomic rename

@@ -4,7 +4,7 @@ import { createSecureContext, type SecureContextOptions, type SecureVersion, typ
 import * as grpc from '@grpc/grpc-js';
 import 'reflect-metadata';
 import { X509Crl } from '@peculiar/x509';
-import { watchForChanges } from './file-watch.js';
+import { watchForChanges, type ReloadResult } from './file-watch.js';
 
 /**
  * TLS 1.3 suites (all AEAD) and the TLS 1.2 ECDHE suites with AEAD ciphers:
@@ -133,11 +133,15 @@ export function watchTlsFiles(files: ServerTlsFiles, apply: (tls: ServerTlsMater
  * either way: reloaded, or kept as they were because the new files could not
  * be used.
  */
-export function reloadTlsOnChange(files: ServerTlsFiles, apply: Array<(tls: ServerTlsMaterial) => void>, log: { info(o: object, msg: string): void; error(o: object, msg: string): void }): () => void {
+export function reloadTlsOnChange(files: ServerTlsFiles, apply: Array<(tls: ServerTlsMaterial) => void>, log: { info(o: object, msg: string): void; error(o: object, msg: string): void }, counted: (result: ReloadResult) => void = () => undefined): () => void {
   return watchTlsFiles(files, (fresh, file) => {
     for (const a of apply) a(fresh);
+    counted('applied');
     log.info({ file }, 'TLS file changed: certificate, key, CA bundle and CRL reloaded');
-  }, (reason, file) => log.error({ file, reason }, 'TLS file changed but the files do not make a usable context; the previous ones stay in force'));
+  }, (reason, file) => {
+    counted('refused');
+    log.error({ file, reason }, 'TLS file changed but the files do not make a usable context; the previous ones stay in force');
+  });
 }
 
 export type HandshakeFailure = (reason: string, remoteAddress: string | undefined) => void;

@@ -451,6 +451,25 @@ describe('certificates', () => {
     await waitFor(async () => (await servedSerial(grpcPort!)).replace(/^0+/, '') === serial, 10_000, 'the gRPC door to serve the renewed certificate');
     expect(await handshake(cluster.pki.apps.ehr, restPort!)).toBe('served');
     expect(await handshake(cluster.pki.apps.ehr, grpcPort!)).toBe('served');
+    // Both outcomes are counted, for an alert on a file that keeps being refused.
+    const metrics = await scrapeMetrics(cluster.gateway.ports.admin!);
+    expect(metrics).toMatch(/cdsgate_file_reloads_total\{file="tls",result="refused"\} [1-9]/);
+    expect(metrics).toMatch(/cdsgate_file_reloads_total\{file="tls",result="applied"\} [1-9]/);
+  });
+
+  it('a changed issuer key file is reloaded and counted; a broken one is refused, counted, and the keys in force kept', async () => {
+    const file = cluster.issuer.jwks;
+    const original = readFileSync(file, 'utf8');
+    const admin = cluster.gateway.ports.admin!;
+    const counted = async (result: string) => new RegExp(`cdsgate_file_reloads_total\\{file="jwks",result="${result}"\\} [1-9]`).test(await scrapeMetrics(admin));
+    expect((await rest('/v2/models/news2/infer', { body: VITALS })).status).toBe(200);
+    writeFileSync(file, '{"keys": [');
+    await waitFor(() => counted('refused'), 10_000, 'the broken key file to be refused');
+    expect((await rest('/v2/models/news2/infer', { body: VITALS })).status).toBe(200);
+    // The same keys written anew (one more newline): applied, and the cached token is verified again against them.
+    writeFileSync(file, `${original}\n`);
+    await waitFor(() => counted('applied'), 10_000, 'the key file to be reloaded');
+    expect((await rest('/v2/models/news2/infer', { body: VITALS })).status).toBe(200);
   });
 
   it('a revoked application certificate is refused on both doors within one CRL reload, without a restart', async () => {
@@ -467,6 +486,8 @@ describe('certificates', () => {
   it('a renewed gateway client certificate is used for new connections to the nodes: revoking the old one then breaks nothing', async () => {
     await renewGatewayClientAndRevokeOld(cluster);
     for (let i = 0; i < 4; i++) expect((await rest('/v2/models/news2/infer', { body: VITALS })).status).toBe(200);
+    expect(await scrapeMetrics(cluster.gateway.ports.admin!)).toMatch(/cdsgate_file_reloads_total\{file="node_client_tls",result="applied"\} [1-9]/);
+    expect(await scrapeMetrics(cluster.nodes[0]!.ports.admin!)).toMatch(/cdsgate_node_file_reloads_total\{file="tls",result="applied"[^}]*\} [1-9]/);
   });
 
   it('nodes refuse a revoked gateway certificate (run last: it takes the pool down)', async () => {
