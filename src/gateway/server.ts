@@ -56,7 +56,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
   const routes = compileRoutes(config);
   const router = new Router(
     config,
-    nodeClients(readClientTls(gw.nodeClientTls), gw.grpc.maxMessageBytes),
+    nodeClients(readClientTls(gw.nodeClientTls), gw.grpc.maxMessageBytes, gw.maxTimeoutMs),
     {
       breakerChanged: (node, state) => metrics.setBreaker(node, state),
       nodeReadiness: (node, ready) => metrics.nodeReady.set({ node }, ready ? 1 : 0),

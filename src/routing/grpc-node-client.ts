@@ -9,9 +9,6 @@ import type { ModelInferResponse, ModelMetadataResponse, ModelReadyResponse, Ser
 import type { CdsError } from '../errors.js';
 import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
 
-/** How long a replaced channel stays open for the calls already on it: longer than any deadline the gateway allows. */
-const OLD_CHANNEL_GRACE_MS = 10 * 60_000;
-
 type Unary<Req, Res> = (req: Req, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
 
 /**
@@ -24,7 +21,11 @@ export class GrpcNodeClient implements NodeClientLike {
   /** Channels replaced by reloadTls, still open for the calls made on them. */
   private readonly retired = new Set<{ client: grpc.Client; timer: NodeJS.Timeout }>();
 
-  constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, private readonly maxMessageBytes: number) {
+  /**
+   * `retiredGraceMs`: how long a channel replaced by reloadTls stays open for the calls already on it; the gateway
+   * passes more than the longest deadline it allows (gateway.maxTimeoutMs).
+   */
+  constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, private readonly maxMessageBytes: number, private readonly retiredGraceMs = 10 * 60_000) {
     this.client = this.channelFor(tls);
   }
 
@@ -48,7 +49,7 @@ export class GrpcNodeClient implements NodeClientLike {
   reloadTls(tls: ClientTlsMaterial): void {
     const old = this.client;
     this.client = this.channelFor(tls);
-    const timer = setTimeout(() => { old.close(); this.retired.delete(retired); }, OLD_CHANNEL_GRACE_MS).unref();
+    const timer = setTimeout(() => { old.close(); this.retired.delete(retired); }, this.retiredGraceMs).unref();
     const retired = { client: old, timer };
     this.retired.add(retired);
   }

@@ -20,8 +20,9 @@ export interface RouterEvents extends AttemptEvents {
 /** Makes the client for one node: mTLS REST or gRPC in the gateway, an in-memory fake in unit tests. */
 export type NodeClientFactory = (node: NodeAddress) => NodeClientLike;
 
-export const nodeClients = (tls: ClientTlsMaterial, maxMessageBytes: number): NodeClientFactory =>
-  (node) => (node.protocol === 'grpc' ? new GrpcNodeClient(node, tls, maxMessageBytes) : new RestNodeClient(node, tls, maxMessageBytes));
+/** `longestDeadlineMs`: the longest deadline a call may have (a gRPC channel retired by a certificate renewal outlives it). */
+export const nodeClients = (tls: ClientTlsMaterial, maxMessageBytes: number, longestDeadlineMs: number): NodeClientFactory =>
+  (node) => (node.protocol === 'grpc' ? new GrpcNodeClient(node, tls, maxMessageBytes, longestDeadlineMs + 60_000) : new RestNodeClient(node, tls, maxMessageBytes));
 
 /**
  * The routing facade: pools of nodes per model (pool.ts), active health
