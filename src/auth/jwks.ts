@@ -4,9 +4,9 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import type { IssuerConfig } from '../config/schema.js';
 import { watchForChanges } from '../tls/file-watch.js';
 
-/** What a file JWKS reports as it is watched: a changed file re-read, or one that could not be (the previous keys stay). */
+/** What a JWKS reports: a changed key set (a file re-read, a URL refetched), or a file that could not be read (the previous keys stay). */
 export interface KeyFileEvents {
-  /** The file changed and its keys replaced the previous ones: tokens verified with a key no longer there must go. */
+  /** The keys changed: tokens verified with a key no longer there must go. */
   onChange?: () => void;
   onError?: (reason: string) => void;
 }
@@ -15,7 +15,8 @@ export interface KeyFileEvents {
  * The key source for one issuer. A URL JWKS is cached and refetched when a
  * token names an unknown kid, at most once per cooldown, and after
  * `cacheMaxAgeMs` (jose does all three), so a key withdrawn there stops
- * verifying within that age. A file JWKS is re-read on an unknown kid under
+ * verifying within that age; when a refetch brings a changed set, `onChange`
+ * lets the token cache forget what it verified before. A file JWKS is re-read on an unknown kid under
  * the same kind of limit, so a key rotation on disk needs no restart, and it
  * is watched (`watchIntervalMs`): a key taken out of the file, a compromised
  * one, stops verifying within about a second, and `onChange` lets the token
@@ -24,12 +25,28 @@ export interface KeyFileEvents {
 export function jwksFor(jwks: NonNullable<IssuerConfig['jwks']>, events: KeyFileEvents = {}, watchIntervalMs = 1_000): JWTVerifyGetKey {
   if ('url' in jwks) {
     const dispatcher = jwks.ca ? new Agent({ connect: { ca: readFileSync(jwks.ca) } }) : undefined;
-    return createRemoteJWKSet(new URL(jwks.url), {
+    const remote = createRemoteJWKSet(new URL(jwks.url), {
       cacheMaxAge: jwks.cacheMaxAgeMs,
       cooldownDuration: jwks.cooldownMs,
       timeoutDuration: 5_000,
       [customFetch]: (url, options) => undiciFetch(url, { ...(options as object), ...(dispatcher ? { dispatcher } : {}) }) as unknown as Promise<Response>,
     });
+    // jose refetches inside a call; a refetch starts its cooldown, so a call that starts it is one that refetched. Only
+    // then is the set compared with the one before: a key withdrawn there drops the tokens verified before (onChange).
+    let seen: string | undefined;
+    const compare = () => {
+      const now = JSON.stringify(remote.jwks() ?? null);
+      if (seen !== undefined && now !== seen) events.onChange?.();
+      seen = now;
+    };
+    return async (header, token) => {
+      const couldRefetch = !remote.coolingDown;
+      try {
+        return await remote(header, token);
+      } finally {
+        if (couldRefetch && remote.coolingDown) compare();
+      }
+    };
   }
   let text = readFileSync(jwks.file, 'utf8');
   let current = createLocalJWKSet(JSON.parse(text) as JSONWebKeySet);

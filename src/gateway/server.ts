@@ -93,7 +93,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
   const authenticator = new Authenticator(config.auth.issuers, options.replays, config.auth.tokenCacheEntries, {
     reloaded: (issuer) => {
       metrics.fileReloads.inc({ file: 'jwks', result: 'applied' });
-      log.info({ issuer }, 'issuer key file changed: keys reloaded, cached tokens of this issuer will be verified again');
+      log.info({ issuer }, 'issuer key set changed (file re-read or URL refetched): cached tokens of this issuer will be verified again');
     },
     notReloaded: (issuer, reason) => {
       metrics.fileReloads.inc({ file: 'jwks', result: 'refused' });

@@ -65,6 +65,21 @@ describe('JWKS from an HTTPS URL', () => {
     expect(fetches).toBe(2); // within the cooldown: unknown kids do not hammer the IdP
   });
 
+  it('a key withdrawn from the set stops its cached tokens once the set is refetched', async () => {
+    const k1 = await newKey('w1');
+    const k2 = await newKey('w2');
+    served = [k1.jwk];
+    const port = (server.address() as AddressInfo).port;
+    const auth = new Authenticator([issuer({ url: `https://localhost:${port}/jwks`, ca: material.pki.ca, cacheMaxAgeMs: 600_000, cooldownMs: 1_000 })]);
+    const old = await k1.sign(['a']);
+    await auth.authenticate(`Bearer ${old}`, peer); // verified and cached
+    served = [k2.jwk]; // the IdP withdraws k1 (compromised) and rotates in k2
+    await expect(auth.authenticate(`Bearer ${old}`, peer)).resolves.toMatchObject({ subject: 'u' }); // the set is not refetched yet
+    await new Promise((r) => setTimeout(r, 1_100)); // past the cooldown
+    await auth.authenticate(`Bearer ${await k2.sign(['b'])}`, peer); // its unknown kid makes jose refetch: k1 is gone
+    await expect(auth.authenticate(`Bearer ${old}`, peer)).rejects.toThrow(/key id is not in the issuer key set/);
+  });
+
   it('refuses a JWKS server whose certificate the configured CA does not vouch for', async () => {
     const k = await newKey('k1');
     served = [k.jwk];
