@@ -25,8 +25,8 @@ function unauthenticated(description: string, error: 'invalid_request' | 'invali
 
 interface TrustedIssuer { config: IssuerConfig; keys?: JWTVerifyGetKey }
 
-/** Told when an issuer's JWKS file changed and was re-read, or changed and could not be (its previous keys stay). */
-export interface KeyFileReports {
+/** Told when an issuer's key set changed (a JWKS file re-read, a URL refetched), or a changed file could not be read (its previous keys stay). */
+export interface KeySetReports {
   reloaded?: (issuer: string) => void;
   notReloaded?: (issuer: string, reason: string) => void;
   /** How often key files are checked for a change (tests shorten it). */
@@ -55,16 +55,16 @@ export class Authenticator {
   /** The one issuer of opaque tokens, when one is configured. */
   private readonly introspection?: { config: IssuerConfig; introspector: Introspector };
 
-  constructor(configs: IssuerConfig[], replays: ReplayStore = new ReplayCache(), tokenCacheEntries = 16_384, keyFiles: KeyFileReports = {}) {
+  constructor(configs: IssuerConfig[], replays: ReplayStore = new ReplayCache(), tokenCacheEntries = 16_384, keySets: KeySetReports = {}) {
     this.replays = replays;
     this.cache = new TokenCache(tokenCacheEntries);
     for (const config of configs) {
       // A changed key file may have withdrawn a key: the tokens verified with this issuer's keys are verified again.
       const events = {
-        onChange: () => { this.cache.dropIssuer(config.issuer); keyFiles.reloaded?.(config.issuer); },
-        onError: (reason: string) => keyFiles.notReloaded?.(config.issuer, reason),
+        onChange: () => { this.cache.dropIssuer(config.issuer); keySets.reloaded?.(config.issuer); },
+        onError: (reason: string) => keySets.notReloaded?.(config.issuer, reason),
       };
-      this.issuers.set(config.issuer, { config, ...(config.jwks ? { keys: jwksFor(config.jwks, events, keyFiles.watchIntervalMs) } : {}) });
+      this.issuers.set(config.issuer, { config, ...(config.jwks ? { keys: jwksFor(config.jwks, events, keySets.watchIntervalMs) } : {}) });
       if (config.introspection) this.introspection = { config, introspector: new Introspector(config, config.introspection) };
     }
   }

@@ -5,7 +5,7 @@ import type { IssuerConfig } from '../config/schema.js';
 import { watchForChanges } from '../tls/file-watch.js';
 
 /** What a JWKS reports: a changed key set (a file re-read, a URL refetched), or a file that could not be read (the previous keys stay). */
-export interface KeyFileEvents {
+export interface KeySetEvents {
   /** The keys changed: tokens verified with a key no longer there must go. */
   onChange?: () => void;
   onError?: (reason: string) => void;
@@ -22,7 +22,7 @@ export interface KeyFileEvents {
  * one, stops verifying within about a second, and `onChange` lets the token
  * cache forget what it verified before. The watch keeps no process alive.
  */
-export function jwksFor(jwks: NonNullable<IssuerConfig['jwks']>, events: KeyFileEvents = {}, watchIntervalMs = 1_000): JWTVerifyGetKey {
+export function jwksFor(jwks: NonNullable<IssuerConfig['jwks']>, events: KeySetEvents = {}, watchIntervalMs = 1_000): JWTVerifyGetKey {
   if ('url' in jwks) {
     const dispatcher = jwks.ca ? new Agent({ connect: { ca: readFileSync(jwks.ca) } }) : undefined;
     const remote = createRemoteJWKSet(new URL(jwks.url), {

@@ -522,8 +522,8 @@ function findNames(text: string): PhiSpan[] {
     // The patient by name, then what they say or do ("Pt Yaw states", "Patient Wen reports"): a name even when it is a word.
     const next = tokens[i + 1];
     if (prev && (prev.lower === 'pt' || prev.lower === 'patient') && next && PATIENT_VERBS.has(next.lower) && /^\p{Lu}\p{Ll}+$/u.test(t.text)
-      && /^ $/.test(text.slice(prev.end, t.start)) && /^ $/.test(text.slice(t.end, next.start)) && !ROLE_OBJECTS.has(t.lower) && !GENERIC_PLACE_WORDS.has(t.lower) && !TITLES.has(t.lower)
-      && !CLINICAL_TERMS.has(t.lower)) { why[i] = 'cue'; return; }
+      && /^ $/.test(text.slice(prev.end, t.start)) && /^ $/.test(text.slice(t.end, next.start)) && !ROLE_OBJECTS.has(t.lower) && !GENERIC_PLACE_WORDS.has(t.lower)
+      && !TITLES.has(t.lower)) { why[i] = 'cue'; return; }
     // Named outright ("her maiden name is Key", "my name is borna", "goes by Pip", "First name: Will"): a name whatever word
     // it is, a function word only when capitalised.
     const functionWord = FUNCTION_WORDS.has(t.lower);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { watchForChanges, type ReloadResult } from './file-watch.js';
+import { reloadWhenChanged, type ReloadReport } from './file-watch.js';
 
 /** The gateway's client certificate and key for its nodes, and the CA their server certificates must chain to. */
 export interface ClientTlsFiles { cert: string; key: string; ca: string }
@@ -21,18 +21,10 @@ export function readClientTls(files: ClientTlsFiles): ClientTlsMaterial {
  * context (a certificate written before its key) keep the previous material
  * in force and are reported.
  */
-export function reloadClientTlsOnChange(files: ClientTlsFiles, apply: (tls: ClientTlsMaterial) => void, log: { info(o: object, msg: string): void; error(o: object, msg: string): void }, counted: (result: ReloadResult) => void = () => undefined): () => void {
-  return watchForChanges([files.cert, files.key, files.ca], (file) => {
-    let fresh: ClientTlsMaterial;
-    try {
-      fresh = readClientTls(files);
-    } catch (err) {
-      counted('refused');
-      log.error({ file, reason: (err as Error).message }, 'node client TLS file changed but the files do not make a usable context; the previous ones stay in force');
-      return;
-    }
-    apply(fresh);
-    counted('applied');
-    log.info({ file }, 'node client TLS file changed: certificate, key and CA bundle reloaded for new connections to nodes');
+export function reloadClientTlsOnChange(files: ClientTlsFiles, apply: (tls: ClientTlsMaterial) => void, log: ReloadReport['log'], counted?: ReloadReport['counted']): () => void {
+  return reloadWhenChanged([files.cert, files.key, files.ca], () => readClientTls(files), apply, {
+    log, counted,
+    applied: 'node client TLS file changed: certificate, key and CA bundle reloaded for new connections to nodes',
+    refused: 'node client TLS file changed but the files do not make a usable context; the previous ones stay in force',
   });
 }

@@ -25,3 +25,35 @@ export function watchForChanges(files: readonly string[], onChange: (file: strin
   });
   return () => { for (const { file, listener } of listeners) unwatchFile(file, listener); };
 }
+
+/** Where a reload says what became of a change: the log line and the metric of its caller. */
+export interface ReloadReport {
+  log: { info(o: object, msg: string): void; error(o: object, msg: string): void };
+  /** The log messages: the files were applied, or refused with the previous ones kept in force. */
+  applied: string;
+  refused: string;
+  /** Counts each outcome (cdsgate_file_reloads_total). */
+  counted?: (result: ReloadResult) => void;
+}
+
+/**
+ * After a change to any of `files`, reads them all afresh with `read` (which
+ * throws when they cannot be used together) and hands the result to `apply`:
+ * applied whole, or refused with the previous material kept in force. Either
+ * way it is logged and counted.
+ */
+export function reloadWhenChanged<T>(files: readonly string[], read: () => T, apply: (fresh: T) => void, report: ReloadReport): () => void {
+  return watchForChanges(files, (file) => {
+    let fresh: T;
+    try {
+      fresh = read();
+    } catch (err) {
+      report.counted?.('refused');
+      report.log.error({ file, reason: (err as Error).message }, report.refused);
+      return;
+    }
+    apply(fresh);
+    report.counted?.('applied');
+    report.log.info({ file }, report.applied);
+  });
+}

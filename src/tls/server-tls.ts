@@ -4,7 +4,7 @@ import { createSecureContext, type SecureContextOptions, type SecureVersion, typ
 import * as grpc from '@grpc/grpc-js';
 import 'reflect-metadata';
 import { X509Crl } from '@peculiar/x509';
-import { watchForChanges, type ReloadResult } from './file-watch.js';
+import { reloadWhenChanged, type ReloadReport } from './file-watch.js';
 
 /**
  * TLS 1.3 suites (all AEAD) and the TLS 1.2 ECDHE suites with AEAD ciphers:
@@ -105,42 +105,24 @@ export class MtlsServerCredentials extends grpc.ServerCredentials {
 }
 
 /**
- * Watches a listener's TLS files — certificate, key, CA bundle and CRL —
- * (polling, so an atomic rename is seen too) and calls `apply` with freshly
- * read material after each change: a renewed certificate is served, a new CA
- * bundle trusted and a new CRL enforced from the next handshake, without a
- * restart. The new files must make a working context first: a certificate and
- * a key that do not match (one of the two written, not yet the other), or a
- * file that cannot be read or parsed, keep the previous material in force and
- * are reported.
+ * Watches a listener's TLS files — certificate, key, CA bundle and CRL — and
+ * applies freshly read material after each change: a renewed certificate is
+ * served, a new CA bundle trusted and a new CRL enforced from the next
+ * handshake, without a restart. The new files must make a working context
+ * first: a certificate and a key that do not match (one of the two written,
+ * not yet the other), or a file that cannot be read or parsed, keep the
+ * previous material in force (file-watch.ts: reloadWhenChanged).
  */
-export function watchTlsFiles(files: ServerTlsFiles, apply: (tls: ServerTlsMaterial, changed: string) => void, onError: (reason: string, changed: string) => void, intervalMs = 1_000): () => void {
-  return watchForChanges([files.cert, files.key, files.ca, ...(files.crl ? [files.crl] : [])], (file) => {
-    let fresh: ServerTlsMaterial;
-    try {
-      fresh = readServerTls(files);
-      createSecureContext(contextOptions(fresh)); // throws on a key that does not match its certificate, or bad PEM
-    } catch (err) {
-      onError((err as Error).message, file);
-      return;
-    }
-    apply(fresh, file);
-  }, intervalMs);
-}
-
-/**
- * Each listener of a process applies changed TLS files (`apply`), logged
- * either way: reloaded, or kept as they were because the new files could not
- * be used.
- */
-export function reloadTlsOnChange(files: ServerTlsFiles, apply: Array<(tls: ServerTlsMaterial) => void>, log: { info(o: object, msg: string): void; error(o: object, msg: string): void }, counted: (result: ReloadResult) => void = () => undefined): () => void {
-  return watchTlsFiles(files, (fresh, file) => {
-    for (const a of apply) a(fresh);
-    counted('applied');
-    log.info({ file }, 'TLS file changed: certificate, key, CA bundle and CRL reloaded');
-  }, (reason, file) => {
-    counted('refused');
-    log.error({ file, reason }, 'TLS file changed but the files do not make a usable context; the previous ones stay in force');
+export function reloadTlsOnChange(files: ServerTlsFiles, apply: Array<(tls: ServerTlsMaterial) => void>, log: ReloadReport['log'], counted?: ReloadReport['counted']): () => void {
+  const read = (): ServerTlsMaterial => {
+    const fresh = readServerTls(files);
+    createSecureContext(contextOptions(fresh)); // throws on a key that does not match its certificate, or bad PEM
+    return fresh;
+  };
+  return reloadWhenChanged([files.cert, files.key, files.ca, ...(files.crl ? [files.crl] : [])], read, (fresh) => { for (const a of apply) a(fresh); }, {
+    log, counted,
+    applied: 'TLS file changed: certificate, key, CA bundle and CRL reloaded',
+    refused: 'TLS file changed but the files do not make a usable context; the previous ones stay in force',
   });
 }
 
