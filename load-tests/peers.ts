@@ -17,7 +17,10 @@
  * interleaved (every row once per round, in turn; each measured run follows
  * `--prewarm` seconds of the same load, discarded), figures are medians over
  * rounds, and each cdsgate/HAProxy ratio is the median of per-round ratios.
- * CPU µs per request is read from /proc for each process in the path.
+ * CPU µs per request is read from /proc for each process in the path. For
+ * each gateway that syncs its audit log, the run's syncs are read from its
+ * metrics (records per sync, mean sync duration, share on the thread pool):
+ * what "no answer without its record on disk" cost in that run.
  * Writes load-tests/reports/peers.{json,md,svg} (peers-N-tokens.* with --tokens N).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -29,7 +32,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../src/auth/dev-issuer.js';
-import { httpsCall, startCluster, startProcess, stopProcess, type Proc } from '../test/helpers/cluster.js';
+import { httpsCall, scrapeMetrics, startCluster, startProcess, stopProcess, type Proc } from '../test/helpers/cluster.js';
 import { grpcLoad } from './lib/grpc-load.js';
 import { measure, median, processCpuMicros, writeReport, type Figures, type Target } from './lib/measure.js';
 import { wholeOption } from './lib/options.js';
@@ -176,23 +179,26 @@ try {
     if (probe.status !== 200) throw new Error(`HAProxy path is not serving: ${probe.status} ${probe.body.slice(0, 200)}`);
   }
 
-  interface Row { name: string; kind: 'rest' | 'grpc'; pids: Array<number | undefined>; proxyPid?: number; run: (run: number, connections: number, seconds: number) => Promise<Figures> }
+  /** `admin`: the admin port of a gateway that syncs its audit log, whose sync figures the report gives for the row. */
+  interface Row { name: string; kind: 'rest' | 'grpc'; pids: Array<number | undefined>; proxyPid?: number; admin?: number; run: (run: number, connections: number, seconds: number) => Promise<Figures> }
   const allRows: Row[] = [
     { name: 'node REST directly', kind: 'rest', pids: [node.child.pid], run: (r, c, s) => measure('node REST directly', r, rest(node.ports.rest!, cluster.pki.gatewayClient, false), s, c) },
     { name: 'node gRPC directly', kind: 'grpc', pids: [node.child.pid], run: (r, c, s) => grpcLoad('node gRPC directly', r, grpcTarget(node.ports.grpc!, cluster.pki.gatewayClient, 'node-0.cdsgate.local', false), s, c) },
     { name: 'HAProxy → node REST', kind: 'rest', pids: [haproxy.pid, node.child.pid], proxyPid: haproxy.pid, run: (r, c, s) => measure('HAProxy → node REST', r, rest(haproxyPort, cluster.pki.apps.ehr, true), s, c) },
     { name: HAPROXY_LOGGED, kind: 'rest', pids: [haproxyLogged.pid, node.child.pid], proxyPid: haproxyLogged.pid, run: (r, c, s) => measure(HAPROXY_LOGGED, r, rest(haproxyLoggedPort, cluster.pki.apps.ehr, true), s, c) },
     { name: FLOOR, kind: 'rest', pids: [floor.pid, node.child.pid], proxyPid: floor.pid, run: (r, c, s) => measure(FLOOR, r, rest(floorPort, cluster.pki.apps.ehr, false), s, c) },
-    { name: 'cdsgate REST (audit fsync)', kind: 'rest', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c, s) => measure('cdsgate REST (audit fsync)', r, rest(cluster.gateway.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
-    { name: 'cdsgate REST, node via gRPC (audit fsync)', kind: 'rest', pids: [viaGrpc.child.pid, node.child.pid], proxyPid: viaGrpc.child.pid, run: (r, c, s) => measure('cdsgate REST, node via gRPC (audit fsync)', r, rest(viaGrpc!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
+    { name: 'cdsgate REST (audit fsync)', kind: 'rest', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, admin: cluster.gateway.ports.admin, run: (r, c, s) => measure('cdsgate REST (audit fsync)', r, rest(cluster.gateway.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
+    { name: 'cdsgate REST, node via gRPC (audit fsync)', kind: 'rest', pids: [viaGrpc.child.pid, node.child.pid], proxyPid: viaGrpc.child.pid, admin: viaGrpc.ports.admin, run: (r, c, s) => measure('cdsgate REST, node via gRPC (audit fsync)', r, rest(viaGrpc!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
     { name: 'cdsgate REST (no fsync)', kind: 'rest', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c, s) => measure('cdsgate REST (no fsync)', r, rest(noFsync!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
-    ...(multi ? [{ name: `cdsgate REST (${workerCount} workers, audit fsync)`, kind: 'rest' as const, pids: [multi.child.pid, node.child.pid], proxyPid: multi.child.pid, run: (r: number, c: number, s: number) => measure(`cdsgate REST (${workerCount} workers, audit fsync)`, r, rest(multi!.ports.rest!, cluster.pki.apps.ehr, true), s, c) }] : []),
-    { name: 'cdsgate gRPC (audit fsync)', kind: 'grpc', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, run: (r, c, s) => grpcLoad('cdsgate gRPC (audit fsync)', r, grpcTarget(cluster.gateway.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), s, c) },
+    ...(multi ? [{ name: `cdsgate REST (${workerCount} workers, audit fsync)`, kind: 'rest' as const, pids: [multi.child.pid, node.child.pid], proxyPid: multi.child.pid, admin: multi.ports.admin, run: (r: number, c: number, s: number) => measure(`cdsgate REST (${workerCount} workers, audit fsync)`, r, rest(multi!.ports.rest!, cluster.pki.apps.ehr, true), s, c) }] : []),
+    { name: 'cdsgate gRPC (audit fsync)', kind: 'grpc', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, admin: cluster.gateway.ports.admin, run: (r, c, s) => grpcLoad('cdsgate gRPC (audit fsync)', r, grpcTarget(cluster.gateway.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), s, c) },
     { name: 'cdsgate gRPC (no fsync)', kind: 'grpc', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c, s) => grpcLoad('cdsgate gRPC (no fsync)', r, grpcTarget(noFsync!.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), s, c) },
   ];
   const rows = allRows.filter((row) => !values.only || row.kind === values.only || row.name.startsWith('HAProxy'));
 
-  interface Sample extends Figures { connections: number; proxyCpuUs: number; nodeCpuUs: number }
+  /** Audit syncs during a run of a row with fsync: how many records each served, how long one took, and where they ran. */
+  interface AuditSyncs { recordsPerSync: number; meanSyncMs: number; poolShare: number }
+  interface Sample extends Figures { connections: number; proxyCpuUs: number; nodeCpuUs: number; auditSyncs?: AuditSyncs }
   const samples: Sample[] = [];
   // Warm-up: JIT, TLS session caches, token cache. Several short waves, each with new connections: V8 settles its
   // compiled code for Node's socket and stream handling only after a few waves of connections opening and closing
@@ -203,10 +209,13 @@ try {
     for (const c of connectionCounts) {
       for (const row of rows) {
         if (prewarmSeconds > 0) await row.run(0, c, prewarmSeconds);
+        const syncsBefore = row.admin ? await auditSyncTotals(row.admin) : undefined;
         const proxyBefore = processCpuMicros(row.proxyPid), nodeBefore = processCpuMicros(node.child.pid);
         const f = await row.run(round, c, seconds);
         const perRequest = (before: number, pid: number | undefined) => Math.round((processCpuMicros(pid) - before) / Math.max(1, f.requests));
-        samples.push({ ...f, connections: c, proxyCpuUs: row.proxyPid ? perRequest(proxyBefore, row.proxyPid) : NaN, nodeCpuUs: perRequest(nodeBefore, node.child.pid) });
+        const proxyCpuUs = row.proxyPid ? perRequest(proxyBefore, row.proxyPid) : NaN, nodeCpuUs = perRequest(nodeBefore, node.child.pid);
+        const auditSyncs = row.admin && syncsBefore ? syncFigures(syncsBefore, await auditSyncTotals(row.admin), f.requests) : undefined;
+        samples.push({ ...f, connections: c, proxyCpuUs, nodeCpuUs, ...(auditSyncs ? { auditSyncs } : {}) });
         console.log(`round ${round}, ${c} conn: ${row.name}: ${f.rps} req/s, p50 ${f.p50} ms, p99 ${f.p99} ms, non-2xx ${f.non2xx}, errors ${f.errors}`);
       }
     }
@@ -236,6 +245,18 @@ try {
       const r = { path: name, connections: c, rps: ratio(name, 'rps'), p50: ratio(name, 'p50'), p99: ratio(name, 'p99'), cpu: ratio(name, 'proxyCpuUs') };
       summary.push({ ratioToHaproxy: r });
       table.push(`| ${name} | ${r.rps}× | ${r.p50}× | ${r.p99}× | ${r.cpu}× |`);
+    }
+    // What the durable record cost in syncs: the rows with fsync, medians over rounds.
+    const syncRows = rows.filter((row) => row.admin);
+    if (syncRows.length) {
+      table.push('', '| audit syncs (rows with fsync, median over rounds) | records per sync | mean sync ms | on the thread pool |', '| --- | --- | --- | --- |');
+      for (const row of syncRows) {
+        const s = samples.filter((x) => x.target === row.name && x.connections === c && x.auditSyncs).map((x) => x.auditSyncs!);
+        if (!s.length) continue;
+        const a = { path: row.name, connections: c, recordsPerSync: median(s.map((x) => x.recordsPerSync)), meanSyncMs: median(s.map((x) => x.meanSyncMs)), poolShare: median(s.map((x) => x.poolShare)) };
+        summary.push({ auditSyncs: a });
+        table.push(`| ${row.name} | ${a.recordsPerSync.toFixed(1)} | ${a.meanSyncMs.toFixed(2)} | ${(a.poolShare * 100).toFixed(0)}% |`);
+      }
     }
     const direct = summary.find((x) => x.path === 'node REST directly' && x.connections === c) as { p50: number } | undefined;
     const gw = summary.find((x) => x.path === 'cdsgate REST (audit fsync)' && x.connections === c) as { p50: number } | undefined;
@@ -282,4 +303,25 @@ function plot(rows: Array<{ path: string; connections: number; rps: number; p99:
   const legend = conns.map((c, j) => `<rect x="${20 + j * 120}" y="${60 + paths.length * 44}" width="12" height="12" fill="${colours[j % colours.length]}"/><text x="${36 + j * 120}" y="${70 + paths.length * 44}" font-size="11">${c} connection${c === 1 ? '' : 's'}</text>`);
   const height = 90 + paths.length * 44;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="980" height="${height}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${panel('rps', 0, 'requests per second')}${panel('p99', 490, 'p99 latency (ms)')}${legend.join('')}</svg>\n`;
+}
+
+/** The gateway's audit sync counters (summed over its workers by the primary's admin port). */
+async function auditSyncTotals(adminPort: number): Promise<{ count: number; seconds: number; pool: number }> {
+  const totals = { count: 0, seconds: 0, pool: 0 };
+  for (const line of (await scrapeMetrics(adminPort)).split('\n')) {
+    const m = /^cdsgate_audit_fsync_seconds_(count|sum)\{placement="(loop|pool)"\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const value = Number(m[3]);
+    if (m[1] === 'sum') totals.seconds += value;
+    else { totals.count += value; if (m[2] === 'pool') totals.pool += value; }
+  }
+  return totals;
+}
+
+/** A run's syncs from the counters before and after it (requests: the run's answered requests, one record each). */
+function syncFigures(before: { count: number; seconds: number; pool: number }, after: { count: number; seconds: number; pool: number }, requests: number) {
+  const count = after.count - before.count;
+  return count > 0
+    ? { recordsPerSync: requests / count, meanSyncMs: ((after.seconds - before.seconds) / count) * 1000, poolShare: (after.pool - before.pool) / count }
+    : { recordsPerSync: NaN, meanSyncMs: NaN, poolShare: NaN };
 }
