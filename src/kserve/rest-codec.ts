@@ -1,6 +1,6 @@
 import { invalid } from '../errors.js';
 import { type Tensor, type TensorLimits, DEFAULT_TENSOR_LIMITS, NODE_RESPONSE_LIMITS, checkName, parseDatatype } from '../tensor/datatypes.js';
-import { tensorFromJson, tensorToJson, parseTensorHeader, type JsonTensor } from '../tensor/json.js';
+import { exactJsonDataText, tensorFromJson, tensorToJson, parseTensorHeader, type JsonTensor } from '../tensor/json.js';
 import { tensorFromRaw, tensorToRaw } from '../tensor/raw.js';
 import { checkRequestShape } from './request-limits.js';
 import { parametersToJson, type InferRequest, type InferResult, type ModelMetadata, type ParameterValue, type TensorMeta } from './types.js';
@@ -163,6 +163,25 @@ export function inferRequestToRest(req: InferRequest): { body: Buffer; headerLen
     ...(req.outputs.length ? { outputs: req.outputs.map((name) => ({ name, parameters: { binary_data: true } })) } : {}),
   }));
   return { body: tails.length ? Buffer.concat([header, ...tails]) : header, headerLength: header.length };
+}
+
+/**
+ * The gateway's call to a node whose server metadata does not list Triton's
+ * binary tensor extension (a KServe v2 server that takes the Open Inference
+ * Protocol's JSON form only): every tensor as exact JSON data
+ * (tensor/json.ts, exactJsonDataText), outputs asked for by name only, so the
+ * answer comes back as JSON too. `unsupported` makes the error for a value
+ * that JSON cannot carry exactly.
+ */
+export function inferRequestToRestJson(req: InferRequest, unsupported: (reason: string) => Error): Buffer {
+  const inputs = req.inputs.map((t) => `{"name":${JSON.stringify(t.name)},"datatype":${JSON.stringify(t.datatype)},"shape":${JSON.stringify(t.shape)},"data":${exactJsonDataText(t, unsupported)}}`);
+  const head = JSON.stringify({
+    ...(req.id !== undefined ? { id: req.id } : {}),
+    ...(Object.keys(req.parameters).length ? { parameters: parametersToJson(req.parameters) } : {}),
+    ...(req.outputs.length ? { outputs: req.outputs.map((name) => ({ name })) } : {}),
+  });
+  // The head's closing brace gives way to the inputs, written as text so 64-bit integers stay exact.
+  return Buffer.from(`${head.slice(0, -1)}${head.length > 2 ? ',' : ''}"inputs":[${inputs.join(',')}]}`);
 }
 
 /** A node's REST answer (JSON, or a JSON header and binary outputs) → internal result. Checked like any input: the node is not trusted to be well formed. */

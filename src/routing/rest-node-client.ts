@@ -1,19 +1,25 @@
 import { Pool, buildConnector, errors as httpErrors, type Dispatcher } from 'undici';
 import { CdsError, kindFromHttpStatus } from '../errors.js';
-import { inferRequestToRest, inferResultFromRest, modelMetadataFromJson } from '../kserve/rest-codec.js';
+import { inferRequestToRest, inferRequestToRestJson, inferResultFromRest, modelMetadataFromJson } from '../kserve/rest-codec.js';
 import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
 import { attemptCancelled, type NodeAddress, type NodeClientLike } from './node-client.js';
 import type { ClientTlsMaterial } from '../tls/client-tls.js';
-import { nodeError, unexpectedFailure } from './retry-policy.js';
+import { nodeError, unexpectedFailure, unsendable } from './retry-policy.js';
 
 /** Longest node error message the gateway keeps (nodes may quote caller text; the gateway never logs it in clear). */
 const MAX_DETAIL = 512;
+/** How long what a node's server metadata said about binary tensors is trusted before a health check asks again. */
+const TENSOR_FORM_TTL_MS = 60_000;
+const BINARY_EXTENSION = 'binary_tensor_data';
 
 /**
  * One keep-alive pool of mTLS HTTP/1.1 connections to one node's KServe v2
  * REST door (ours, Triton or KServe), presenting the gateway's client
  * certificate and checking the node's certificate carries the configured
- * server name. Tensors travel as Triton binary tensor data both ways.
+ * server name. Tensors travel as Triton binary tensor data both ways when
+ * the node's server metadata (GET /v2) lists `binary_tensor_data` (Triton,
+ * our nodes); to a node that does not list it, a KServe v2 server that reads
+ * only the Open Inference Protocol's JSON form, they travel as exact JSON.
  *
  * Why REST and not gRPC by default: measured with bench:peers, the same node
  * spends less CPU per request on its REST door than on its gRPC door, and
@@ -24,6 +30,9 @@ export class RestNodeClient implements NodeClientLike {
   private readonly pool: Pool;
   /** Makes each new TLS connection; replaced when the client certificate is renewed (reloadTls). */
   private connector: buildConnector.connector;
+  /** Whether the node reads binary tensor data, as its server metadata said, and when that was read. */
+  private tensorForm: { binary: boolean; readAt: number } | undefined;
+  private readingTensorForm: Promise<boolean> | undefined;
 
   constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, maxMessageBytes: number) {
     this.connector = this.connectorFor(tls);
@@ -38,21 +47,19 @@ export class RestNodeClient implements NodeClientLike {
 
   async infer(request: InferRequest, deadline: number, requestId: string, signal?: AbortSignal): Promise<InferResult> {
     if (signal?.aborted) throw attemptCancelled(this.node.id);
-    const { body, headerLength } = inferRequestToRest(request);
+    const binary = this.tensorForm?.binary ?? await this.readTensorForm(Math.max(1, deadline - Date.now()));
     const path = `/v2/models/${encodeURIComponent(request.model)}${request.version ? `/versions/${encodeURIComponent(request.version)}` : ''}/infer`;
+    const encoded = binary ? inferRequestToRest(request) : { body: inferRequestToRestJson(request, (reason) => unsendable(this.node.id, reason)), headerLength: undefined };
     const remainingMs = Math.max(1, deadline - Date.now());
+    const headers: Record<string, string> = {
+      'content-type': binary ? 'application/octet-stream' : 'application/json',
+      'x-request-id': requestId,
+      // The node bounds its own work by the caller's deadline (our doors read it; others ignore it).
+      'request-timeout': (remainingMs / 1000).toFixed(3),
+    };
+    if (encoded.headerLength !== undefined) headers['inference-header-content-length'] = String(encoded.headerLength);
     try {
-      const res = await this.exchange({
-        method: 'POST', path, body,
-        headers: {
-          'content-type': 'application/octet-stream',
-          'inference-header-content-length': String(headerLength),
-          'x-request-id': requestId,
-          // The node bounds its own work by the caller's deadline (our doors read it; others ignore it).
-          'request-timeout': (remainingMs / 1000).toFixed(3),
-        },
-        headersTimeout: remainingMs, bodyTimeout: remainingMs,
-      }, signal);
+      const res = await this.exchange({ method: 'POST', path, body: encoded.body, headers, headersTimeout: remainingMs, bodyTimeout: remainingMs }, signal);
       if (res.status !== 200) throw this.statusError(res.status, res.body);
       const bytes = res.body;
       const headerLengthOut = res.headers['inference-header-content-length'];
@@ -125,7 +132,27 @@ export class RestNodeClient implements NodeClientLike {
   }
 
   async serverReady(timeoutMs: number): Promise<boolean> {
-    return this.ready('/v2/health/ready', timeoutMs);
+    const ready = await this.ready('/v2/health/ready', timeoutMs);
+    // A health check also keeps what the node said about binary tensors fresh (a node replaced by another
+    // server at the same address is read again within a minute), so requests do not wait to learn it.
+    if (ready && (!this.tensorForm || Date.now() - this.tensorForm.readAt > TENSOR_FORM_TTL_MS)) await this.readTensorForm(timeoutMs);
+    return ready;
+  }
+
+  /**
+   * Reads the node's server metadata: binary tensor data when its extensions
+   * list `binary_tensor_data`, JSON otherwise. When the metadata cannot be
+   * read, this request goes as JSON, which every KServe v2 server reads, and
+   * the next request asks again. Concurrent callers share one read.
+   */
+  private readTensorForm(timeoutMs: number): Promise<boolean> {
+    this.readingTensorForm ??= this.get('/v2', timeoutMs).then((res) => {
+      // Any answer is the node's word: one without a readable extension list (an error, not JSON) means JSON.
+      const binary = res.status === 200 && listsBinaryExtension(res.body);
+      this.tensorForm = { binary, readAt: Date.now() };
+      return binary;
+    }, () => false).finally(() => { this.readingTensorForm = undefined; });
+    return this.readingTensorForm;
   }
 
   async modelReady(model: string, timeoutMs: number): Promise<boolean> {
@@ -191,3 +218,14 @@ export class RestNodeClient implements NodeClientLike {
 
 /** A socket-level failure (ECONNREFUSED, ECONNRESET, a TLS alert…): the node is unreachable for now. */
 const isSystemError = (err: unknown): boolean => err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string';
+
+/** Whether a server metadata document (GET /v2) lists Triton's binary tensor extension. */
+function listsBinaryExtension(body: Buffer): boolean {
+  try {
+    const metadata: unknown = JSON.parse(body.toString('utf8'));
+    const extensions = typeof metadata === 'object' && metadata !== null ? (metadata as { extensions?: unknown }).extensions : undefined;
+    return Array.isArray(extensions) && extensions.includes(BINARY_EXTENSION);
+  } catch {
+    return false;
+  }
+}

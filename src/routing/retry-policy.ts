@@ -7,6 +7,7 @@ import { CdsError, type ErrorKind } from '../errors.js';
  * | what happened                                   | caller gets        | retry elsewhere | counts against the node |
  * | ----------------------------------------------- | ------------------ | --------------- | ----------------------- |
  * | the node refused the input (INVALID_ARGUMENT…)  | that client error  | no              | no                      |
+ * | the input cannot be sent in a form the node reads | 400                | no              | no                      |
  * | the model or version is not there (NOT_FOUND)   | 404                | no              | no                      |
  * | the caller's own deadline ran out               | 504                | no              | no                      |
  * | the gateway cancelled it (a hedge won)          | –                  | no              | no                      |
@@ -40,6 +41,14 @@ export function nodeError(nodeId: string, kind: ErrorKind, detail: string): CdsE
       return new NodeFailure(`node ${nodeId} failed: ${detail}${kind === 'permission_denied' ? ' (does the node accept this gateway\'s certificate?)' : ''}`, true);
   }
 }
+
+/**
+ * The request holds a value that the node's only tensor form cannot carry
+ * exactly (a JSON-only node and a BYTES element that is not UTF-8, or a NaN):
+ * the caller's data, so a client error; it never left the gateway.
+ */
+export const unsendable = (nodeId: string, reason: string): CdsError =>
+  new CdsError('invalid_argument', `node ${nodeId} takes tensors as JSON only (its server metadata does not list binary_tensor_data), and ${reason}`);
 
 /** Our own per-try timeout fired: the node is slow or hung, which is the node's failure. */
 export const perTryTimeout = (nodeId: string, timeoutMs: number): NodeFailure => new NodeFailure(`node ${nodeId} did not answer within ${timeoutMs} ms`, true);

@@ -126,6 +126,45 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
+/** Strict: a byte sequence that is not UTF-8 is refused, never replaced; a leading BOM is kept as U+FEFF. */
+const exactUtf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A tensor's flat data as JSON text that reads back as exactly the same
+ * values, for a node that takes tensors only as JSON: 64-bit integers as
+ * integer literals (JSON numbers have no size limit; a double would round
+ * beyond 2^53), BYTES elements as strings. What JSON cannot carry exactly is
+ * refused with the element named: a BYTES element that is not UTF-8 text, a
+ * NaN or an infinity.
+ */
+export function exactJsonDataText(t: Tensor, unsupported: (reason: string) => Error): string {
+  const { data, datatype } = t;
+  if (Array.isArray(data)) {
+    return JSON.stringify(data.map((bytes, i) => {
+      try {
+        return exactUtf8Decoder.decode(bytes);
+      } catch {
+        throw unsupported(`element ${i} of BYTES tensor ${quote(t.name)} is not UTF-8 text`);
+      }
+    }));
+  }
+  switch (datatype) {
+    case 'BOOL':
+      return JSON.stringify(Array.from(data as Uint8Array, (b) => b !== 0));
+    case 'INT64':
+    case 'UINT64':
+      return `[${Array.from(data as BigInt64Array, String).join(',')}]`;
+    default: {
+      const values = datatype === 'FP16' ? Array.from(data as Uint16Array, halfBitsToNumber)
+        : datatype === 'BF16' ? Array.from(data as Uint16Array, bfloat16BitsToNumber)
+          : Array.from(data as Float32Array);
+      const bad = values.findIndex((v) => !Number.isFinite(v));
+      if (bad !== -1) throw unsupported(`element ${bad} of ${datatype} tensor ${quote(t.name)} is ${values[bad]}, which JSON cannot carry`);
+      return JSON.stringify(values);
+    }
+  }
+}
+
 /** Internal tensor → KServe JSON output tensor with flat data. */
 export function tensorToJson(t: Tensor): JsonTensor {
   return { name: t.name, datatype: t.datatype, shape: t.shape, data: jsonData(t) };

@@ -64,6 +64,12 @@ describe('inference node', () => {
     expect(denied.status).toBe(403);
   });
 
+  it('REST server metadata lists binary_tensor_data, so the gateway sends it binary tensors rather than JSON', async () => {
+    const metadata = await httpsCall(node.ports.rest!, '/v2', { ca: material.pki.ca, identity: material.pki.gatewayClient });
+    expect(metadata.status).toBe(200);
+    expect(JSON.parse(metadata.body).extensions).toContain('binary_tensor_data');
+  });
+
   it('executionProvider "cuda" without the provider library is a startup error naming it', () => {
     const file = join(material.dir, 'node-cuda.json');
     writeFileSync(file, JSON.stringify(devNodeConfig({ pki: material.pki, index: 1, modelRepository: MODELS, executionProvider: 'cuda' })));

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CdsError } from '../../src/errors.js';
 import { parseRestBody } from '../../src/kserve/rest-server.js';
-import { inferRequestFromJson, inferRequestToRest, inferResultFromRest, inferResultToRest, modelMetadataFromJson } from '../../src/kserve/rest-codec.js';
+import { inferRequestFromJson, inferRequestToRest, inferRequestToRestJson, inferResultFromRest, inferResultToRest, modelMetadataFromJson } from '../../src/kserve/rest-codec.js';
 import type { InferRequest, InferResult } from '../../src/kserve/types.js';
 import { RestNodeClient } from '../../src/routing/rest-node-client.js';
 import { shouldRetry, countsAgainstNode } from '../../src/routing/retry-policy.js';
@@ -27,7 +27,7 @@ const result: InferResult = {
 };
 
 /** Tensor data as plain values (a Buffer and a Uint8Array of the same bytes compare equal). */
-const plain = (r: InferResult) => JSON.parse(JSON.stringify(r, (_k, v) => {
+const plain = (r: unknown) => JSON.parse(JSON.stringify(r, (_k, v) => {
   if (typeof v === 'bigint') return `${v}n`;
   if (ArrayBuffer.isView(v)) return [...(v as unknown as Iterable<unknown>)].map(String);
   if (v?.type === 'Buffer' && Array.isArray(v.data)) return v.data.map(String); // Buffer.toJSON runs before the replacer
@@ -49,6 +49,42 @@ describe('gateway → node REST codec (binary tensor data both ways)', () => {
     const json = JSON.parse(body.subarray(0, headerLength).toString());
     expect(json.parameters.binary_data_output).toBe(true);
     expect(json.outputs).toBeUndefined();
+  });
+
+  it('a request sent as JSON (to a node without the binary extension) is read back by a KServe v2 JSON reader as the same request', () => {
+    const body = inferRequestToRestJson(request, (reason) => new Error(reason));
+    const parsed = parseRestBody(body, 'application/json', undefined);
+    expect(parsed.binary).toBeUndefined();
+    expect(plain(inferRequestFromJson(parsed.json, 'news2', '1'))).toEqual(plain(request));
+    const json = JSON.parse(body.toString());
+    expect(json.inputs[0].data).toEqual([24, 93, 1, 105, 115, 0, 38.5]);
+    expect(json.outputs).toEqual([{ name: 'score' }]);
+    expect(JSON.stringify(json)).not.toContain('binary_data');
+  });
+
+  it('JSON tensor data is exact: 64-bit integers past 2^53 as integer literals, FP16 and BOOL as values, a leading BOM kept', () => {
+    const body = inferRequestToRestJson({
+      model: 'm', parameters: {}, outputs: [],
+      inputs: [
+        { name: 'big', datatype: 'INT64', shape: [3], data: new BigInt64Array([2n ** 62n + 1n, -(2n ** 63n), 5n]) },
+        { name: 'half', datatype: 'FP16', shape: [2], data: new Uint16Array([0x3c00, 0xc000]) },
+        { name: 'flag', datatype: 'BOOL', shape: [2], data: new Uint8Array([1, 0]) },
+        { name: 'text', datatype: 'BYTES', shape: [1], data: [Buffer.from('\ufeffnote')] },
+      ],
+    }, (reason) => new Error(reason)).toString();
+    expect(body).toContain('"data":[4611686018427387905,-9223372036854775808,5]');
+    expect(body).toContain('"data":[1,-2]');
+    expect(body).toContain('"data":[true,false]');
+    expect(JSON.parse(body).inputs[3].data).toEqual(['\ufeffnote']);
+    expect(JSON.parse(body)).not.toHaveProperty('parameters');
+  });
+
+  it.each([
+    ['a BYTES element that is not UTF-8', { name: 'note', datatype: 'BYTES' as const, shape: [2], data: [Buffer.from('ok'), Buffer.from([0xc3, 0x28])] }, /element 1 of BYTES tensor "note" is not UTF-8/],
+    ['a NaN', { name: 'v', datatype: 'FP32' as const, shape: [2], data: new Float32Array([1, NaN]) }, /element 1 of FP32 tensor "v" is NaN/],
+    ['an infinity in FP64', { name: 'v', datatype: 'FP64' as const, shape: [1], data: new Float64Array([-Infinity]) }, /element 0 of FP64 tensor "v" is -Infinity/],
+  ])('JSON cannot carry %s exactly: refused, never altered', (_what, tensor, message) => {
+    expect(() => inferRequestToRestJson({ model: 'm', parameters: {}, outputs: [], inputs: [tensor] }, (reason) => new Error(reason))).toThrow(message);
   });
 
   it('a node answer in binary or JSON form is read back as the same result', () => {
@@ -85,17 +121,32 @@ describe('gateway → node REST codec (binary tensor data both ways)', () => {
  * gateway's client must turn each into a node failure (retryable, counted
  * against the node) or the node's client error, and never hang or crash.
  */
+/** A request as the test node saw it, body included. */
+type WithBody = IncomingMessage & { body: Buffer };
+
 describe('REST node client against a broken node', () => {
   let material: Material;
   let server: Server;
   let client: RestNodeClient;
   let behave: (req: IncomingMessage, res: ServerResponse) => void = () => undefined;
+  /** What the node's server metadata lists (GET /v2), and how often it was asked. */
+  let extensions: string[] = ['binary_tensor_data'];
+  let metadataReads = 0;
 
   beforeAll(async () => {
     material = await makeMaterial(1);
     const node = material.pki.nodes[0]!;
     server = createServer({ cert: readFileSync(node.cert), key: readFileSync(node.key), ca: readFileSync(material.pki.ca), requestCert: true, rejectUnauthorized: true },
-      (req, res) => { req.resume(); req.on('end', () => behave(req, res)); });
+      (req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (chunk: Buffer) => chunks.push(chunk));
+        req.on('end', () => {
+          (req as WithBody).body = Buffer.concat(chunks);
+          if (req.method !== 'GET' || req.url !== '/v2') return behave(req, res);
+          metadataReads++;
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: 'test-node', version: '1', extensions }));
+        });
+      });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const tls = { ca: readFileSync(material.pki.ca), cert: readFileSync(material.pki.gatewayClient.cert), key: readFileSync(material.pki.gatewayClient.key) };
     client = new RestNodeClient({ id: 'node-0', address: `127.0.0.1:${(server.address() as AddressInfo).port}`, serverName: 'node-0.cdsgate.local', protocol: 'rest' }, tls, 64 * 1024);
@@ -139,6 +190,48 @@ describe('REST node client against a broken node', () => {
     const err = await failure();
     expect(shouldRetry(err)).toBe(true);
     expect(countsAgainstNode(err)).toBe(true);
+  });
+
+  describe('a node whose server metadata does not list binary_tensor_data (a JSON-only KServe v2 server)', () => {
+    let jsonClient: RestNodeClient;
+    beforeAll(() => {
+      const tls = { ca: readFileSync(material.pki.ca), cert: readFileSync(material.pki.gatewayClient.cert), key: readFileSync(material.pki.gatewayClient.key) };
+      jsonClient = new RestNodeClient({ ...client.node, id: 'node-json' }, tls, 64 * 1024);
+    });
+    afterAll(() => { jsonClient?.close(); extensions = ['binary_tensor_data']; });
+
+    it('gets tensors as JSON and answers JSON; its metadata is read once for concurrent requests', async () => {
+      extensions = ['model_repository_extension'];
+      const bodies: Array<{ type?: string; header?: string | string[]; body: unknown }> = [];
+      behave = (req, res) => {
+        bodies.push({ type: req.headers['content-type'], header: req.headers['inference-header-content-length'], body: JSON.parse((req as WithBody).body.toString()) });
+        const answer = inferResultToRest(result, { all: false, names: new Set() });
+        if (!('json' in answer)) throw new Error('expected JSON');
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer.json));
+      };
+      const before = metadataReads;
+      const answers = await Promise.all([1, 2, 3].map((i) => jsonClient.infer(request, Date.now() + 2_000, `rid-json-${i}`)));
+      for (const a of answers) expect(plain(a)).toEqual(plain(result));
+      expect(metadataReads - before).toBe(1);
+      expect(bodies).toHaveLength(3);
+      for (const b of bodies) {
+        expect(b).toMatchObject({ type: 'application/json', header: undefined });
+        expect(b.body).toMatchObject({ id: 'req-1', outputs: [{ name: 'score' }], inputs: [{ name: 'vitals', data: [24, 93, 1, 105, 115, 0, 38.5] }, { name: 'note', data: ['héllo', ''] }] });
+      }
+    });
+
+    it('a value JSON cannot carry is the caller\'s error, named, not retried, and never sent', async () => {
+      let sent = 0;
+      behave = (_req, res) => { sent++; res.writeHead(500).end(); };
+      const bad: InferRequest = { ...request, inputs: [{ name: 'note', datatype: 'BYTES', shape: [1], data: [Buffer.from([0xff])] }] };
+      const err = await jsonClient.infer(bad, Date.now() + 2_000, 'rid-json-bad').then(() => undefined, (e: unknown) => e) as CdsError;
+      expect(err).toBeInstanceOf(CdsError);
+      expect(err.kind).toBe('invalid_argument');
+      expect(err.message).toMatch(/node-json takes tensors as JSON only .*binary_tensor_data.*element 0 of BYTES tensor "note" is not UTF-8/);
+      expect(shouldRetry(err)).toBe(false);
+      expect(countsAgainstNode(err)).toBe(false);
+      expect(sent).toBe(0);
+    });
   });
 
   it('the node refusing the input is the caller\'s error, with the node\'s message, not retried', async () => {
