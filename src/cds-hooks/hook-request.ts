@@ -7,6 +7,11 @@ const reference = (types: readonly string[]) => z.string().regex(new RegExp(`^($
 const USER_TYPES = ['Practitioner', 'PractitionerRole', 'Patient', 'RelatedPerson'] as const;
 const ORDER_USER_TYPES = ['Practitioner', 'PractitionerRole'] as const;
 const bundle = z.looseObject({ resourceType: z.literal('Bundle') });
+/**
+ * An optional field that may also be given as JSON null, which means absent:
+ * EHRs and SDKs built from typed models write unset fields as null.
+ */
+const unset = <T extends z.ZodType>(field: T) => field.nullish().transform((v) => v ?? undefined);
 
 /**
  * The context each standard hook defines (CDS Hooks hook pages, hookVersion
@@ -14,13 +19,13 @@ const bundle = z.looseObject({ resourceType: z.literal('Bundle') });
  * their own, and nothing here reads them.
  */
 const CONTEXTS = {
-  'patient-view': z.looseObject({ userId: reference(USER_TYPES), patientId: fhirId, encounterId: fhirId.optional() }),
+  'patient-view': z.looseObject({ userId: reference(USER_TYPES), patientId: fhirId, encounterId: unset(fhirId) }),
   'encounter-start': z.looseObject({ userId: reference(USER_TYPES), patientId: fhirId, encounterId: fhirId }),
   'order-select': z.looseObject({
-    userId: reference(ORDER_USER_TYPES), patientId: fhirId, encounterId: fhirId.optional(),
+    userId: reference(ORDER_USER_TYPES), patientId: fhirId, encounterId: unset(fhirId),
     selections: z.array(z.string().regex(/^[A-Za-z]{1,64}\/[A-Za-z0-9.-]{1,64}$/)).min(1).max(100), draftOrders: bundle,
   }),
-  'order-sign': z.looseObject({ userId: reference(ORDER_USER_TYPES), patientId: fhirId, encounterId: fhirId.optional(), draftOrders: bundle }),
+  'order-sign': z.looseObject({ userId: reference(ORDER_USER_TYPES), patientId: fhirId, encounterId: unset(fhirId), draftOrders: bundle }),
 } as const;
 export type HookName = keyof typeof CONTEXTS;
 
@@ -29,19 +34,19 @@ const UUID = /^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 const serviceRequest = z.strictObject({
   hook: z.string().min(1).max(64),
   hookInstance: z.string().regex(UUID, 'a UUID'),
-  fhirServer: z.url({ protocol: /^https?$/ }).max(2048).optional(),
-  fhirAuthorization: z.looseObject({
+  fhirServer: unset(z.url({ protocol: /^https?$/ }).max(2048)),
+  fhirAuthorization: unset(z.looseObject({
     access_token: z.string().min(1).max(8192),
     token_type: z.literal('Bearer'),
     expires_in: z.number().int().positive(),
     scope: z.string().min(1).max(4096),
     subject: z.string().min(1).max(256),
-    patient: fhirId.optional(),
-  }).optional(),
+    patient: unset(fhirId),
+  })),
   context: z.record(z.string(), z.unknown()),
-  prefetch: z.record(z.string().max(64), z.unknown().nullable()).optional(),
+  prefetch: unset(z.record(z.string().max(64), z.unknown().nullable())),
   /** CDS Hooks extensions: accepted and not read. */
-  extension: z.record(z.string(), z.unknown()).optional(),
+  extension: unset(z.record(z.string(), z.unknown())),
 }).refine((r) => !r.fhirAuthorization || r.fhirServer, { message: 'fhirServer is required when fhirAuthorization is present', path: ['fhirServer'] });
 
 export interface HookRequest {

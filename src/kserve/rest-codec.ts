@@ -9,11 +9,19 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * An optional field given as JSON null is absent: clients and servers built
+ * from typed models (pydantic's MLServer types, OpenAPI-generated clients)
+ * write every unset optional field as null.
+ */
+const absent = (value: unknown): value is null | undefined => value === undefined || value === null;
+
 function parseParameters(value: unknown, where: string): Record<string, ParameterValue> {
-  if (value === undefined) return {};
+  if (absent(value)) return {};
   if (!isRecord(value)) throw invalid(`${where} must be an object`);
   const out: Record<string, ParameterValue> = {};
   for (const [k, v] of Object.entries(value)) {
+    if (v === null) continue; // unset, as above
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
       throw invalid(`${where}: every value must be a string, number or boolean`);
     }
@@ -31,10 +39,12 @@ function parseParameters(value: unknown, where: string): Record<string, Paramete
  */
 export function inferRequestFromJson(body: unknown, model: string, version: string | undefined, limits: TensorLimits = DEFAULT_TENSOR_LIMITS, binary?: Uint8Array): InferRequest {
   if (!isRecord(body)) throw invalid('request body must be a JSON object with an "inputs" array');
-  const { id, inputs, outputs } = body;
+  const { inputs } = body;
+  const id = absent(body.id) ? undefined : body.id;
+  const outputs = absent(body.outputs) ? [] : body.outputs;
   if (id !== undefined && typeof id !== 'string') throw invalid('"id" must be a string');
   if (!Array.isArray(inputs) || inputs.length === 0) throw invalid('"inputs" must be a non-empty array');
-  if (outputs !== undefined && !Array.isArray(outputs)) throw invalid('"outputs" must be an array of {"name": ...}');
+  if (!Array.isArray(outputs)) throw invalid('"outputs" must be an array of {"name": ...}');
   const parameters = parseParameters(body.parameters, 'parameters');
   // A presentation choice of the REST door (binary outputs), not something to forward to a node.
   delete parameters[BINARY_DATA_OUTPUT];
@@ -44,7 +54,7 @@ export function inferRequestFromJson(body: unknown, model: string, version: stri
     id,
     parameters,
     inputs: [],
-    outputs: (outputs ?? []).map((o: unknown, i: number) => {
+    outputs: outputs.map((o: unknown, i: number) => {
       if (!isRecord(o)) throw invalid(`outputs[${i}] must be an object with a "name"`);
       return checkName(o.name, `outputs[${i}]`, limits);
     }),
@@ -86,9 +96,9 @@ const BINARY_DATA_OUTPUT = 'binary_data_output';
 function binaryDataSize(input: unknown, where: string): number | undefined {
   const params = isRecord(input) && isRecord(input.parameters) ? input.parameters : undefined;
   const size = params?.binary_data_size;
-  if (size === undefined) return undefined;
+  if (absent(size)) return undefined;
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw invalid(`${where}: parameters.binary_data_size must be a whole number of bytes`);
-  if (isRecord(input) && input.data !== undefined) throw invalid(`${where}: has both "data" and binary_data_size; send one or the other`);
+  if (isRecord(input) && !absent(input.data)) throw invalid(`${where}: has both "data" and binary_data_size; send one or the other`);
   return size;
 }
 
@@ -187,7 +197,9 @@ export function inferRequestToRestJson(req: InferRequest, unsupported: (reason: 
 /** A node's REST answer (JSON, or a JSON header and binary outputs) → internal result. Checked like any input: the node is not trusted to be well formed. */
 export function inferResultFromRest(json: unknown, binary: Uint8Array | undefined): InferResult {
   if (!isRecord(json)) throw invalid('the answer is not a JSON object');
-  const { model_name: model, model_version: version, id, outputs } = json;
+  const { model_name: model, outputs } = json;
+  const version = absent(json.model_version) ? undefined : json.model_version;
+  const id = absent(json.id) ? undefined : json.id;
   if (typeof model !== 'string') throw invalid('the answer has no "model_name"');
   if (version !== undefined && typeof version !== 'string') throw invalid('"model_version" must be a string');
   if (id !== undefined && typeof id !== 'string') throw invalid('"id" must be a string');

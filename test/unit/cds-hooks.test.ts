@@ -104,6 +104,19 @@ describe('hook requests and prefetch templates', () => {
     expect(renderTemplate('Practitioner/{{userPractitionerId}}', request)).toBe('Practitioner/example');
     expect(renderTemplate('Observation?x={{context.medications}}', request)).toBeUndefined();
   });
+  it('an optional field sent as null is absent (EHR SDKs write unset fields as null); a required one is still refused', () => {
+    const request = parseHookRequest({ ...specExample, fhirServer: null, fhirAuthorization: null, prefetch: null, extension: null, context: { ...specExample.context, encounterId: null } }, 'patient-view');
+    expect(request).not.toHaveProperty('fhirServer');
+    expect(request).not.toHaveProperty('fhirAuthorization');
+    expect(request.prefetch).toEqual({});
+    expect(request.context.encounterId).toBeUndefined();
+    expect(renderTemplate('Observation?patient={{context.patientId}}&encounter={{context.encounterId}}', request)).toBeUndefined();
+    expect(parseHookRequest({ ...specExample, fhirAuthorization: { ...specExample.fhirAuthorization, patient: null } }, 'patient-view').fhirAuthorization).not.toHaveProperty('patient', null);
+    expect(() => parseHookRequest({ ...specExample, context: { ...specExample.context, patientId: null } }, 'patient-view')).toThrow(/context.patientId/);
+    expect(() => parseHookRequest({ ...specExample, hookInstance: null }, 'patient-view')).toThrow(CdsError);
+    // Absent authorization with a server is fine; authorization without a server is still refused (cds-r-1).
+    expect(() => parseHookRequest({ ...specExample, fhirServer: null }, 'patient-view')).toThrow(/fhirServer is required/);
+  });
   it('refuses anything outside the spec with a CdsError, whatever the input', () => {
     fc.assert(fc.property(fc.jsonValue(), (body) => {
       try {

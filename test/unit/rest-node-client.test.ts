@@ -87,6 +87,22 @@ describe('gateway → node REST codec (binary tensor data both ways)', () => {
     expect(() => inferRequestToRestJson({ model: 'm', parameters: {}, outputs: [], inputs: [tensor] }, (reason) => new Error(reason))).toThrow(message);
   });
 
+  it('an optional field given as null is absent, as clients and servers built from typed models (MLServer, OpenAPI) write it', () => {
+    const vitals = { name: 'vitals', datatype: 'FP32', shape: [1, 2], data: [1, 2], parameters: null };
+    const fromNulls = inferRequestFromJson({ id: null, parameters: { content_type: null, headers: null, tag: 'x' }, outputs: null, inputs: [vitals] }, 'news2', undefined);
+    expect(plain(fromNulls)).toEqual(plain(inferRequestFromJson({ parameters: { tag: 'x' }, inputs: [{ ...vitals, parameters: undefined }] }, 'news2', undefined)));
+    expect(fromNulls.id).toBeUndefined();
+    expect(fromNulls.outputs).toEqual([]);
+    const answer = inferResultFromRest({ model_name: 'news2', model_version: null, id: null, parameters: null, outputs: [{ name: 'score', datatype: 'FP32', shape: [1], parameters: { binary_data_size: null }, data: [0.5] }] }, undefined);
+    expect(answer).toMatchObject({ model: 'news2', version: '', id: undefined, parameters: {} });
+    expect([...answer.outputs[0]!.data as Float32Array]).toEqual([0.5]);
+    // Null is absent only where a field may be absent: a required one, or a value of the wrong kind, is still refused.
+    expect(() => inferRequestFromJson({ inputs: null }, 'news2', undefined)).toThrow(/"inputs" must be a non-empty array/);
+    expect(() => inferRequestFromJson({ inputs: [{ ...vitals, data: null }] }, 'news2', undefined)).toThrow(CdsError);
+    expect(() => inferResultFromRest({ model_name: null, outputs: [] }, undefined)).toThrow(/model_name/);
+    expect(() => inferRequestFromJson({ id: 5, inputs: [vitals] }, 'news2', undefined)).toThrow(/"id" must be a string/);
+  });
+
   it('a node answer in binary or JSON form is read back as the same result', () => {
     const binary = inferResultToRest(result, { all: true, names: new Set() });
     if (!('body' in binary)) throw new Error('expected a binary answer');
