@@ -215,7 +215,7 @@ export function inferResultFromRest(json: unknown, binary: Uint8Array | undefine
 export function modelMetadataFromJson(json: unknown): ModelMetadata {
   if (!isRecord(json) || typeof json.name !== 'string') throw invalid('model metadata must be an object with a "name"');
   const tensors = (value: unknown, where: string): TensorMeta[] => {
-    if (value === undefined) return [];
+    if (absent(value)) return [];
     if (!Array.isArray(value)) throw invalid(`"${where}" must be an array`);
     return value.map((t, i) => {
       const at = `${where}[${i}]`;
@@ -234,6 +234,18 @@ export function modelMetadataFromJson(json: unknown): ModelMetadata {
   return {
     name: json.name, versions, platform: typeof json.platform === 'string' ? json.platform : '',
     inputs: tensors(json.inputs, 'inputs'), outputs: tensors(json.outputs, 'outputs'),
-    parameters: parseParameters(json.parameters, 'parameters'),
+    parameters: scalarParameters(json.parameters),
   };
+}
+
+/**
+ * A node's model-level metadata parameters, leniently: servers put structured
+ * values there too (MLServer's `headers`), and the gateway passes on only a
+ * few scalar ones (pipeline.ts), so a value that is not a string, number or
+ * boolean is left out rather than failing the metadata.
+ */
+function scalarParameters(value: unknown): Record<string, ParameterValue> {
+  if (!isRecord(value)) return {};
+  const scalars = Object.fromEntries(Object.entries(value).filter(([, v]) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean'));
+  return parseParameters(scalars, 'parameters');
 }

@@ -130,6 +130,11 @@ describe('gateway → node REST codec (binary tensor data both ways)', () => {
     expect(() => modelMetadataFromJson({ name: 'm', inputs: [{ name: 'x', datatype: 'NOPE', shape: [1] }] })).toThrow(CdsError);
     expect(() => modelMetadataFromJson({ name: 'm', inputs: [{ name: 'x', datatype: 'FP32', shape: [-2] }] })).toThrow(CdsError);
   });
+
+  it('model metadata from a server built on typed models: null lists are empty, structured parameters left out', () => {
+    expect(modelMetadataFromJson({ name: 'm', versions: null, platform: null, inputs: null, outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 1], parameters: null }], parameters: { content_type: 'np', headers: { a: 'b' }, sha256: 'ab12', nothing: null } }))
+      .toEqual({ name: 'm', versions: [], platform: '', inputs: [], outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 1] }], parameters: { content_type: 'np', sha256: 'ab12' } });
+  });
 });
 
 /**
