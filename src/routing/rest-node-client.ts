@@ -142,12 +142,15 @@ export class RestNodeClient implements NodeClientLike {
   /**
    * Reads the node's server metadata: binary tensor data when its extensions
    * list `binary_tensor_data`, JSON otherwise. When the metadata cannot be
-   * read, this request goes as JSON, which every KServe v2 server reads, and
-   * the next request asks again. Concurrent callers share one read.
+   * read (no answer, or a server error), this request goes as JSON, which
+   * every KServe v2 server reads, and the next request asks again.
+   * Concurrent callers share one read.
    */
   private readTensorForm(timeoutMs: number): Promise<boolean> {
     this.readingTensorForm ??= this.get('/v2', timeoutMs).then((res) => {
-      // Any answer is the node's word: one without a readable extension list (an error, not JSON) means JSON.
+      // A server error says nothing about the node's tensors (a proxy before it, a restart): asked again next time.
+      if (res.status >= 500) return false;
+      // Any other answer is the node's word: one without a readable extension list (a 404, not JSON) means JSON.
       const binary = res.status === 200 && listsBinaryExtension(res.body);
       this.tensorForm = { binary, readAt: Date.now() };
       return binary;

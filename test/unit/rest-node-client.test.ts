@@ -152,6 +152,7 @@ describe('REST node client against a broken node', () => {
   let behave: (req: IncomingMessage, res: ServerResponse) => void = () => undefined;
   /** What the node's server metadata lists (GET /v2), and how often it was asked. */
   let extensions: string[] = ['binary_tensor_data'];
+  let metadataStatus = 200;
   let metadataReads = 0;
 
   beforeAll(async () => {
@@ -165,7 +166,7 @@ describe('REST node client against a broken node', () => {
           (req as WithBody).body = Buffer.concat(chunks);
           if (req.method !== 'GET' || req.url !== '/v2') return behave(req, res);
           metadataReads++;
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: 'test-node', version: '1', extensions }));
+          res.writeHead(metadataStatus, { 'content-type': 'application/json' }).end(JSON.stringify(metadataStatus === 200 ? { name: 'test-node', version: '1', extensions } : { error: 'starting' }));
         });
       });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -238,6 +239,30 @@ describe('REST node client against a broken node', () => {
       for (const b of bodies) {
         expect(b).toMatchObject({ type: 'application/json', header: undefined });
         expect(b.body).toMatchObject({ id: 'req-1', outputs: [{ name: 'score' }], inputs: [{ name: 'vitals', data: [24, 93, 1, 105, 115, 0, 38.5] }, { name: 'note', data: ['héllo', ''] }] });
+      }
+    });
+
+    it('metadata that cannot be read (a server error) sends JSON, which any server reads, and is asked again next time', async () => {
+      const tls = { ca: readFileSync(material.pki.ca), cert: readFileSync(material.pki.gatewayClient.cert), key: readFileSync(material.pki.gatewayClient.key) };
+      const fresh = new RestNodeClient({ ...client.node, id: 'node-restarting' }, tls, 64 * 1024);
+      const types: Array<string | undefined> = [];
+      behave = (req, res) => {
+        types.push(req.headers['content-type']);
+        const answer = inferResultToRest(result, { all: false, names: new Set() });
+        if (!('json' in answer)) throw new Error('expected JSON');
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer.json));
+      };
+      try {
+        extensions = ['binary_tensor_data'];
+        metadataStatus = 503;
+        await fresh.infer(request, Date.now() + 2_000, 'rid-restart-1');
+        metadataStatus = 200;
+        await fresh.infer(request, Date.now() + 2_000, 'rid-restart-2');
+        await fresh.infer(request, Date.now() + 2_000, 'rid-restart-3');
+        expect(types).toEqual(['application/json', 'application/octet-stream', 'application/octet-stream']);
+      } finally {
+        metadataStatus = 200;
+        fresh.close();
       }
     });
 
