@@ -86,13 +86,13 @@ export function parseHookRequest(body: unknown, expectedHook: HookName): HookReq
   };
 }
 
-const coding = z.strictObject({ system: z.string().max(1024).optional(), code: z.string().max(256).optional(), display: z.string().max(1024).optional() });
+const coding = z.strictObject({ system: unset(z.string().max(1024)), code: unset(z.string().max(256)), display: unset(z.string().max(1024)) });
 const feedbackBody = z.strictObject({
   feedback: z.array(z.strictObject({
     card: z.string().regex(UUID, 'a card uuid'),
     outcome: z.enum(['accepted', 'overridden']),
-    acceptedSuggestions: z.array(z.strictObject({ id: z.string().min(1).max(128) })).max(100).optional(),
-    overrideReason: z.strictObject({ reason: coding.optional(), userComment: z.string().max(4096).optional() }).optional(),
+    acceptedSuggestions: unset(z.array(z.strictObject({ id: z.string().min(1).max(128) })).max(100)),
+    overrideReason: unset(z.strictObject({ reason: unset(coding), userComment: unset(z.string().max(4096)) })),
     outcomeTimestamp: z.iso.datetime({ offset: true }),
   }).refine((f) => f.outcome !== 'accepted' || f.acceptedSuggestions !== undefined, { message: 'acceptedSuggestions is required when the outcome is accepted', path: ['acceptedSuggestions'] })
     .refine((f) => f.outcome !== 'accepted' || f.overrideReason === undefined, { message: 'overrideReason belongs to an overridden card', path: ['overrideReason'] }))

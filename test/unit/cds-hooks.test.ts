@@ -117,6 +117,14 @@ describe('hook requests and prefetch templates', () => {
     // Absent authorization with a server is fine; authorization without a server is still refused (cds-r-1).
     expect(() => parseHookRequest({ ...specExample, fhirServer: null }, 'patient-view')).toThrow(/fhirServer is required/);
   });
+  it('feedback with its optional fields null reads as without them; an accepted card still needs its suggestions', () => {
+    const card = '9368d37b-283f-44a0-93ea-547cebab93ed';
+    const at = '2026-12-06T10:00:00Z';
+    expect(parseFeedback({ feedback: [{ card, outcome: 'overridden', outcomeTimestamp: at, acceptedSuggestions: null, overrideReason: { reason: { code: 'x', system: null, display: null }, userComment: null } }] }))
+      .toEqual(parseFeedback({ feedback: [{ card, outcome: 'overridden', outcomeTimestamp: at, overrideReason: { reason: { code: 'x' } } }] }));
+    expect(parseFeedback({ feedback: [{ card, outcome: 'overridden', outcomeTimestamp: at, overrideReason: null }] })[0]!.overrideReason).toBeUndefined();
+    expect(() => parseFeedback({ feedback: [{ card, outcome: 'accepted', outcomeTimestamp: at, acceptedSuggestions: null }] })).toThrow(/acceptedSuggestions is required/);
+  });
   it('refuses anything outside the spec with a CdsError, whatever the input', () => {
     fc.assert(fc.property(fc.jsonValue(), (body) => {
       try {
