@@ -7,7 +7,7 @@ import { CdsError, type ErrorKind } from '../errors.js';
  * | what happened                                   | caller gets        | retry elsewhere | counts against the node |
  * | ----------------------------------------------- | ------------------ | --------------- | ----------------------- |
  * | the node refused the input (INVALID_ARGUMENT…)  | that client error  | no              | no                      |
- * | the input cannot be sent in a form the node reads | 400                | no              | no                      |
+ * | a value the node's tensor form cannot carry     | 400                | no              | no                      |
  * | the model or version is not there (NOT_FOUND)   | 404                | no              | no                      |
  * | the caller's own deadline ran out               | 504                | no              | no                      |
  * | the gateway cancelled it (a hedge won)          | –                  | no              | no                      |
