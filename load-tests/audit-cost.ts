@@ -24,22 +24,41 @@ import { alternatingRuns, median, summarise, writeReport, type Target } from './
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '8' }, connections: { type: 'string', default: '16' } } });
 const runs = Number(values.runs), seconds = Number(values.seconds), connections = Number(values.connections);
 
-/** Microseconds per append, one append in flight at a time, median of `runs` runs of 500. */
-async function appendLatency(fsync: boolean): Promise<number> {
+/** Voluntary context switches of this thread so far (Linux); undefined where /proc does not say. */
+function sleepsSoFar(): number | undefined {
+  try {
+    const m = /\nvoluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One append at a time (what a request on an otherwise idle gateway waits for), median of `runs` runs of 500:
+ * wall µs, CPU µs of this process, and how often the thread slept (voluntary context switches). A sync costs more
+ * than its own CPU: each sleep is a wake-up later, with the thread's caches cold (README, "Performance against HAProxy").
+ */
+async function appendCost(fsync: boolean): Promise<{ wallUs: number; cpuUs: number; sleeps: number | undefined }> {
   const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child() { return quiet; } } as unknown as Logger;
-  const perRun: number[] = [];
+  const wall: number[] = [], cpu: number[] = [], sleeps: number[] = [];
+  const appends = 500;
   for (let run = 0; run < runs; run++) {
     const log = await AuditLog.open({ dir: mkdtempSync(join(tmpdir(), 'cdsgate-audit-bench-')), signingKey: generateKeyPairSync('ed25519').privateKey, gateway: 'bench', checkpointIntervalMs: 60_000, rotateBytes: 1 << 30, rotateDaily: false, fsync, log: quiet });
     const entry = { type: 'request', requestId: randomUUID(), door: 'rest', route: 'infer', status: 'ok', request: { view: 'x'.repeat(600) } } as unknown as AuditEntry;
-    const started = process.hrtime.bigint();
-    for (let i = 0; i < 500; i++) await log.append(entry);
-    perRun.push(Number(process.hrtime.bigint() - started) / 1000 / 500);
+    const sleeps0 = sleepsSoFar(), cpu0 = process.cpuUsage(), started = process.hrtime.bigint();
+    for (let i = 0; i < appends; i++) await log.append(entry);
+    wall.push(Number(process.hrtime.bigint() - started) / 1000 / appends);
+    const used = process.cpuUsage(cpu0), sleeps1 = sleepsSoFar();
+    cpu.push((used.user + used.system) / appends);
+    if (sleeps0 !== undefined && sleeps1 !== undefined) sleeps.push((sleeps1 - sleeps0) / appends);
     await log.close();
   }
-  return Math.round(median(perRun));
+  return { wallUs: Math.round(median(wall)), cpuUs: Math.round(median(cpu)), sleeps: sleeps.length ? Number(median(sleeps).toFixed(2)) : undefined };
 }
-const appendUs = { fsync: await appendLatency(true), noFsync: await appendLatency(false) };
-console.log(`one append at a time: ${appendUs.fsync} µs with fdatasync, ${appendUs.noFsync} µs without`);
+const appendCosts = { fsync: await appendCost(true), noFsync: await appendCost(false) };
+const sleepText = (c: { sleeps: number | undefined }) => (c.sleeps === undefined ? '' : `, ${c.sleeps} sleeps`);
+console.log(`one append at a time: ${appendCosts.fsync.wallUs} µs (CPU ${appendCosts.fsync.cpuUs} µs${sleepText(appendCosts.fsync)}) with fdatasync, ${appendCosts.noFsync.wallUs} µs (CPU ${appendCosts.noFsync.cpuUs} µs${sleepText(appendCosts.noFsync)}) without`);
 
 const cluster = await startCluster({ nodes: 2 });
 const config = JSON.parse(readFileSync(join(cluster.dir, 'gateway.json'), 'utf8'));
@@ -53,7 +72,7 @@ try {
   const { figures, ratios } = await alternatingRuns({ name: 'fsync-on', target: durable }, { name: 'fsync-off', target: volatile }, runs, seconds, connections,
     (run, on, off) => console.log(`run ${run}: durable ${on.rps} req/s (p99 ${on.p99} ms) | no fsync ${off.rps} req/s (p99 ${off.p99} ms)`));
   const on = summarise(figures, 'fsync-on'), off = summarise(figures, 'fsync-off');
-  const report = { benchmark: 'audit-cost', date: new Date().toISOString(), runs, seconds, connections, machine: { cpus: cpus().length, node: process.version }, medians: { durable: on, noFsync: off, durableToNoFsyncRatio: Number(median(ratios).toFixed(3)) }, appendMicros: appendUs, runsDetail: figures };
+  const report = { benchmark: 'audit-cost', date: new Date().toISOString(), runs, seconds, connections, machine: { cpus: cpus().length, node: process.version }, medians: { durable: on, noFsync: off, durableToNoFsyncRatio: Number(median(ratios).toFixed(3)) }, appendCosts, runsDetail: figures };
   writeReport('audit-cost', report, [
     '# Audit durability cost (news2 over REST)', '',
     `${report.date}; ${runs} alternating runs × ${seconds} s, ${connections} connections; two gateways over the same two nodes, one machine, 127.0.0.1.`, '',
@@ -61,7 +80,11 @@ try {
     `| durable: fdatasync per batch before answering | ${on.rps} | ${on.p50} | ${on.p99} | ${on.non2xx} | ${on.errors} |`,
     `| written, not fsynced | ${off.rps} | ${off.p50} | ${off.p99} | ${off.non2xx} | ${off.errors} |`, '',
     `Durable/no-fsync throughput ratio (median of per-run ratios): ${report.medians.durableToNoFsyncRatio}`, '',
-    `The audit log alone, one append at a time (median of ${runs} × 500): ${appendUs.fsync} µs with fdatasync, ${appendUs.noFsync} µs without. That is what durability adds to a request on an idle gateway; under load one fdatasync covers the whole batch.`, '',
+    `The audit log alone, one append at a time (median of ${runs} × 500): what durability adds to a request on an otherwise idle gateway; under load one fdatasync covers the whole batch. `
+      + "Sleeps are the thread's voluntary context switches per append: a sync waits for the disk more than once (on ext4 here: the data, the journal commit for a file that grew, the cache flush), and the thread resumes each time with its caches cold.", '',
+    '| audit | wall µs per append | CPU µs per append | sleeps per append |', '| --- | --- | --- | --- |',
+    `| fdatasync | ${appendCosts.fsync.wallUs} | ${appendCosts.fsync.cpuUs} | ${appendCosts.fsync.sleeps ?? '–'} |`,
+    `| no fsync | ${appendCosts.noFsync.wallUs} | ${appendCosts.noFsync.cpuUs} | ${appendCosts.noFsync.sleeps ?? '–'} |`, '',
   ].join('\n'));
 } finally {
   await stopProcess(noFsync);
