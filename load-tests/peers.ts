@@ -5,7 +5,7 @@
  * door over TLS with the gateway's client certificate — and cdsgate doing all
  * that and more (audit, redaction, policy, routing) in front of the same node.
  *
- *   npm run bench:peers [-- --rounds 3 --seconds 10 --connections 1,32 --tokens 1 --only rest --warmup 4 --prewarm 2]
+ *   npm run bench:peers [-- --rounds 3 --seconds 10 --connections 1,32 --tokens 1 --token-cache N --only rest --warmup 4 --prewarm 2]
  *
  * Rows: node direct (REST and gRPC), HAProxy → node REST (without and with
  * its standard per-request log line, as cdsgate writes one), the Node floor
@@ -50,6 +50,12 @@ const { values } = parseArgs({
      */
     prewarm: { type: 'string', default: '2' },
     connections: { type: 'string', default: '1,32' }, tokens: { type: 'string', default: '1' },
+    /**
+     * The cdsgate gateways' verified-token cache size (`auth.tokenCacheEntries`; default: the configuration's).
+     * 0 verifies every token on every request, as HAProxy does: with `--tokens 5000` the cache otherwise serves
+     * each token for up to a minute after its first verification.
+     */
+    'token-cache': { type: 'string' },
     only: { type: 'string' },
     /** Gateway worker processes for the extra "N workers" row (0: no such row). */
     workers: { type: 'string', default: String(availableParallelism()) },
@@ -59,6 +65,7 @@ const whole = (option: string, text: string, min: number): number => wholeOption
 const rounds = whole('rounds', values.rounds!, 1), seconds = whole('seconds', values.seconds!, 1), tokenCount = whole('tokens', values.tokens!, 1);
 const warmupWaves = whole('warmup', values.warmup!, 1), warmupSeconds = Math.min(seconds, 3);
 const prewarmSeconds = whole('prewarm', values.prewarm!, 0);
+const tokenCacheEntries = values['token-cache'] === undefined ? undefined : whole('token-cache', values['token-cache'], 0);
 const connectionCounts = values.connections!.split(',').map((c) => whole('connections', c, 1));
 const workerCount = whole('workers', values.workers!, 0);
 
@@ -78,7 +85,8 @@ const freePort = () => new Promise<number>((resolve) => {
 
 
 // The gateways' request log lines are not kept here: the load generator should not hold one per request.
-const cluster = await startCluster({ nodes: 1, keepLogs: false });
+// Every cdsgate gateway here is started from the test cluster's gateway configuration, so the patch reaches them all.
+const cluster = await startCluster({ nodes: 1, keepLogs: false, gatewayPatch: (c) => { if (tokenCacheEntries !== undefined) c.auth.tokenCacheEntries = tokenCacheEntries; } });
 const node = cluster.nodes[0]!;
 const d = cluster.dir;
 let haproxy: ChildProcess | undefined;
@@ -266,11 +274,11 @@ try {
 
   const svg = plot(summary.filter((x) => typeof x.rps === 'number' && x.path !== undefined) as Array<{ path: string; connections: number; rps: number; p99: number }>);
   // One report per token count, so the one-token and the many-token runs can both be kept.
-  const reportName = tokenCount === 1 ? 'peers' : `peers-${tokenCount}-tokens`;
+  const reportName = (tokenCount === 1 ? 'peers' : `peers-${tokenCount}-tokens`) + (tokenCacheEntries === undefined ? '' : `-token-cache-${tokenCacheEntries}`);
   writeFileSync(join(process.cwd(), 'load-tests', 'reports', `${reportName}.svg`), svg);
-  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), warmupWaves, warmupSeconds, prewarmSeconds, rounds, seconds, connections: connectionCounts, tokens: tokenCount, machine: { cpus: cpus().length, node: process.version }, haproxyLogLines, summary, samples }, [
+  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), warmupWaves, warmupSeconds, prewarmSeconds, rounds, seconds, connections: connectionCounts, tokens: tokenCount, tokenCacheEntries: tokenCacheEntries ?? 'configuration default', machine: { cpus: cpus().length, node: process.version }, haproxyLogLines, summary, samples }, [
     '# cdsgate against HAProxy, in front of the same node (news2)', '',
-    `${new Date().toISOString()}; ${warmupWaves} warm-up waves × ${warmupSeconds} s, then ${rounds} interleaved rounds × ${seconds} s per row${prewarmSeconds > 0 ? `, each run after ${prewarmSeconds} s of the same load, discarded` : ''}; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}; ${cpus().length} cores, everything on 127.0.0.1; `
+    `${new Date().toISOString()}; ${warmupWaves} warm-up waves × ${warmupSeconds} s, then ${rounds} interleaved rounds × ${seconds} s per row${prewarmSeconds > 0 ? `, each run after ${prewarmSeconds} s of the same load, discarded` : ''}; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}${tokenCacheEntries === undefined ? '' : tokenCacheEntries === 0 ? ', cdsgate\'s verified-token cache off (every token verified on every request, as HAProxy does)' : `, cdsgate's verified-token cache ${tokenCacheEntries} tokens`}; ${cpus().length} cores, everything on 127.0.0.1; `
     + 'HAProxy checks mTLS, the ES256 signature, iss, aud, exp and the role; cdsgate also writes the audit record, redacts, applies policy and routes.',
     ...table, '', `HAProxy's request log (the "${HAPROXY_LOGGED}" row) wrote ${haproxyLogLines} lines.`, '', `![req/s and p99 per path](${reportName}.svg)`, '',
   ].join('\n'));
