@@ -27,19 +27,25 @@ const BINARY_EXTENSION = 'binary_tensor_data';
  * http2 (docs/ARCHITECTURE.md, "Gateway → node").
  */
 export class RestNodeClient implements NodeClientLike {
-  private readonly pool: Pool;
-  /** Makes each new TLS connection; replaced when the client certificate is renewed (reloadTls). */
-  private connector: buildConnector.connector;
+  /** The connections new requests use; replaced, with its connections, when the client certificate is renewed (reloadTls). */
+  private pool: Pool;
+  /** Pools replaced by reloadTls, finishing the requests already on them before they close. */
+  private readonly retired = new Set<Pool>();
   /** Whether the node reads binary tensor data, as its server metadata said, and when that was read. */
   private tensorForm: { binary: boolean; readAt: number } | undefined;
   private readingTensorForm: Promise<boolean> | undefined;
 
-  constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, maxMessageBytes: number) {
-    this.connector = this.connectorFor(tls);
-    this.pool = new Pool(`https://${node.address}`, {
-      connect: (options, callback) => this.connector(options, callback),
+  constructor(readonly node: NodeAddress, tls: ClientTlsMaterial, private readonly maxMessageBytes: number) {
+    this.pool = this.poolFor(tls);
+  }
+
+  /** A keep-alive pool whose every connection presents `tls`'s client certificate. */
+  private poolFor(tls: ClientTlsMaterial): Pool {
+    const connector = buildConnector({ ca: tls.ca, cert: tls.cert, key: tls.key, servername: this.node.serverName, rejectUnauthorized: true });
+    return new Pool(`https://${this.node.address}`, {
+      connect: connector,
       // A node's answer larger than this is refused as it streams in, not buffered.
-      maxResponseSize: maxMessageBytes,
+      maxResponseSize: this.maxMessageBytes,
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 300_000,
     });
@@ -123,12 +129,21 @@ export class RestNodeClient implements NodeClientLike {
     });
   }
 
+  /**
+   * A renewed client certificate (or CA bundle) takes over at once: new
+   * requests go on a new pool, whose connections present it, and the old
+   * pool finishes the requests already on it and closes. Its idle keep-alive
+   * connections are not reused: a renewal usually comes before the old
+   * certificate is revoked, and a node that then drops the revoked
+   * certificate's connections would fail whatever request rode one, and
+   * with it a health check or a request counted against a healthy node.
+   * As the gRPC client does with its channel.
+   */
   reloadTls(tls: ClientTlsMaterial): void {
-    this.connector = this.connectorFor(tls);
-  }
-
-  private connectorFor(tls: ClientTlsMaterial): buildConnector.connector {
-    return buildConnector({ ca: tls.ca, cert: tls.cert, key: tls.key, servername: this.node.serverName, rejectUnauthorized: true });
+    const old = this.pool;
+    this.pool = this.poolFor(tls);
+    this.retired.add(old);
+    void old.close().catch(() => undefined).finally(() => this.retired.delete(old));
   }
 
   async serverReady(timeoutMs: number): Promise<boolean> {
@@ -215,7 +230,7 @@ export class RestNodeClient implements NodeClientLike {
   }
 
   close(): void {
-    void this.pool.close().catch(() => undefined);
+    for (const pool of [this.pool, ...this.retired]) void pool.close().catch(() => undefined);
   }
 }
 

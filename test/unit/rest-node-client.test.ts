@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CdsError } from '../../src/errors.js';
 import { parseRestBody } from '../../src/kserve/rest-server.js';
@@ -9,7 +11,7 @@ import { inferRequestFromJson, inferRequestToRest, inferRequestToRestJson, infer
 import type { InferRequest, InferResult } from '../../src/kserve/types.js';
 import { RestNodeClient } from '../../src/routing/rest-node-client.js';
 import { shouldRetry, countsAgainstNode } from '../../src/routing/retry-policy.js';
-import { makeMaterial, type Material } from '../helpers/cluster.js';
+import { makeMaterial, waitFor, type Material } from '../helpers/cluster.js';
 
 const request: InferRequest = {
   model: 'news2', version: '1', id: 'req-1', parameters: { priority: 2n, tag: 'x', exact: true }, outputs: ['score'],
@@ -338,6 +340,57 @@ describe('REST node client against a broken node', () => {
     expect(await client.serverReady(1_000)).toBe(true);
     expect(await client.modelReady('a', 1_000)).toBe(false);
     await expect(client.modelReady('b', 1_000)).rejects.toBeInstanceOf(CdsError);
+  });
+
+  it('a renewed client certificate takes over at once: no idle connection with the old one is reused, and a request in flight on one finishes', async () => {
+    const pair = (p: { cert: string; key: string }) => ({ ca: readFileSync(material.pki.ca), cert: readFileSync(p.cert), key: readFileSync(p.key) });
+    const fingerprint = (p: { cert: string }) => new X509Certificate(readFileSync(p.cert)).fingerprint256;
+    const oldCertificate = fingerprint(material.pki.gatewayClient), newCertificate = fingerprint(material.pki.apps.ehr);
+    // The connections this test's client opens, with the certificate each presented.
+    const open = new Map<TLSSocket, string>();
+    const track = (socket: TLSSocket) => {
+      open.set(socket, socket.getPeerCertificate().fingerprint256);
+      socket.once('close', () => open.delete(socket));
+    };
+    server.on('secureConnection', track);
+    const renewed = new RestNodeClient({ id: 'node-0', address: client.node.address, serverName: 'node-0.cdsgate.local', protocol: 'rest' }, pair(material.pki.gatewayClient), 64 * 1024);
+    const servedWith: string[] = [];
+    let holdNext = false;
+    let release: (() => void) | undefined;
+    behave = (req, res) => {
+      servedWith.push((req.socket as TLSSocket).getPeerCertificate().fingerprint256);
+      const answer = inferResultToRest(result, { all: true, names: new Set() });
+      if (!('body' in answer)) throw new Error('expected binary');
+      const send = () => res.writeHead(200, { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(answer.headerLength) }).end(answer.body);
+      if (holdNext) {
+        holdNext = false;
+        release = send;
+      } else send();
+    };
+    const call = (id: string) => renewed.infer(request, Date.now() + 10_000, id);
+    try {
+      // Two requests at once leave two idle keep-alive connections with the first certificate.
+      await Promise.all([call('first-a'), call('first-b')]);
+      expect([...open.values()].filter((f) => f === oldCertificate).length).toBeGreaterThanOrEqual(2);
+      // One of them carries a request the node has not answered yet; the other is idle.
+      holdNext = true;
+      const inFlight = call('in-flight');
+      await waitFor(() => release !== undefined, 10_000, 'the node to hold a request');
+
+      renewed.reloadTls(pair(material.pki.apps.ehr));
+      expect(await call('after-renewal')).toEqual(result);
+      expect(servedWith.at(-1)).toBe(newCertificate);
+
+      release!();
+      expect(await inFlight).toEqual(result);
+      expect(servedWith.filter((f) => f === oldCertificate)).toHaveLength(3);
+      // The old pool closed its connections once its request was answered.
+      await waitFor(() => ![...open.values()].includes(oldCertificate), 10_000, 'the connections with the old certificate to close');
+      expect([...open.values()]).toContain(newCertificate);
+    } finally {
+      server.off('secureConnection', track);
+      renewed.close();
+    }
   });
 
   it('a node whose certificate lacks the configured name is refused', async () => {
