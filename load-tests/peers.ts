@@ -229,15 +229,17 @@ try {
     }
   }
 
+  /** Cores the proxy and the node kept busy together during a run: req/s × their CPU per request. */
+  const busyCores = (x: Sample): number => (Number.isFinite(x.proxyCpuUs) ? x.rps * (x.proxyCpuUs + x.nodeCpuUs) / 1e6 : NaN);
   const table: string[] = [];
   const summary: Array<Record<string, unknown>> = [];
   for (const c of connectionCounts) {
-    table.push('', `### ${c} connection${c === 1 ? '' : 's'}`, '', '| path | req/s | p50 ms | p99 ms | proxy CPU µs/req | node CPU µs/req | non-2xx | errors |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+    table.push('', `### ${c} connection${c === 1 ? '' : 's'}`, '', '| path | req/s | p50 ms | p99 ms | proxy CPU µs/req | node CPU µs/req | proxy + node cores | non-2xx | errors |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const row of rows) {
       const s = samples.filter((x) => x.target === row.name && x.connections === c);
-      const m = { path: row.name, connections: c, rps: median(s.map((x) => x.rps)), p50: median(s.map((x) => x.p50)), p99: median(s.map((x) => x.p99)), proxyCpuUs: median(s.map((x) => x.proxyCpuUs)), nodeCpuUs: median(s.map((x) => x.nodeCpuUs)), non2xx: s.reduce((n, x) => n + x.non2xx, 0), errors: s.reduce((n, x) => n + x.errors, 0) };
+      const m = { path: row.name, connections: c, rps: median(s.map((x) => x.rps)), p50: median(s.map((x) => x.p50)), p99: median(s.map((x) => x.p99)), proxyCpuUs: median(s.map((x) => x.proxyCpuUs)), nodeCpuUs: median(s.map((x) => x.nodeCpuUs)), busyCores: median(s.map(busyCores)), non2xx: s.reduce((n, x) => n + x.non2xx, 0), errors: s.reduce((n, x) => n + x.errors, 0) };
       summary.push(m);
-      table.push(`| ${row.name} | ${m.rps} | ${m.p50} | ${m.p99} | ${Number.isNaN(m.proxyCpuUs) ? '–' : m.proxyCpuUs} | ${m.nodeCpuUs} | ${m.non2xx} | ${m.errors} |`);
+      table.push(`| ${row.name} | ${m.rps} | ${m.p50} | ${m.p99} | ${Number.isNaN(m.proxyCpuUs) ? '–' : m.proxyCpuUs} | ${m.nodeCpuUs} | ${Number.isNaN(m.busyCores) ? '–' : m.busyCores.toFixed(2)} | ${m.non2xx} | ${m.errors} |`);
     }
     // Ratios measured in one run: per round, then the median.
     const ratio = (of: string, metric: 'rps' | 'p99' | 'p50' | 'proxyCpuUs') => {
@@ -253,6 +255,17 @@ try {
       const r = { path: name, connections: c, rps: ratio(name, 'rps'), p50: ratio(name, 'p50'), p99: ratio(name, 'p99'), cpu: ratio(name, 'proxyCpuUs') };
       summary.push({ ratioToHaproxy: r });
       table.push(`| ${name} | ${r.rps}× | ${r.p50}× | ${r.p99}× | ${r.cpu}× |`);
+    }
+    // Under load, on a machine whose cores the proxy, the node and the load generator share, the proxy and the node
+    // together keep about the same number of cores busy whichever proxy it is (the "proxy + node cores" column), so
+    // req/s is about those cores ÷ (proxy + node CPU per request): what 0.8× HAProxy's req/s would take of the gateway
+    // follows. Not at one connection, where a request's latency, not CPU, sets the req/s.
+    const gwRow = summary.find((x) => x.path === 'cdsgate REST (audit fsync)' && x.connections === c) as { busyCores: number; nodeCpuUs: number } | undefined;
+    const hpRow = summary.find((x) => x.path === 'HAProxy → node REST' && x.connections === c) as { rps: number; proxyCpuUs: number } | undefined;
+    if (c > 1 && gwRow && hpRow && Number.isFinite(gwRow.busyCores)) {
+      const neededUs = Math.round(gwRow.busyCores / (0.8 * hpRow.rps) * 1e6 - gwRow.nodeCpuUs);
+      summary.push({ gatewayCpuUsForFourFifthsOfHaproxyRps: { connections: c, busyCores: gwRow.busyCores, neededUs, timesHaproxy: Number((neededUs / hpRow.proxyCpuUs).toFixed(2)) } });
+      table.push('', `At the ${gwRow.busyCores.toFixed(2)} cores that cdsgate and the node kept busy here, 0.8× HAProxy's req/s would need the gateway at about ${neededUs} µs of CPU per request (${(neededUs / hpRow.proxyCpuUs).toFixed(2)}× HAProxy's).`);
     }
     // What the durable record cost in syncs: the rows with fsync, medians over rounds.
     const syncRows = rows.filter((row) => row.admin);
