@@ -260,12 +260,13 @@ try {
     // together keep about the same number of cores busy whichever proxy it is (the "proxy + node cores" column), so
     // req/s is about those cores ÷ (proxy + node CPU per request): what 0.8× HAProxy's req/s would take of the gateway
     // follows. Not at one connection, where a request's latency, not CPU, sets the req/s.
-    const gwRow = summary.find((x) => x.path === 'cdsgate REST (audit fsync)' && x.connections === c) as { busyCores: number; nodeCpuUs: number } | undefined;
-    const hpRow = summary.find((x) => x.path === 'HAProxy → node REST' && x.connections === c) as { rps: number; proxyCpuUs: number } | undefined;
-    if (c > 1 && gwRow && hpRow && Number.isFinite(gwRow.busyCores)) {
-      const neededUs = Math.round(gwRow.busyCores / (0.8 * hpRow.rps) * 1e6 - gwRow.nodeCpuUs);
-      summary.push({ gatewayCpuUsForFourFifthsOfHaproxyRps: { connections: c, busyCores: gwRow.busyCores, neededUs, timesHaproxy: Number((neededUs / hpRow.proxyCpuUs).toFixed(2)) } });
-      table.push('', `At the ${gwRow.busyCores.toFixed(2)} cores that cdsgate and the node kept busy here, 0.8× HAProxy's req/s would need the gateway at about ${neededUs} µs of CPU per request (${(neededUs / hpRow.proxyCpuUs).toFixed(2)}× HAProxy's).`);
+    const direct = summary.find((x) => x.path === 'node REST directly' && x.connections === c) as { p50: number } | undefined;
+    const gw = summary.find((x) => x.path === 'cdsgate REST (audit fsync)' && x.connections === c) as { p50: number; busyCores: number; nodeCpuUs: number } | undefined;
+    const hp = summary.find((x) => x.path === 'HAProxy → node REST' && x.connections === c) as { p50: number; rps: number; proxyCpuUs: number } | undefined;
+    if (c > 1 && gw && hp && Number.isFinite(gw.busyCores)) {
+      const neededUs = Math.round(gw.busyCores / (0.8 * hp.rps) * 1e6 - gw.nodeCpuUs);
+      summary.push({ gatewayCpuUsForFourFifthsOfHaproxyRps: { connections: c, busyCores: gw.busyCores, neededUs, timesHaproxy: Number((neededUs / hp.proxyCpuUs).toFixed(2)) } });
+      table.push('', `At the ${gw.busyCores.toFixed(2)} cores that cdsgate and the node kept busy here, 0.8× HAProxy's req/s would need the gateway at about ${neededUs} µs of CPU per request (${(neededUs / hp.proxyCpuUs).toFixed(2)}× HAProxy's).`);
     }
     // What the durable record cost in syncs: the rows with fsync, medians over rounds.
     const syncRows = rows.filter((row) => row.admin);
@@ -279,9 +280,6 @@ try {
         table.push(`| ${row.name} | ${a.recordsPerSync.toFixed(1)} | ${a.meanSyncMs.toFixed(2)} | ${(a.poolShare * 100).toFixed(0)}% |`);
       }
     }
-    const direct = summary.find((x) => x.path === 'node REST directly' && x.connections === c) as { p50: number } | undefined;
-    const gw = summary.find((x) => x.path === 'cdsgate REST (audit fsync)' && x.connections === c) as { p50: number } | undefined;
-    const hp = summary.find((x) => x.path === 'HAProxy → node REST' && x.connections === c) as { p50: number } | undefined;
     if (direct && gw && hp) table.push('', `Added at p50 over the node directly: cdsgate ${(gw.p50 - direct.p50).toFixed(2)} ms, HAProxy ${(hp.p50 - direct.p50).toFixed(2)} ms ${c === 1 ? '(exact: one sequential client)' : '(autocannon rounds REST latencies to 1 ms)'}.`);
   }
 

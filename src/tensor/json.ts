@@ -148,21 +148,12 @@ export function exactJsonDataText(t: Tensor, unsupported: (reason: string) => Er
       }
     }));
   }
-  switch (datatype) {
-    case 'BOOL':
-      return JSON.stringify(Array.from(data as Uint8Array, (b) => b !== 0));
-    case 'INT64':
-    case 'UINT64':
-      return `[${Array.from(data as BigInt64Array, String).join(',')}]`;
-    default: {
-      const values = datatype === 'FP16' ? Array.from(data as Uint16Array, halfBitsToNumber)
-        : datatype === 'BF16' ? Array.from(data as Uint16Array, bfloat16BitsToNumber)
-          : Array.from(data as Float32Array);
-      const bad = values.findIndex((v) => !Number.isFinite(v));
-      if (bad !== -1) throw unsupported(`element ${bad} of ${datatype} tensor ${quote(t.name)} is ${values[bad]}, which JSON cannot carry`);
-      return JSON.stringify(values);
-    }
-  }
+  if (datatype === 'INT64' || datatype === 'UINT64') return `[${Array.from(data as BigInt64Array, String).join(',')}]`;
+  // Every other type reads as the output form writes it (jsonData); only a non-finite float has no JSON form.
+  const values = jsonData(t);
+  const bad = values.findIndex((v) => typeof v === 'number' && !Number.isFinite(v));
+  if (bad !== -1) throw unsupported(`element ${bad} of ${datatype} tensor ${quote(t.name)} is ${values[bad]}, which JSON cannot carry`);
+  return JSON.stringify(values);
 }
 
 /** Internal tensor → KServe JSON output tensor with flat data. */
