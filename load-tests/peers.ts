@@ -13,7 +13,10 @@
  * both sides and no other work, what any Node proxy pays), cdsgate REST and
  * gRPC with durable audit, cdsgate REST and gRPC without fsync, cdsgate
  * calling the node's gRPC door instead of its REST door (the earlier default),
- * and cdsgate with N worker processes. Rounds are
+ * cdsgate without coalescing (one node call per request), and cdsgate with N
+ * worker processes. Every other cdsgate row coalesces news2 as the
+ * development configuration does, and the report gives the requests per node
+ * call it measured. Rounds are
  * interleaved (every row once per round, in turn; each measured run follows
  * `--prewarm` seconds of the same load, discarded), figures are medians over
  * rounds, and each cdsgate/HAProxy ratio is the median of per-round ratios.
@@ -78,6 +81,7 @@ try {
 
 const FLOOR = 'Node floor (fastify + undici, no checks)';
 const HAPROXY_LOGGED = 'HAProxy → node REST, request log';
+const UNCOALESCED = 'cdsgate REST, no coalescing (audit fsync)';
 
 const freePort = () => new Promise<number>((resolve) => {
   const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)); });
@@ -95,6 +99,7 @@ let floor: ChildProcess | undefined;
 let noFsync: Proc | undefined;
 let multi: Proc | undefined;
 let viaGrpc: Proc | undefined;
+let uncoalesced: Proc | undefined;
 try {
   if (workerCount > 1) {
     // cdsgate with several worker processes on one port (gateway.workers), over the same node.
@@ -112,6 +117,11 @@ try {
   const config = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
   config.audit = { ...config.audit, dir: join(d, 'audit-nofsync'), fsync: false };
   noFsync = await startProcess('gateway', config, d, 'gateway-nofsync', false);
+  // cdsgate without coalescing (the development configuration coalesces news2): one node call per request, as before it.
+  const oneByOne = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
+  for (const route of Object.values(oneByOne.models) as Array<Record<string, unknown>>) delete route.coalesce;
+  oneByOne.audit = { ...oneByOne.audit, dir: join(d, 'audit-uncoalesced') };
+  uncoalesced = await startProcess('gateway', oneByOne, d, 'gateway-uncoalesced', false);
 
   // HAProxy with the equivalent checks. jwt_payload_query reads no arrays, so the role is looked for in roles[0..3].
   const jwks = JSON.parse(readFileSync(cluster.issuer.jwks, 'utf8')) as { keys: Array<Record<string, unknown>> };
@@ -196,6 +206,7 @@ try {
     { name: HAPROXY_LOGGED, kind: 'rest', pids: [haproxyLogged.pid, node.child.pid], proxyPid: haproxyLogged.pid, run: (r, c, s) => measure(HAPROXY_LOGGED, r, rest(haproxyLoggedPort, cluster.pki.apps.ehr, true), s, c) },
     { name: FLOOR, kind: 'rest', pids: [floor.pid, node.child.pid], proxyPid: floor.pid, run: (r, c, s) => measure(FLOOR, r, rest(floorPort, cluster.pki.apps.ehr, false), s, c) },
     { name: 'cdsgate REST (audit fsync)', kind: 'rest', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, admin: cluster.gateway.ports.admin, run: (r, c, s) => measure('cdsgate REST (audit fsync)', r, rest(cluster.gateway.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
+    { name: UNCOALESCED, kind: 'rest', pids: [uncoalesced.child.pid, node.child.pid], proxyPid: uncoalesced.child.pid, admin: uncoalesced.ports.admin, run: (r, c, s) => measure(UNCOALESCED, r, rest(uncoalesced!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
     { name: 'cdsgate REST, node via gRPC (audit fsync)', kind: 'rest', pids: [viaGrpc.child.pid, node.child.pid], proxyPid: viaGrpc.child.pid, admin: viaGrpc.ports.admin, run: (r, c, s) => measure('cdsgate REST, node via gRPC (audit fsync)', r, rest(viaGrpc!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
     { name: 'cdsgate REST (no fsync)', kind: 'rest', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c, s) => measure('cdsgate REST (no fsync)', r, rest(noFsync!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
     ...(multi ? [{ name: `cdsgate REST (${workerCount} workers, audit fsync)`, kind: 'rest' as const, pids: [multi.child.pid, node.child.pid], proxyPid: multi.child.pid, admin: multi.ports.admin, run: (r: number, c: number, s: number) => measure(`cdsgate REST (${workerCount} workers, audit fsync)`, r, rest(multi!.ports.rest!, cluster.pki.apps.ehr, true), s, c) }] : []),
@@ -206,7 +217,7 @@ try {
 
   /** Audit syncs during a run of a row with fsync: how many records each served, how long one took, and where they ran. */
   interface AuditSyncs { recordsPerSync: number; meanSyncMs: number; poolShare: number }
-  interface Sample extends Figures { connections: number; proxyCpuUs: number; nodeCpuUs: number; auditSyncs?: AuditSyncs }
+  interface Sample extends Figures { connections: number; proxyCpuUs: number; nodeCpuUs: number; auditSyncs?: AuditSyncs; requestsPerNodeCall?: number }
   const samples: Sample[] = [];
   // Warm-up: JIT, TLS session caches, token cache. Several short waves, each with new connections: V8 settles its
   // compiled code for Node's socket and stream handling only after a few waves of connections opening and closing
@@ -218,12 +229,16 @@ try {
       for (const row of rows) {
         if (prewarmSeconds > 0) await row.run(0, c, prewarmSeconds);
         const syncsBefore = row.admin ? await auditSyncTotals(row.admin) : undefined;
+        const callsBefore = row.admin ? await nodeCallTotals(row.admin) : undefined;
         const proxyBefore = processCpuMicros(row.proxyPid), nodeBefore = processCpuMicros(node.child.pid);
         const f = await row.run(round, c, seconds);
         const perRequest = (before: number, pid: number | undefined) => Math.round((processCpuMicros(pid) - before) / Math.max(1, f.requests));
         const proxyCpuUs = row.proxyPid ? perRequest(proxyBefore, row.proxyPid) : NaN, nodeCpuUs = perRequest(nodeBefore, node.child.pid);
         const auditSyncs = row.admin && syncsBefore ? syncFigures(syncsBefore, await auditSyncTotals(row.admin), f.requests) : undefined;
-        samples.push({ ...f, connections: c, proxyCpuUs, nodeCpuUs, ...(auditSyncs ? { auditSyncs } : {}) });
+        const callsAfter = callsBefore ? await nodeCallTotals(row.admin!) : undefined;
+        // Requests per node call in the run, for a gateway that coalesces (its histogram counts only coalesced models).
+        const requestsPerNodeCall = callsBefore && callsAfter && callsAfter.count > callsBefore.count ? (callsAfter.requests - callsBefore.requests) / (callsAfter.count - callsBefore.count) : undefined;
+        samples.push({ ...f, connections: c, proxyCpuUs, nodeCpuUs, ...(auditSyncs ? { auditSyncs } : {}), ...(requestsPerNodeCall ? { requestsPerNodeCall } : {}) });
         console.log(`round ${round}, ${c} conn: ${row.name}: ${f.rps} req/s, p50 ${f.p50} ms, p99 ${f.p99} ms, non-2xx ${f.non2xx}, errors ${f.errors}`);
       }
     }
@@ -280,6 +295,15 @@ try {
         table.push(`| ${row.name} | ${a.recordsPerSync.toFixed(1)} | ${a.meanSyncMs.toFixed(2)} | ${(a.poolShare * 100).toFixed(0)}% |`);
       }
     }
+    const coalescing = rows.map((row) => ({ row, s: samples.filter((x) => x.target === row.name && x.connections === c && x.requestsPerNodeCall) })).filter((x) => x.s.length);
+    if (coalescing.length) {
+      table.push('', '| coalescing (median over rounds) | requests per node call |', '| --- | --- |');
+      for (const { row, s } of coalescing) {
+        const perCall = median(s.map((x) => x.requestsPerNodeCall!));
+        summary.push({ coalescing: { path: row.name, connections: c, requestsPerNodeCall: perCall } });
+        table.push(`| ${row.name} | ${perCall.toFixed(1)} |`);
+      }
+    }
     if (direct && gw && hp) table.push('', `Added at p50 over the node directly: cdsgate ${(gw.p50 - direct.p50).toFixed(2)} ms, HAProxy ${(hp.p50 - direct.p50).toFixed(2)} ms ${c === 1 ? '(exact: one sequential client)' : '(autocannon rounds REST latencies to 1 ms)'}.`);
   }
 
@@ -300,6 +324,7 @@ try {
   if (noFsync) await stopProcess(noFsync);
   if (multi) await stopProcess(multi);
   if (viaGrpc) await stopProcess(viaGrpc);
+  if (uncoalesced) await stopProcess(uncoalesced);
   await cluster.stop();
 }
 
@@ -333,6 +358,16 @@ async function auditSyncTotals(adminPort: number): Promise<{ count: number; seco
     const value = Number(m[3]);
     if (m[1] === 'sum') totals.seconds += value;
     else { totals.count += value; if (m[2] === 'pool') totals.pool += value; }
+  }
+  return totals;
+}
+
+/** The gateway's coalescing histogram (cdsgate_node_call_requests): node calls made and the requests they carried, all models. */
+async function nodeCallTotals(adminPort: number): Promise<{ count: number; requests: number }> {
+  const totals = { count: 0, requests: 0 };
+  for (const line of (await scrapeMetrics(adminPort)).split('\n')) {
+    const m = /^cdsgate_node_call_requests_(count|sum)\{[^}]*\} (\S+)$/.exec(line);
+    if (m) totals[m[1] === 'count' ? 'count' : 'requests'] += Number(m[2]);
   }
   return totals;
 }

@@ -101,6 +101,9 @@ export interface DevGatewayOptions {
   workers?: number;
 }
 
+/** Models whose rows are independent (tabular scores): concurrent requests share node calls (routing/coalescer.ts). */
+const DEV_COALESCED = new Set(['news2', 'wdbc-risk']);
+
 export const DEV_POLICY: Record<string, string[]> = {
   news2: ['clinician', 'nurse'],
   'wdbc-risk': ['clinician', 'oncologist'],
@@ -130,7 +133,8 @@ export function devGatewayConfig(o: DevGatewayOptions): Record<string, unknown> 
         healthCheck: { intervalMs: o.healthIntervalMs ?? 1000, timeoutMs: 500 },
       },
     },
-    models: Object.fromEntries(Object.entries(DEV_POLICY).map(([model, allowRoles]) => [model, { pool: 'default', allowRoles }])),
+    models: Object.fromEntries(Object.entries(DEV_POLICY).map(([model, allowRoles]) =>
+      [model, { pool: 'default', allowRoles, ...(DEV_COALESCED.has(model) ? { coalesce: { maxRows: 64 } } : {}) }])),
     audit: { dir: o.secrets.auditDir, signingKey: o.secrets.auditSigningKey },
     phi: { pseudonymKey: { file: o.secrets.pseudonymKey, keyId: 'dev1' } },
     ...(o.ehrJwksFile ? {

@@ -7,7 +7,7 @@ type ModelRouteConfig = GatewayConfig['models'][string];
 /**
  * One configured model as every stage needs it, worked out once at startup:
  * the pipeline reads its policy, patient input, PHI inputs and data class;
- * the router its pool and hedging. Nothing re-derives these per request.
+ * the router its pool, hedging and coalescing. Nothing re-derives these per request.
  */
 export interface CompiledRoute {
   model: string;
@@ -20,6 +20,8 @@ export interface CompiledRoute {
   redactsText: boolean;
   receives: ModelRouteConfig['receives'];
   hedging?: NonNullable<ModelRouteConfig['hedging']>;
+  /** Rows one node call may carry when concurrent requests are joined (routing/coalescer.ts); undefined: never joined. */
+  coalesceRows?: number;
 }
 
 export type CompiledRoutes = ReadonlyMap<string, CompiledRoute>;
@@ -42,6 +44,7 @@ export function compileRoutes(config: GatewayConfig): CompiledRoutes {
       redactsText: Object.values(route.phiInputs).some((c) => c === 'text' || c === 'fhir'),
       receives: route.receives,
       ...(route.hedging ? { hedging: route.hedging } : {}),
+      ...(route.coalesce ? { coalesceRows: route.coalesce.maxRows } : {}),
     });
   }
   return routes;

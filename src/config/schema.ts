@@ -197,6 +197,18 @@ function schemas(baseDir: string) {
       /** First attempts observed before hedging starts; until then there is no p95 to go by. */
       minSamples: z.number().int().min(1).max(512).default(20),
     }).optional(),
+    /**
+     * Coalescing, off unless this is present: requests for this model that
+     * reach the gateway together (one pass of its event loop) go to a node as
+     * one call, joined along the batch dimension, and the answer is split
+     * back row by row. Only for a model whose rows are independent, with the
+     * batch dimension first in every input and output (what the node's
+     * dynamic batching assumes too); at most `maxRows` rows per call, within
+     * the model's maxBatchSize.
+     */
+    coalesce: z.strictObject({
+      maxRows: z.number().int().min(2).max(4_096).default(64),
+    }).optional(),
   });
 
   /**

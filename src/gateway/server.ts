@@ -63,6 +63,8 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
       retried: (pool) => metrics.retries.inc({ pool }),
       retryBudgetExhausted: (pool) => metrics.retryBudgetExhausted.inc({ pool }),
       hedged: (pool, model, outcome) => metrics.hedges.inc({ pool, model, outcome }),
+      coalesced: (model, requests) => metrics.coalesced.observe({ model }, requests),
+      unsplittable: (model, node) => log.warn({ model, node }, 'the node\'s answer could not be split row by row; the model\'s requests go to this node one at a time from now on (is its batch dimension first in every output?)'),
     },
     log,
     routes,

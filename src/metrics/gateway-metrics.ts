@@ -31,6 +31,11 @@ export function createGatewayMetrics() {
     cdsFeedback: new Counter({ name: 'cdsgate_cds_feedback_total', help: 'CDS Hooks card feedback, by service and outcome', labelNames: ['service', 'outcome'], registers: [registry] }),
     cdsFhirFetches: new Counter({ name: 'cdsgate_cds_fhir_fetches_total', help: 'Prefetch queries the gateway ran against the FHIR server, by outcome', labelNames: ['service', 'outcome'], registers: [registry] }),
     hedges: new Counter({ name: 'cdsgate_hedges_total', help: 'Hedged requests by outcome: won (the hedge answered first), lost (the first call did), failed (neither)', labelNames: ['pool', 'model', 'outcome'], registers: [registry] }),
+    // How many callers' requests shared each node call of a coalesced model (routing/coalescer.ts).
+    coalesced: new Histogram({
+      name: 'cdsgate_node_call_requests', help: 'Requests joined into one node call, by model (models with coalesce only)', labelNames: ['model'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [registry],
+    }),
     setBreaker: (node: string, state: BreakerState) => breakerState.set({ node }, BREAKER_VALUE[state]),
   };
 }

@@ -1,5 +1,6 @@
 import { CdsError } from '../errors.js';
-import type { NumericData, Tensor, TensorData } from '../tensor/datatypes.js';
+import type { Tensor } from '../tensor/datatypes.js';
+import { batchKey, concatRows, sliceRows } from '../tensor/rows.js';
 
 /** The session pool as the batcher sees it: one run over whole tensors. */
 export type RunBatch = (inputs: Tensor[], outputs: string[], deadline: number) => Promise<Tensor[]>;
@@ -58,8 +59,7 @@ export class DynamicBatcher {
       return Promise.reject(new CdsError('resource_exhausted', `node batch queue is full (${this.config.maxQueueSize} waiting); retry on another node`));
     }
     const rows = inputs[0]?.shape[0] ?? 0;
-    // Compatible requests: same outputs asked for, same datatypes and non-batch dimensions.
-    const key = `${outputs.join('\0')}\u0001${inputs.map((t) => `${t.name}:${t.datatype}:${t.shape.slice(1).join(',')}`).join('\0')}`;
+    const key = batchKey(inputs, outputs);
     return new Promise<Tensor[]>((resolve, reject) => {
       const queue = this.queues.get(key) ?? [];
       // A request that would overflow the batch sends the current one out first.
@@ -111,31 +111,4 @@ export class DynamicBatcher {
     for (const queue of this.queues.values()) for (const p of queue) p.reject(new CdsError('unavailable', 'the node is shutting down'));
     this.queues.clear();
   }
-}
-
-/** Tensors of one input from several requests, joined along the batch dimension (row-major: the data simply follows). */
-export function concatRows(parts: Tensor[]): Tensor {
-  const first = parts[0]!;
-  const rows = parts.reduce((n, t) => n + t.shape[0]!, 0);
-  const shape = [rows, ...first.shape.slice(1)];
-  if (Array.isArray(first.data)) return { ...first, shape, data: parts.flatMap((t) => t.data as Uint8Array[]) };
-  const total = parts.reduce((n, t) => n + (t.data as NumericData).length, 0);
-  const Ctor = (first.data as NumericData).constructor as new (n: number) => NumericData;
-  const data = new Ctor(total);
-  let at = 0;
-  for (const t of parts) {
-    (data as { set(a: ArrayLike<number | bigint>, o: number): void }).set(t.data as ArrayLike<number | bigint>, at);
-    at += (t.data as NumericData).length;
-  }
-  return { ...first, shape, data };
-}
-
-/** Rows [start, start + count) of a batched output, as a tensor of its own. */
-export function sliceRows(t: Tensor, start: number, count: number, totalRows: number): Tensor {
-  const perRow = t.shape[0] === totalRows ? (Array.isArray(t.data) ? t.data.length : (t.data as NumericData).length) / totalRows : NaN;
-  if (!Number.isInteger(perRow)) throw new CdsError('internal', `output ${t.name} does not have the batch dimension first; the model cannot be batched`);
-  const data: TensorData = Array.isArray(t.data)
-    ? t.data.slice(start * perRow, (start + count) * perRow)
-    : (t.data as NumericData).slice(start * perRow, (start + count) * perRow);
-  return { ...t, shape: [count, ...t.shape.slice(1)], data };
 }

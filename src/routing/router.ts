@@ -12,8 +12,9 @@ import { createPool, hedgeDelay, type Pool } from './pool.js';
 import { pickNode } from './balancer.js';
 import { HealthChecker } from './health-checker.js';
 import { noNode, runAttempts, type AttemptEvents } from './attempts.js';
+import { CoalescingNodeClient, type CoalescingEvents } from './coalescer.js';
 
-export interface RouterEvents extends AttemptEvents {
+export interface RouterEvents extends AttemptEvents, CoalescingEvents {
   breakerChanged(node: string, state: BreakerState): void;
 }
 
@@ -39,8 +40,12 @@ export class Router {
   constructor(config: GatewayConfig, clients: NodeClientFactory, private readonly events: RouterEvents, private readonly log: Logger, routes: CompiledRoutes = compileRoutes(config)) {
     const breakerOf = (nodeId: string) =>
       Object.values(config.pools).find((p) => p.nodes.includes(nodeId))?.breaker ?? Object.values(config.pools)[0]!.breaker;
+    const coalesceRows = new Map([...routes.values()].flatMap((r) => (r.coalesceRows === undefined ? [] : [[r.model, r.coalesceRows] as const])));
+    // Beneath the breaker: each caller's request still counts as one call to the node, whether or not it shared the wire.
+    const clientOf = (node: NodeAddress): NodeClientLike =>
+      coalesceRows.size === 0 ? clients(node) : new CoalescingNodeClient(clients(node), (model) => coalesceRows.get(model), events);
     for (const node of config.nodes) {
-      this.nodes.set(node.id, new NodeHandle(clients(node), breakerOf(node.id), (state) => {
+      this.nodes.set(node.id, new NodeHandle(clientOf(node), breakerOf(node.id), (state) => {
         this.log.warn({ node: node.id, breaker: state }, 'circuit breaker state changed');
         events.breakerChanged(node.id, state);
       }));

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGGREGATE_CASES, CHART_EDGES, edgeRows } from '../helpers/news2-chart.js';
-import { grpcCall, grpcClient, httpsCall, runCliAsync, startCluster, type Cluster } from '../helpers/cluster.js';
+import { AGGREGATE_CASES, CHART_EDGES, NORMAL_VITALS, edgeRows } from '../helpers/news2-chart.js';
+import { grpcCall, grpcClient, httpsCall, runCliAsync, scrapeMetrics, startCluster, type Cluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 beforeAll(async () => { cluster = await startCluster({ nodes: 1 }); });
@@ -32,6 +32,46 @@ describe('NEWS2 chart cases end to end through the gateway', () => {
       expect(totals[i], c.why).toBe(c.total);
       expect(Number(risks[i]), c.why).toBe(c.risk);
     });
+  });
+});
+
+describe('coalesced node calls (news2 is configured with coalesce)', () => {
+  /** The gateway's histogram of requests per node call: how many calls carried more than one request. */
+  const joinedCalls = async () => {
+    const text = await scrapeMetrics(cluster.gateway.ports.admin!);
+    const count = Number(/^cdsgate_node_call_requests_count\{model="news2"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    const alone = Number(/^cdsgate_node_call_requests_bucket\{le="1",model="news2"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    return count - alone;
+  };
+
+  it('concurrent callers each get their own row\'s scores, and one caller\'s refused input fails only that caller', async () => {
+    const client = grpcClient(cluster.gateway.ports.grpc!, cluster.pki.ca, cluster.pki.apps.smart);
+    const token = await cluster.token(['clinician']);
+    const one = (vitals: number[]) => grpcCall(client, 'ModelInfer', {
+      model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], contents: { fp32_contents: vitals } }],
+    }, token);
+    const subscores = (reply: any) => Array.from(new Float32Array(new Uint8Array(reply.raw_output_contents[reply.outputs.findIndex((o: { name: string }) => o.name === 'subscores')]).buffer));
+    await one(NORMAL_VITALS); // the token verified and cached, so a wave's calls reach the router together
+    const before = await joinedCalls();
+    // Waves of single-row calls on one HTTP/2 connection, each wave sent at once, until one node call has carried several
+    // (the requests of one socket read join; how many arrive per read is up to the kernel, so the waves repeat).
+    for (let wave = 0; wave < 30 && (wave === 0 || await joinedCalls() === before); wave++) {
+      const rows = edgeRows();
+      const outOfRange = [16, 97, 0, 120, 70, 0, 99]; // temperature above the model's plausible range: the node refuses it
+      const results = await Promise.allSettled([...rows.map(one), one(outOfRange), ...AGGREGATE_CASES.map((c) => one(c.vitals))]);
+      CHART_EDGES.forEach(({ param, label, value, score }, i) => {
+        expect(results[i]!.status, `${label} ${value}`).toBe('fulfilled');
+        expect(subscores((results[i] as PromiseFulfilledResult<any>).value)[param], `${label} ${value}`).toBe(score);
+      });
+      expect((results[rows.length] as PromiseRejectedResult).reason.code).toBe(3); // INVALID_ARGUMENT, to that caller only
+      AGGREGATE_CASES.forEach((c, i) => {
+        const reply = (results[rows.length + 1 + i] as PromiseFulfilledResult<any>).value;
+        const total = new Float32Array(new Uint8Array(reply.raw_output_contents[reply.outputs.findIndex((o: { name: string }) => o.name === 'news2_score')]).buffer)[0];
+        expect(total, c.why).toBe(c.total);
+      });
+    }
+    client.close();
+    expect(await joinedCalls()).toBeGreaterThan(before);
   });
 });
 

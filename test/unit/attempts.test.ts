@@ -54,6 +54,7 @@ function setup(o: { balancing?: 'round-robin' | 'least-request'; hedging?: boole
     breakerChanged: (...a) => void events.push(['breaker', ...a]), nodeReadiness: (...a) => void events.push(['readiness', ...a]),
     retried: (...a) => void events.push(['retried', ...a]), retryBudgetExhausted: (...a) => void events.push(['budget', ...a]),
     hedged: (...a) => void events.push(['hedged', ...a]),
+    coalesced: (...a) => void events.push(['coalesced', ...a]), unsplittable: (...a) => void events.push(['unsplittable', ...a]),
   };
   const router = new Router(config, (node) => {
     const fake = new FakeNode(node, answer(node.id));

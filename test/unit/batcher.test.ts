@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DynamicBatcher, concatRows, sliceRows } from '../../src/node/batcher.js';
+import { DynamicBatcher } from '../../src/node/batcher.js';
+import { concatRows, sliceRows } from '../../src/tensor/rows.js';
 import type { Tensor } from '../../src/tensor/datatypes.js';
 import { CdsError } from '../../src/errors.js';
 
