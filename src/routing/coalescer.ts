@@ -29,7 +29,7 @@ interface Member {
   timer: NodeJS.Timeout | undefined;
 }
 
-interface Group { model: string; members: Member[]; rows: number; bytes: number }
+interface Group { key: string; model: string; members: Member[]; rows: number; bytes: number }
 
 /**
  * A node client that joins concurrent requests for one model into one call
@@ -45,9 +45,13 @@ interface Group { model: string; members: Member[]; rows: number; bytes: number 
  * only with requests for the same model, version, data class, parameters,
  * requested outputs, input names, datatypes and non-batch dimensions.
  *
- * Nothing waits for company: the requests that arrive in one pass of the
- * event loop's poll phase (one `epoll` wake-up's worth of sockets) go out
- * together at its end, so a lone request leaves as soon as it would have.
+ * Nothing waits for company. A request leaves at once when no call of its
+ * kind is out to this node: a lone caller's request goes before the gateway
+ * does its other work for it (the audit view), as it would without
+ * coalescing. While one is out, the requests that arrive in the same pass
+ * of the event loop's poll phase (one `epoll` wake-up's worth of sockets) go
+ * out together at its end. Measured at one connection, gathering even a lone
+ * request until the end of the pass cost 10% more CPU and 0.28 ms at p50.
  *
  * Each caller keeps its own deadline and cancellation: the call lives as long
  * as its most patient member, each other member fails at its own deadline,
@@ -61,6 +65,8 @@ interface Group { model: string; members: Member[]; rows: number; bytes: number 
 export class CoalescingNodeClient implements NodeClientLike {
   private readonly groups = new Map<string, Group>();
   private flushScheduled = false;
+  /** Calls out to the node per group key: while one is, new requests gather. */
+  private readonly inFlight = new Map<string, number>();
   /** Models whose answers from this node could not be split. */
   private readonly unsplittable = new Set<string>();
 
@@ -84,6 +90,10 @@ export class CoalescingNodeClient implements NodeClientLike {
         signal.addEventListener('abort', member.onAbort, { once: true });
       }
       let group = this.groups.get(key);
+      if (!group && !this.inFlight.has(key)) {
+        this.send({ key, model: request.model, members: [member], rows, bytes });
+        return;
+      }
       // A request that would overflow the call sends the gathered ones first.
       if (group && (group.rows + rows > limit! || group.bytes + bytes > MAX_JOINED_BYTES)) {
         this.groups.delete(key);
@@ -91,7 +101,7 @@ export class CoalescingNodeClient implements NodeClientLike {
         group = undefined;
       }
       if (!group) {
-        group = { model: request.model, members: [], rows: 0, bytes: 0 };
+        group = { key, model: request.model, members: [], rows: 0, bytes: 0 };
         this.groups.set(key, group);
       }
       group.members.push(member);
@@ -118,9 +128,15 @@ export class CoalescingNodeClient implements NodeClientLike {
   private send(group: Group): void {
     const members = group.members.filter((m) => !m.settled);
     if (members.length === 0) return;
+    this.inFlight.set(group.key, (this.inFlight.get(group.key) ?? 0) + 1);
+    const done = () => {
+      const left = this.inFlight.get(group.key)! - 1;
+      if (left === 0) this.inFlight.delete(group.key);
+      else this.inFlight.set(group.key, left);
+    };
     if (members.length === 1) {
       this.events.coalesced(group.model, 1, members[0]!.rows);
-      this.alone(members[0]!);
+      void this.alone(members[0]!).finally(done);
       return;
     }
     const rows = members.reduce((n, m) => n + m.rows, 0);
@@ -143,6 +159,7 @@ export class CoalescingNodeClient implements NodeClientLike {
     };
     this.inner.infer(joined, deadline, members[0]!.requestId, controller.signal).then(
       (result) => {
+        done();
         detach();
         let parts: InferResult[];
         try {
@@ -162,6 +179,7 @@ export class CoalescingNodeClient implements NodeClientLike {
         members.forEach((m, i) => this.settle(m, parts[i]));
       },
       (err: unknown) => {
+        done();
         detach();
         // The node refused the joined input (a value out of range, rows above its maximum): one member's data,
         // perhaps, so each is asked about alone. Any other failure is the node's, and every member's to retry.
@@ -172,10 +190,10 @@ export class CoalescingNodeClient implements NodeClientLike {
   }
 
   /** One member's request as its own call, with its own deadline and cancellation. */
-  private alone(m: Member): void {
+  private async alone(m: Member): Promise<void> {
     if (m.settled) return;
     clearTimeout(m.timer);
-    this.inner.infer(m.request, m.deadline, m.requestId, m.signal).then((r) => this.settle(m, r), (err: unknown) => this.settle(m, undefined, err));
+    await this.inner.infer(m.request, m.deadline, m.requestId, m.signal).then((r) => this.settle(m, r), (err: unknown) => this.settle(m, undefined, err));
   }
 
   private settle(m: Member, result: InferResult | undefined, err?: unknown): void {

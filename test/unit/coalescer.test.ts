@@ -17,7 +17,7 @@ interface Call { request: InferRequest; deadline: number; requestId: string; sig
 class RowNode implements NodeClientLike {
   readonly node: NodeAddress = { id: 'node-0', address: 'h:1', serverName: 'n0', protocol: 'rest' };
   readonly calls: Call[] = [];
-  /** Calls held until released (to cancel or time out members while a call is out). */
+  /** Calls held until released (to keep a call out, or to cancel or time out members while one is). */
   hold = false;
   readonly held: Array<() => void> = [];
   /** Refuse any call carrying a row whose first value is negative, as a node refuses a value out of range. */
@@ -63,7 +63,21 @@ function setup(limits: Record<string, number> = { m: 64 }) {
   const joined: Array<[string, number, number]> = [];
   const unsplittable: string[] = [];
   const events: CoalescingEvents = { coalesced: (model, requests, rows) => void joined.push([model, requests, rows]), unsplittable: (model) => void unsplittable.push(model) };
-  return { inner, joined, unsplittable, client: new CoalescingNodeClient(inner, (model) => limits[model], events) };
+  const client = new CoalescingNodeClient(inner, (model) => limits[model], events);
+  /**
+   * A call of each given kind out to the node and held there, as under load: requests of those kinds now
+   * gather instead of leaving at once. Returns the calls made after it (from `inner.calls`) and a release.
+   */
+  const busy = async (...kinds: InferRequest[]) => {
+    inner.hold = true;
+    const leaders = kinds.map((k, i) => client.infer(k, inAMinute(), `leader-${i}`).catch(() => undefined));
+    await new Promise((r) => setImmediate(r));
+    inner.hold = false;
+    const base = inner.calls.length;
+    joined.length = 0;
+    return { after: () => inner.calls.slice(base), release: async () => { for (const go of inner.held.splice(0)) go(); await Promise.all(leaders); } };
+  };
+  return { inner, joined, unsplittable, client, busy };
 }
 
 const request = (rows: number[][], o: { model?: string; id?: string; outputs?: string[]; parameters?: Record<string, ParameterValue>; version?: string } = {}): InferRequest => ({
@@ -74,48 +88,55 @@ const sumsOf = (r: InferResult) => Array.from(r.outputs.find((t) => t.name === '
 const inAMinute = () => Date.now() + 60_000;
 
 describe('coalescing node client', () => {
-  it('joins requests made in one pass of the event loop into one call and answers each caller with its own rows', async () => {
-    const { inner, client, joined } = setup();
+  it('while a call is out, joins the requests made in one pass of the event loop into one call and answers each caller with its own rows', async () => {
+    const { client, joined, busy } = setup();
+    const out = await busy(request([[0, 0]]));
     const answers = await Promise.all([
       client.infer(request([[1, 2]], { id: 'a' }), inAMinute(), 'req-a'),
       client.infer(request([[10, 20], [30, 40]], { id: 'b' }), inAMinute(), 'req-b'),
       client.infer(request([[100, 200]]), inAMinute(), 'req-c'),
     ]);
-    expect(inner.calls).toHaveLength(1);
-    expect(inner.calls[0]!.request.inputs[0]!.shape).toEqual([4, 2]);
-    expect(inner.calls[0]!.request.id).toBeUndefined(); // no one caller's id on a shared call
-    expect(inner.calls[0]!.requestId).toBe('req-a');
+    const calls = out.after();
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.request.inputs[0]!.shape).toEqual([4, 2]);
+    expect(calls[0]!.request.id).toBeUndefined(); // no one caller's id on a shared call
+    expect(calls[0]!.requestId).toBe('req-a');
     expect(answers.map(sumsOf)).toEqual([[3], [30, 70], [300]]);
     expect(answers[1]!.outputs.map((t) => t.shape)).toEqual([[2, 1], [2, 1]]);
     expect(answers.map((a) => a.id)).toEqual(['a', 'b', undefined]);
     expect(joined).toEqual([['m', 3, 4]]);
+    await out.release();
   });
 
-  it('sends a lone request as it came, with its own id, deadline and signal', async () => {
-    const { inner, client } = setup();
+  it('a request leaves at once, as it came, when no call of its kind is out; the next ones gather behind it', async () => {
+    const { inner, client, joined } = setup();
     const deadline = inAMinute();
     const signal = new AbortController().signal;
-    const answer = await client.infer(request([[1, 2]], { id: 'a' }), deadline, 'req-a', signal);
-    expect(sumsOf(answer)).toEqual([3]);
+    const first = client.infer(request([[1, 2]], { id: 'a' }), deadline, 'req-a', signal);
+    // Sent before this turn of the event loop ends, with its own id, deadline and signal.
     expect(inner.calls).toEqual([{ request: expect.objectContaining({ id: 'a' }), deadline, requestId: 'req-a', signal }]);
+    const next = [client.infer(request([[3, 4]]), deadline, 'req-b'), client.infer(request([[5, 6]]), deadline, 'req-c')];
+    expect(inner.calls).toHaveLength(1);
+    expect((await Promise.all([first, ...next])).map(sumsOf)).toEqual([[3], [7], [11]]);
+    expect(inner.calls.map((c) => c.request.inputs[0]!.shape[0])).toEqual([1, 2]);
+    expect(joined).toEqual([['m', 1, 1], ['m', 2, 2]]);
+    // Nothing out any more: the next request leaves at once again.
+    void client.infer(request([[7, 8]]), deadline, 'req-d');
+    expect(inner.calls).toHaveLength(3);
   });
 
   it('never joins requests that differ in model, version, outputs, parameters, input shape or datatype', async () => {
-    const { inner, client } = setup({ m: 64, other: 64 });
+    const { client, busy } = setup({ m: 64, other: 64 });
     const f16: InferRequest = { ...request([[1, 2]]), inputs: [{ name: 'x', datatype: 'FP16', shape: [1, 2], data: Uint16Array.of(1, 2) }] };
-    await Promise.allSettled([
-      client.infer(request([[1, 2]]), inAMinute(), '1'),
-      client.infer(request([[1, 2]], { model: 'other' }), inAMinute(), '2'),
-      client.infer(request([[1, 2]], { version: '2' }), inAMinute(), '3'),
-      client.infer(request([[1, 2]], { outputs: ['sum'] }), inAMinute(), '4'),
-      client.infer(request([[1, 2]], { parameters: { p: 1 } }), inAMinute(), '5'),
-      client.infer(request([[1, 2]], { parameters: { p: 1n } }), inAMinute(), '6'),
-      client.infer(request([[1, 2, 3]]), inAMinute(), '7'),
-      client.infer(f16, inAMinute(), '8'),
-      client.infer(request([[3, 4]], { parameters: { p: 1 } }), inAMinute(), '9'),
-    ]);
+    const kinds = [
+      request([[1, 2]]), request([[1, 2]], { model: 'other' }), request([[1, 2]], { version: '2' }), request([[1, 2]], { outputs: ['sum'] }),
+      request([[1, 2]], { parameters: { p: 1 } }), request([[1, 2]], { parameters: { p: 1n } }), request([[1, 2, 3]]), f16,
+    ];
+    const out = await busy(...kinds);
+    await Promise.allSettled([...kinds.map((k, i) => client.infer(k, inAMinute(), String(i))), client.infer(request([[3, 4]], { parameters: { p: 1 } }), inAMinute(), '9')]);
     // Only the two requests with the same parameter of the same kind shared a call.
-    expect(inner.calls.map((c) => c.request.inputs[0]!.shape[0])).toEqual([1, 1, 1, 1, 2, 1, 1, 1]);
+    expect(out.after().map((c) => c.request.inputs[0]!.shape[0])).toEqual([1, 1, 1, 1, 2, 1, 1, 1]);
+    await out.release();
   });
 
   it('passes through models without coalescing, and requests with no batch dimension', async () => {
@@ -131,21 +152,26 @@ describe('coalescing node client', () => {
   });
 
   it('keeps each call within maxRows and the byte limit; a request at the limit goes alone', async () => {
-    const { inner, client } = setup({ m: 4 });
+    const { client, busy } = setup({ m: 4 });
+    const out = await busy(request([[0, 0]]));
     await Promise.all([
       ...[1, 2, 3].map((i) => client.infer(request([[i, 0], [i, 0]]), inAMinute(), String(i))),
       client.infer(request([[9, 0], [9, 0], [9, 0], [9, 0]]), inAMinute(), 'full'),
     ]);
-    expect(inner.calls.map((c) => c.request.inputs[0]!.shape[0]).sort()).toEqual([2, 4, 4]);
+    expect(out.after().map((c) => c.request.inputs[0]!.shape[0]).sort()).toEqual([2, 4, 4]);
+    await out.release();
     const wide = Math.floor(MAX_JOINED_BYTES / 4 / 3); // a third of the byte limit per request
     const big = () => ({ ...request([[1]]), inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [1, wide], data: new Float32Array(wide) }] });
-    const { inner: inner2, client: client2 } = setup({ m: 64 });
-    await Promise.all([1, 2, 3, 4].map((i) => client2.infer(big(), inAMinute(), String(i))));
-    expect(inner2.calls.map((c) => c.request.inputs[0]!.shape[0])).toEqual([3, 1]);
+    const second = setup({ m: 64 });
+    const out2 = await second.busy(big());
+    await Promise.all([1, 2, 3, 4].map((i) => second.client.infer(big(), inAMinute(), String(i))));
+    expect(out2.after().map((c) => c.request.inputs[0]!.shape[0])).toEqual([3, 1]);
+    await out2.release();
   });
 
   it('one caller\'s refused input does not fail the others: each member is asked again alone', async () => {
-    const { inner, client } = setup();
+    const { client, busy } = setup();
+    const out = await busy(request([[0, 0]]));
     const results = await Promise.allSettled([
       client.infer(request([[1, 2]]), inAMinute(), 'good-1'),
       client.infer(request([[-1, 2]]), inAMinute(), 'bad'),
@@ -155,41 +181,47 @@ describe('coalescing node client', () => {
     expect(results[2]).toMatchObject({ status: 'fulfilled' });
     expect(sumsOf((results[2] as PromiseFulfilledResult<InferResult>).value)).toEqual([10]);
     expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ kind: 'invalid_argument' });
-    expect(inner.calls.map((c) => c.requestId)).toEqual(['good-1', 'good-1', 'bad', 'good-2']);
+    expect(out.after().map((c) => c.requestId)).toEqual(['good-1', 'good-1', 'bad', 'good-2']);
+    await out.release();
   });
 
   it('a node failure fails every member with it, for the router to retry each (not resent here)', async () => {
-    const { inner, client } = setup();
+    const { inner, client, busy } = setup();
+    const out = await busy(request([[0, 0]]));
     inner.failAll = new NodeFailure('node node-0 is unavailable: reset', true);
     const results = await Promise.allSettled([1, 2, 3].map((i) => client.infer(request([[i, 0]]), inAMinute(), String(i))));
     expect(results.map((r) => (r as PromiseRejectedResult).reason)).toEqual([inner.failAll, inner.failAll, inner.failAll]);
-    expect(inner.calls).toHaveLength(1);
+    expect(out.after()).toHaveLength(1);
+    await out.release();
   });
 
   it('an answer that cannot be split is asked again member by member, and the model is no longer joined', async () => {
-    const { inner, client, unsplittable } = setup();
+    const { inner, client, unsplittable, busy } = setup();
+    const out = await busy(request([[0, 0]]));
     inner.scalarOutput = true;
     const first = await Promise.all([client.infer(request([[1, 2]]), inAMinute(), '1'), client.infer(request([[3, 4]]), inAMinute(), '2')]);
     expect(first.map((r) => Array.from(r.outputs[0]!.data as Float32Array))).toEqual([[3], [7]]);
     expect(unsplittable).toEqual(['m']);
-    expect(inner.calls.map((c) => c.request.inputs[0]!.shape[0])).toEqual([2, 1, 1]);
+    expect(out.after().map((c) => c.request.inputs[0]!.shape[0])).toEqual([2, 1, 1]);
     await Promise.all([client.infer(request([[1, 2]]), inAMinute(), '3'), client.infer(request([[3, 4]]), inAMinute(), '4')]);
-    expect(inner.calls.map((c) => c.request.inputs[0]!.shape[0])).toEqual([2, 1, 1, 1, 1]);
+    expect(out.after().map((c) => c.request.inputs[0]!.shape[0])).toEqual([2, 1, 1, 1, 1]);
+    await out.release();
   });
 
   it('a cancelled member is dropped; the call is cancelled only when every member is', async () => {
-    const { inner, client } = setup();
+    const { inner, client, busy } = setup();
+    const out = await busy(request([[0, 0]]));
     inner.hold = true;
     const a = new AbortController(), b = new AbortController();
     const pa = client.infer(request([[1, 2]]), inAMinute(), 'a', a.signal);
     const pb = client.infer(request([[3, 4]]), inAMinute(), 'b', b.signal);
     const pc = client.infer(request([[5, 6]]), inAMinute(), 'c');
     await new Promise((r) => setImmediate(r));
-    expect(inner.calls).toHaveLength(1);
+    expect(out.after()).toHaveLength(1);
     a.abort();
     await expect(pa).rejects.toMatchObject({ kind: 'cancelled' });
-    expect(inner.calls[0]!.signal!.aborted).toBe(false);
-    inner.held.shift()!();
+    expect(out.after()[0]!.signal!.aborted).toBe(false);
+    inner.held.pop()!();
     expect((await pc).outputs[0]!.data).toEqual(Float32Array.of(11));
     b.abort(); // after its answer: nothing changes
     expect(sumsOf(await pb)).toEqual([7]);
@@ -199,9 +231,9 @@ describe('coalescing node client', () => {
     const py = client.infer(request([[3, 4]]), inAMinute(), 'y', y.signal);
     await new Promise((r) => setImmediate(r));
     x.abort();
-    expect(inner.calls[1]!.signal!.aborted).toBe(false);
+    expect(out.after()[1]!.signal!.aborted).toBe(false);
     y.abort();
-    expect(inner.calls[1]!.signal!.aborted).toBe(true);
+    expect(out.after()[1]!.signal!.aborted).toBe(true);
     await expect(px).rejects.toMatchObject({ kind: 'cancelled' });
     await expect(py).rejects.toMatchObject({ kind: 'cancelled' });
     // A request cancelled before it is sent never reaches the node.
@@ -210,19 +242,22 @@ describe('coalescing node client', () => {
     z.abort();
     await expect(pz).rejects.toMatchObject({ kind: 'cancelled' });
     await new Promise((r) => setImmediate(r));
-    expect(inner.calls).toHaveLength(2);
+    expect(out.after()).toHaveLength(2);
+    await out.release();
   });
 
   it('the call lives as long as its most patient member; a member with a shorter deadline fails at its own', async () => {
-    const { inner, client } = setup();
+    const { inner, client, busy } = setup();
+    const out = await busy(request([[0, 0]]));
     inner.hold = true;
     const soon = Date.now() + 30, later = inAMinute();
     const hurried = client.infer(request([[1, 2]]), soon, 'hurried');
     const patient = client.infer(request([[3, 4]]), later, 'patient');
     await expect(hurried).rejects.toMatchObject({ kind: 'deadline_exceeded' });
-    expect(inner.calls[0]!.deadline).toBe(later);
-    inner.held.shift()!();
+    expect(out.after()[0]!.deadline).toBe(later);
+    inner.held.pop()!();
     expect(sumsOf(await patient)).toEqual([7]);
+    await out.release();
   });
 
   it('many callers with random rows: every caller gets exactly its own rows back (seeded)', async () => {
