@@ -199,9 +199,10 @@ function schemas(baseDir: string) {
     }).optional(),
     /**
      * Coalescing, off unless this is present: requests for this model that
-     * reach the gateway together (one pass of its event loop) go to a node as
-     * one call, joined along the batch dimension, and the answer is split
-     * back row by row. Only for a model whose rows are independent, with the
+     * reach the gateway together (one pass of its event loop) while a call of
+     * theirs is out to a node go to that node as one call, joined along the
+     * batch dimension, and the answer is split back row by row
+     * (routing/coalescer.ts). Only for a model whose rows are independent, with the
      * batch dimension first in every input and output (what the node's
      * dynamic batching assumes too); at most `maxRows` rows per call, within
      * the model's maxBatchSize.

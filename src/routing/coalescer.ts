@@ -173,7 +173,7 @@ export class CoalescingNodeClient implements NodeClientLike {
         } catch {
           this.unsplittable.add(group.model);
           this.events.unsplittable(group.model, this.node.id);
-          for (const m of members) this.alone(m);
+          for (const m of members) void this.alone(m);
           return;
         }
         members.forEach((m, i) => this.settle(m, parts[i]));
@@ -183,7 +183,7 @@ export class CoalescingNodeClient implements NodeClientLike {
         detach();
         // The node refused the joined input (a value out of range, rows above its maximum): one member's data,
         // perhaps, so each is asked about alone. Any other failure is the node's, and every member's to retry.
-        if (err instanceof CdsError && err.kind === 'invalid_argument') for (const m of members) this.alone(m);
+        if (err instanceof CdsError && err.kind === 'invalid_argument') for (const m of members) void this.alone(m);
         else for (const m of members) this.settle(m, undefined, err);
       },
     );
