@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCliAsync, startCluster, type Cluster } from '../helpers/cluster.js';
+import { grpcCall, grpcClient, runCliAsync, scrapeMetrics, startCluster, type Cluster } from '../helpers/cluster.js';
 import { runFuzz } from '../helpers/fuzz.js';
 import { join } from 'node:path';
 
@@ -22,4 +23,37 @@ describe('mutation fuzzing (seeded, bounded)', () => {
     const verify = await runCliAsync(['audit', 'verify', '--public-key', cluster.secrets.auditPublicKey, join(cluster.dir, 'audit')]);
     expect(verify.code, verify.stderr).toBe(0);
   }, 300_000);
+});
+
+describe('coalesced calls under random concurrent load (seeded)', () => {
+  /** The model's plausible ranges (models/news2/config.json); a value outside one is refused by the node. */
+  const RANGES: Array<[number, number]> = [[0, 80], [40, 100], [0, 1], [0, 300], [0, 300], [0, 1], [25, 45]];
+  const row = fc.tuple(...RANGES.map(([lo, hi]) => fc.oneof(
+    { weight: 19, arbitrary: fc.integer({ min: lo * 10, max: hi * 10 }).map((v) => v / 10) },
+    { weight: 1, arbitrary: fc.constantFrom(lo - 1, hi + 7) }, // out of range: that caller's request is refused
+  )));
+  const wave = fc.array(fc.array(row, { minLength: 1, maxLength: 3 }), { minLength: 8, maxLength: 40 });
+
+  it('every caller of a wave gets exactly what its request gets alone: the same outputs, or the same refusal', async () => {
+    const client = grpcClient(cluster.gateway.ports.grpc!, cluster.pki.ca, cluster.pki.apps.smart);
+    const token = await cluster.token(['clinician']);
+    const call = (rows: number[][]) => grpcCall(client, 'ModelInfer', {
+      model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: [rows.length, 7], contents: { fp32_contents: rows.flat() } }],
+    }, token).then((reply: any) => ({ ok: reply.outputs.map((o: { name: string }, i: number) => [o.name, Buffer.from(reply.raw_output_contents[i]).toString('hex')]) }), (err: { code: number }) => ({ code: err.code }));
+    const joinedBefore = await joinedCalls();
+    await fc.assert(fc.asyncProperty(wave, async (requests) => {
+      const together = await Promise.all(requests.map(call)); // one HTTP/2 connection: many arrive in one read, and join
+      for (const [i, rows] of requests.entries()) expect(together[i], JSON.stringify(rows)).toEqual(await call(rows)); // alone: nothing else out
+    }), { seed: 20261206, numRuns: 12 });
+    client.close();
+    // The waves did share node calls (else this test proved nothing about coalescing).
+    expect(await joinedCalls()).toBeGreaterThan(joinedBefore);
+  }, 300_000);
+
+  const joinedCalls = async () => {
+    const text = await scrapeMetrics(cluster.gateway.ports.admin!);
+    const count = Number(/^cdsgate_node_call_requests_count\{model="news2"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    const alone = Number(/^cdsgate_node_call_requests_bucket\{le="1",model="news2"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    return count - alone;
+  };
 });
