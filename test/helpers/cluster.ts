@@ -172,6 +172,14 @@ export async function scrapeMetrics(adminPort: number): Promise<string> {
   return res.text();
 }
 
+/** Node calls of `model` that carried more than one request so far (the gateway's coalescing histogram). */
+export async function joinedNodeCalls(adminPort: number, model: string): Promise<number> {
+  const text = await scrapeMetrics(adminPort);
+  const count = Number(new RegExp(`^cdsgate_node_call_requests_count\\{model="${model}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  const alone = Number(new RegExp(`^cdsgate_node_call_requests_bucket\\{le="1",model="${model}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  return count - alone;
+}
+
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { grpcCall, grpcClient, runCliAsync, scrapeMetrics, startCluster, type Cluster } from '../helpers/cluster.js';
+import { grpcCall, grpcClient, joinedNodeCalls, runCliAsync, startCluster, type Cluster } from '../helpers/cluster.js';
 import { runFuzz } from '../helpers/fuzz.js';
 import { join } from 'node:path';
 
@@ -40,20 +40,13 @@ describe('coalesced calls under random concurrent load (seeded)', () => {
     const call = (rows: number[][]) => grpcCall(client, 'ModelInfer', {
       model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: [rows.length, 7], contents: { fp32_contents: rows.flat() } }],
     }, token).then((reply: any) => ({ ok: reply.outputs.map((o: { name: string }, i: number) => [o.name, Buffer.from(reply.raw_output_contents[i]).toString('hex')]) }), (err: { code: number }) => ({ code: err.code }));
-    const joinedBefore = await joinedCalls();
+    const joinedBefore = await joinedNodeCalls(cluster.gateway.ports.admin!, 'news2');
     await fc.assert(fc.asyncProperty(wave, async (requests) => {
       const together = await Promise.all(requests.map(call)); // one HTTP/2 connection: many arrive in one read, and join
       for (const [i, rows] of requests.entries()) expect(together[i], JSON.stringify(rows)).toEqual(await call(rows)); // alone: nothing else out
     }), { seed: 20261206, numRuns: 12 });
     client.close();
     // The waves did share node calls (else this test proved nothing about coalescing).
-    expect(await joinedCalls()).toBeGreaterThan(joinedBefore);
+    expect(await joinedNodeCalls(cluster.gateway.ports.admin!, 'news2')).toBeGreaterThan(joinedBefore);
   }, 300_000);
-
-  const joinedCalls = async () => {
-    const text = await scrapeMetrics(cluster.gateway.ports.admin!);
-    const count = Number(/^cdsgate_node_call_requests_count\{model="news2"\} (\d+)/m.exec(text)?.[1] ?? 0);
-    const alone = Number(/^cdsgate_node_call_requests_bucket\{le="1",model="news2"\} (\d+)/m.exec(text)?.[1] ?? 0);
-    return count - alone;
-  };
 });

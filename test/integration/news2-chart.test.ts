@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGGREGATE_CASES, CHART_EDGES, NORMAL_VITALS, edgeRows } from '../helpers/news2-chart.js';
-import { grpcCall, grpcClient, httpsCall, runCliAsync, scrapeMetrics, startCluster, type Cluster } from '../helpers/cluster.js';
+import { grpcCall, grpcClient, httpsCall, joinedNodeCalls, runCliAsync, startCluster, type Cluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 beforeAll(async () => { cluster = await startCluster({ nodes: 1 }); });
@@ -36,13 +36,7 @@ describe('NEWS2 chart cases end to end through the gateway', () => {
 });
 
 describe('coalesced node calls (news2 is configured with coalesce)', () => {
-  /** The gateway's histogram of requests per node call: how many calls carried more than one request. */
-  const joinedCalls = async () => {
-    const text = await scrapeMetrics(cluster.gateway.ports.admin!);
-    const count = Number(/^cdsgate_node_call_requests_count\{model="news2"\} (\d+)/m.exec(text)?.[1] ?? 0);
-    const alone = Number(/^cdsgate_node_call_requests_bucket\{le="1",model="news2"\} (\d+)/m.exec(text)?.[1] ?? 0);
-    return count - alone;
-  };
+  const joinedCalls = () => joinedNodeCalls(cluster.gateway.ports.admin!, 'news2');
 
   it('concurrent callers each get their own row\'s scores, and one caller\'s refused input fails only that caller', async () => {
     const client = grpcClient(cluster.gateway.ports.grpc!, cluster.pki.ca, cluster.pki.apps.smart);
