@@ -276,7 +276,7 @@ try {
     // req/s is about those cores ÷ (proxy + node CPU per request): what 0.8× HAProxy's req/s would take of the gateway
     // follows. Not at one connection, where a request's latency, not CPU, sets the req/s.
     const direct = summary.find((x) => x.path === 'node REST directly' && x.connections === c) as { p50: number } | undefined;
-    const gw = summary.find((x) => x.path === 'cdsgate REST (audit fsync)' && x.connections === c) as { p50: number; rps: number; busyCores: number; nodeCpuUs: number } | undefined;
+    const gw = summary.find((x) => x.path === 'cdsgate REST (audit fsync)' && x.connections === c) as { p50: number; busyCores: number; nodeCpuUs: number } | undefined;
     const hp = summary.find((x) => x.path === 'HAProxy → node REST' && x.connections === c) as { p50: number; rps: number; proxyCpuUs: number } | undefined;
     // Only while cdsgate serves less than that: above it, the figure answers no question.
     if (c > 1 && gw && hp && Number.isFinite(gw.busyCores) && ratio('cdsgate REST (audit fsync)', 'rps') < 0.8) {

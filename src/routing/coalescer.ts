@@ -83,6 +83,12 @@ export class CoalescingNodeClient implements NodeClientLike {
     if (rows === undefined || rows >= limit! || bytes > MAX_JOINED_BYTES / 2) return this.inner.infer(request, deadline, requestId, signal);
     if (signal?.aborted) return Promise.reject(attemptCancelled(this.node.id));
     const key = groupKey(request);
+    // Nothing of its kind out: it leaves now, as it came, and only marks the kind busy while it is out.
+    if (!this.groups.has(key) && !this.inFlight.has(key)) {
+      this.events.coalesced(request.model, 1, rows);
+      this.started(key);
+      return this.inner.infer(request, deadline, requestId, signal).finally(() => this.finished(key));
+    }
     return new Promise<InferResult>((resolve, reject) => {
       const member: Member = { request, deadline, requestId, signal, rows, settled: false, resolve, reject, onAbort: undefined, timer: undefined };
       if (signal) {
@@ -90,10 +96,6 @@ export class CoalescingNodeClient implements NodeClientLike {
         signal.addEventListener('abort', member.onAbort, { once: true });
       }
       let group = this.groups.get(key);
-      if (!group && !this.inFlight.has(key)) {
-        this.send({ key, model: request.model, members: [member], rows, bytes });
-        return;
-      }
       // A request that would overflow the call sends the gathered ones first.
       if (group && (group.rows + rows > limit! || group.bytes + bytes > MAX_JOINED_BYTES)) {
         this.groups.delete(key);
@@ -128,12 +130,8 @@ export class CoalescingNodeClient implements NodeClientLike {
   private send(group: Group): void {
     const members = group.members.filter((m) => !m.settled);
     if (members.length === 0) return;
-    this.inFlight.set(group.key, (this.inFlight.get(group.key) ?? 0) + 1);
-    const done = () => {
-      const left = this.inFlight.get(group.key)! - 1;
-      if (left === 0) this.inFlight.delete(group.key);
-      else this.inFlight.set(group.key, left);
-    };
+    this.started(group.key);
+    const done = () => this.finished(group.key);
     if (members.length === 1) {
       this.events.coalesced(group.model, 1, members[0]!.rows);
       void this.alone(members[0]!).finally(done);
@@ -164,10 +162,10 @@ export class CoalescingNodeClient implements NodeClientLike {
         let parts: InferResult[];
         try {
           let offset = 0;
+          const { id: _batchId, ...rest } = result;
           parts = members.map((m) => {
             const outputs = result.outputs.map((t) => sliceRows(t, offset, m.rows, rows));
             offset += m.rows;
-            const { id: _batchId, ...rest } = result;
             return m.request.id === undefined ? { ...rest, outputs } : { ...rest, id: m.request.id, outputs };
           });
         } catch {
@@ -187,6 +185,16 @@ export class CoalescingNodeClient implements NodeClientLike {
         else for (const m of members) this.settle(m, undefined, err);
       },
     );
+  }
+
+  private started(key: string): void {
+    this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
+  }
+
+  private finished(key: string): void {
+    const left = this.inFlight.get(key)! - 1;
+    if (left === 0) this.inFlight.delete(key);
+    else this.inFlight.set(key, left);
   }
 
   /** One member's request as its own call, with its own deadline and cancellation. */
