@@ -35,6 +35,8 @@ export async function buildAll(outDir: string, csvPath = WDBC_CSV): Promise<{ mo
       config: modelConfig('news2', news2, {
         description: `NEWS2 early-warning score. vitals columns: ${NEWS2_PARAMETERS.join(', ')}`,
         maxBatchSize: 256,
+        // A run of a few dozen arithmetic nodes: cheaper on the node's main thread than handed to a worker (session-pool.ts).
+        inline: true,
         inputs: [{ name: 'vitals', datatype: 'FP32', shape: [-1, 7], labels: [...NEWS2_PARAMETERS], featureRanges: NEWS2_PLAUSIBLE_RANGES }],
         outputs: [
           { name: 'news2_score', datatype: 'FP32', shape: [-1, 1] },

@@ -528,12 +528,20 @@ export const modelConfigSchema = z.strictObject({
    * `workers` threads with the other models that set none.
    */
   instances: z.number().int().min(1).max(16).optional(),
+  /**
+   * Run on the node's main thread rather than a worker thread: for a model
+   * whose run takes microseconds (a tabular score), where the hand-off to a
+   * worker and back costs more than the run. Each run blocks the main thread,
+   * so a model that takes longer (the node warns above 2 ms) must not ask.
+   */
+  inline: z.boolean().default(false),
   /** version → SHA-256 (hex) of <version>/model.onnx; a file that differs is refused. */
   versions: z.record(z.string().regex(/^[1-9]\d*$/), z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
 }).superRefine((m, ctx) => {
   if (m.dynamicBatching && ![...m.inputs, ...m.outputs].every((t) => t.shape[0] === -1)) {
     ctx.addIssue({ code: 'custom', path: ['dynamicBatching'], message: 'needs the batch dimension (-1) first on every input and output' });
   }
+  if (m.inline && m.instances !== undefined) ctx.addIssue({ code: 'custom', path: ['inline'], message: 'an inline model runs on the main thread: give inline or instances, not both' });
 });
 
 export type GatewayConfig = z.output<ReturnType<typeof schemas>['gateway']>;

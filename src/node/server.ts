@@ -16,7 +16,7 @@ import { loadRepository, type LoadedModel } from './repository.js';
 import { resolveProvider } from './provider.js';
 import { ortSupports } from './ort-tensor.js';
 import { NodeService } from './service.js';
-import { SessionPool } from './session-pool.js';
+import { INLINE_SLOW_MS, SessionPool } from './session-pool.js';
 import { availableParallelism } from 'node:os';
 
 export interface RunningNode {
@@ -59,8 +59,9 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       metrics.instanceExecutions.inc({ model: modelOf(key), instance: String(instance) });
       metrics.computeSeconds.observe({ model: modelOf(key) }, computeMs / 1000);
     },
+    onSlowInline: (key, computeMs) => log.warn({ model: modelOf(key), computeMs: Math.round(computeMs * 100) / 100, limitMs: INLINE_SLOW_MS }, 'an inline model held the main thread for longer than it should: remove "inline" from its config'),
   });
-  for (const m of loaded) metrics.modelInstances.set({ model: m.name }, m.config.instances ?? cfg.workers);
+  for (const m of loaded) metrics.modelInstances.set({ model: m.name }, m.config.inline ? 1 : m.config.instances ?? cfg.workers);
   const cores = availableParallelism();
   if (pool.threads * cfg.intraOpThreads > cores) {
     log.warn({ threads: pool.threads, intraOpThreads: cfg.intraOpThreads, cores }, 'worker threads × intraOpThreads exceed the cores: runs will contend for them');

@@ -70,4 +70,14 @@ describe('model instances', () => {
     expect(entry!.status).toBe('failed');
     expect((entry as { reason: string }).reason).toMatch(/instances/);
   });
+
+  it('a config asking for inline and instances together is refused: an inline model has no worker threads', async () => {
+    const bad = mkdtempSync(join(tmpdir(), 'cdsgate-repo-'));
+    cpSync(join(MODELS, 'news2'), join(bad, 'news2'), { recursive: true });
+    const file = join(bad, 'news2', 'config.json');
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), inline: true, instances: 2 }));
+    const [entry] = loadRepository(bad);
+    expect(entry!.status).toBe('failed');
+    expect((entry as { reason: string }).reason).toMatch(/inline or instances/);
+  });
 });
