@@ -532,7 +532,8 @@ export const modelConfigSchema = z.strictObject({
    * Run on the node's main thread rather than a worker thread: for a model
    * whose run takes microseconds (a tabular score), where the hand-off to a
    * worker and back costs more than the run. Each run blocks the main thread,
-   * so a model that takes longer (the node warns above 2 ms) must not ask.
+   * so a model that takes longer (the node warns when its runs typically take
+   * over 2 ms) must not ask.
    */
   inline: z.boolean().default(false),
   /** version → SHA-256 (hex) of <version>/model.onnx; a file that differs is refused. */

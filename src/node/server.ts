@@ -59,7 +59,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       metrics.instanceExecutions.inc({ model: modelOf(key), instance: String(instance) });
       metrics.computeSeconds.observe({ model: modelOf(key) }, computeMs / 1000);
     },
-    onSlowInline: (key, computeMs) => log.warn({ model: modelOf(key), computeMs: Math.round(computeMs * 100) / 100, limitMs: INLINE_SLOW_MS }, 'an inline model held the main thread for longer than it should: remove "inline" from its config'),
+    onSlowInline: (key, computeMs) => log.warn({ model: modelOf(key), typicalRunMs: Math.round(computeMs * 100) / 100, limitMs: INLINE_SLOW_MS }, 'an inline model\'s runs hold the main thread for longer than they should: remove "inline" from its config'),
   });
   for (const m of loaded) metrics.modelInstances.set({ model: m.name }, m.config.inline ? 1 : m.config.instances ?? cfg.workers);
   const cores = availableParallelism();

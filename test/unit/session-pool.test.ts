@@ -78,6 +78,21 @@ describe('session pool: inline models', () => {
     expect(Array.from(answer[0]!.data as Float32Array)).toEqual([10]);
   });
 
+  it('an inline model whose runs hold the thread too long is reported once, with its typical run time', async () => {
+    const reports: Array<{ model: string; typicalMs: number }> = [];
+    // A limit of 0 ms: every run is over it, so the report does not hang on how fast this machine is.
+    const strict = new SessionPool({ models: [news2], provider: { name: 'cpu' }, workers: 1, intraOpThreads: 1, maxQueue: 8, slowInlineMs: 0, onSlowInline: (model, typicalMs) => reports.push({ model, typicalMs }) });
+    await strict.warmUp();
+    try {
+      for (let i = 0; i < 3; i++) await strict.run(KEY(), [vitals([[24, 93, 1, 105, 115, 0, 38.5]])], ['news2_score'], Date.now() + 10_000);
+    } finally {
+      await strict.close();
+    }
+    expect(reports).toHaveLength(1);
+    expect(reports[0]!.model).toBe(KEY());
+    expect(reports[0]!.typicalMs).toBeGreaterThan(0);
+  });
+
   it('no worker thread is started for a pool of inline models', () => {
     expect(pool.threads).toBe(0);
     expect(pool.queued).toBe(0);
