@@ -178,15 +178,15 @@ export class SessionPool {
 
   /**
    * Reports an inline model, once, whose runs typically hold the main thread
-   * for over INLINE_SLOW_MS. Typical: an exponentially weighted mean (the
-   * newest run weighs 0.2), so that one run slowed by the machine (a garbage
-   * collection, the VM descheduled: news2 runs took 26 µs at p50 and up to
-   * 7.8 ms once in 2,000 on the development VM) does not condemn a model.
+   * for over INLINE_SLOW_MS. Typical: an exponentially weighted mean that
+   * starts from 0 (the newest run weighs 0.2), so that one run slowed by the
+   * machine or by onnxruntime's first-run set-up (news2 runs took 26 µs at p50
+   * on the development VM, and 7.8 ms once in 2,000) does not condemn a model,
+   * while one that takes 10 ms every time is reported at its second run.
    */
   private noteInlineRun(model: string, computeMs: number): void {
     if (this.reportedSlow.has(model)) return;
-    const previous = this.typicalInlineMs.get(model);
-    const typical = previous === undefined ? computeMs : 0.8 * previous + 0.2 * computeMs;
+    const typical = 0.8 * (this.typicalInlineMs.get(model) ?? 0) + 0.2 * computeMs;
     this.typicalInlineMs.set(model, typical);
     if (typical <= (this.options.slowInlineMs ?? INLINE_SLOW_MS)) return;
     this.reportedSlow.add(model);
