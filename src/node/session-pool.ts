@@ -179,10 +179,11 @@ export class SessionPool {
   /**
    * Reports an inline model, once, whose runs typically hold the main thread
    * for over INLINE_SLOW_MS. Typical: an exponentially weighted mean that
-   * starts from 0 (the newest run weighs 0.2), so that one run slowed by the
-   * machine or by onnxruntime's first-run set-up (news2 runs took 26 µs at p50
-   * on the development VM, and 7.8 ms once in 2,000) does not condemn a model,
-   * while one that takes 10 ms every time is reported at its second run.
+   * starts from 0 (the newest run weighs 0.2), so that one run slowed by
+   * onnxruntime's first-run set-up or by the machine does not condemn a model
+   * (on the development VM news2's first run took 1.2 ms, the later ones 26 µs
+   * at p50, and one in 2,000 took 7.8 ms), while one that takes 10 ms every
+   * time is reported at its second run.
    */
   private noteInlineRun(model: string, computeMs: number): void {
     if (this.reportedSlow.has(model)) return;
