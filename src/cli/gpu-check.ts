@@ -23,7 +23,7 @@ import * as ort from 'onnxruntime-node';
 import { Agent, request } from 'undici';
 import { devIssuerFiles, mintDevToken } from '../auth/dev-issuer.js';
 import { devPkiPaths } from '../tls/dev-pki.js';
-import { CUDA_PROVIDER_LIBRARIES, ortBinaryDir, resolveProvider, sessionOptions, type ResolvedProvider } from '../node/provider.js';
+import { CUDA_PROVIDER_LIBRARIES, openSession, ortBinaryDir, resolveProvider, type ResolvedProvider } from '../node/provider.js';
 import { loadRepository, type LoadedModel } from '../node/repository.js';
 import { mulberry32 } from '../seeded-random.js';
 
@@ -233,7 +233,7 @@ function cudaLibraries(): GpuCheckReport['cudaLibraries'] {
 }
 
 export async function createSession(model: LoadedModel, provider: ResolvedProvider, threads: number): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(new Uint8Array(model.bytes).slice(), sessionOptions(provider, threads));
+  return openSession(model.bytes, provider, threads);
 }
 
 

@@ -31,6 +31,11 @@ export function sessionOptions(provider: ResolvedProvider, intraOpThreads: numbe
   return { executionProviders, intraOpNumThreads: intraOpThreads, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
 }
 
+/** A session of a model's verified bytes. ORT accepts only ArrayBuffer-backed arrays: slice() copies out of the shared buffer. */
+export function openSession(bytes: ArrayBufferLike, provider: ResolvedProvider, intraOpThreads: number): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(new Uint8Array(bytes).slice(), sessionOptions(provider, intraOpThreads));
+}
+
 type CreateSession = (bytes: Uint8Array, options: ort.InferenceSession.SessionOptions) => Promise<{ release(): Promise<void> }>;
 
 export interface ProbeDeps {

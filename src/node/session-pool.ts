@@ -1,10 +1,10 @@
 import { Piscina } from 'piscina';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { CdsError } from '../errors.js';
 import type { Tensor } from '../tensor/datatypes.js';
 import type { LoadedModel } from './repository.js';
-import { sessionOptions, type ResolvedProvider } from './provider.js';
-import { fromOrt, fromWire, toOrt, toWire } from './ort-tensor.js';
+import { openSession, type ResolvedProvider } from './provider.js';
+import { fromWire, runSession, toWire } from './ort-tensor.js';
 import type { WorkerInit, WorkerReply, WorkerTask } from './worker.js';
 
 export interface SessionPoolOptions {
@@ -60,15 +60,13 @@ interface InstanceGroup {
  */
 export class SessionPool {
   private readonly groups = new Map<string, InstanceGroup>();
-  /** Inline models (model key → model), and their sessions once warmUp() has built them. */
-  private readonly inlineModels = new Map<string, LoadedModel>();
+  /** Inline models' sessions (by model key), once warmUp() has built them. */
   private readonly inlineSessions = new Map<string, ort.InferenceSession>();
   /** Per inline model, its typical run time (noteInlineRun), and whether it was reported as too slow. */
   private readonly typicalInlineMs = new Map<string, number>();
   private readonly reportedSlow = new Set<string>();
 
   constructor(private readonly options: SessionPoolOptions) {
-    for (const m of options.models) if (m.config.inline) this.inlineModels.set(modelKey(m.name, m.version), m);
     const shared = options.models.filter((m) => m.config.instances === undefined && !m.config.inline);
     const sharedGroup = shared.length > 0 ? this.group(shared, options.workers) : undefined;
     for (const m of shared) this.groups.set(modelKey(m.name, m.version), sharedGroup!);
@@ -105,10 +103,9 @@ export class SessionPool {
 
   /** Resolves when every worker of every group, and the main thread for the inline models, has built its sessions. */
   async warmUp(): Promise<void> {
-    for (const [key, m] of this.inlineModels) {
-      if (this.inlineSessions.has(key)) continue;
-      // ORT accepts only ArrayBuffer-backed arrays: slice() copies out of the shared buffer (as worker.ts does).
-      this.inlineSessions.set(key, await ort.InferenceSession.create(new Uint8Array(m.bytes).slice(), sessionOptions(this.options.provider, this.options.intraOpThreads)));
+    for (const m of this.options.models) {
+      const key = modelKey(m.name, m.version);
+      if (m.config.inline && !this.inlineSessions.has(key)) this.inlineSessions.set(key, await openSession(m.bytes, this.options.provider, this.options.intraOpThreads));
     }
     await Promise.all(this.uniqueGroups().flatMap((g) => Array.from({ length: g.threads }, () => g.piscina.run({ kind: 'ping' }))));
   }
@@ -155,25 +152,15 @@ export class SessionPool {
 
   /** An inline model's run on this thread: as worker.ts runs it, with no queue to wait in. */
   private async runInline(model: string, session: ort.InferenceSession, inputs: Tensor[], outputs: string[]): Promise<Tensor[]> {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const input of inputs) feeds[input.name] = toOrt(toWire(input).wire);
-    // onnxruntime-node runs the session in a setImmediate callback, after the rest of this turn of the event loop
-    // (other requests' I/O callbacks). Timed from the call, a run would take the blame for that work too; timed
-    // from an immediate queued just before it, which runs first, it measures only how long the run held the
-    // thread. (Should a later onnxruntime run before that immediate, the time from the call is used.)
-    const called = performance.now();
-    let started = 0;
-    setImmediate(() => { started = performance.now(); });
-    let results: ort.InferenceSession.OnnxValueMapType;
+    let ran: Awaited<ReturnType<typeof runSession>>;
     try {
-      results = await session.run(feeds, outputs);
+      ran = await runSession(session, inputs.map((t) => toWire(t).wire), outputs);
     } catch (err) {
       throw new CdsError('internal', `onnxruntime failed: ${(err as Error).message}`);
     }
-    const computeMs = performance.now() - (started || called);
-    this.noteInlineRun(model, computeMs);
-    this.options.onExecuted?.(model, 0, computeMs);
-    return outputs.map((name) => fromWire(fromOrt(name, results[name]!)));
+    this.noteInlineRun(model, ran.computeMs);
+    this.options.onExecuted?.(model, 0, ran.computeMs);
+    return ran.outputs.map(fromWire);
   }
 
   /**

@@ -4,9 +4,9 @@
  * node's main thread, which stays free for gRPC, REST and health checks.
  */
 import { threadId, workerData } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
-import { sessionOptions, type ResolvedProvider } from './provider.js';
-import { fromOrt, toOrt, type WireTensor } from './ort-tensor.js';
+import type * as ort from 'onnxruntime-node';
+import { openSession, type ResolvedProvider } from './provider.js';
+import { runSession, type WireTensor } from './ort-tensor.js';
 
 export interface WorkerInit {
   models: Array<{ key: string; bytes: SharedArrayBuffer }>;
@@ -25,8 +25,7 @@ export type WorkerReply =
 const init = workerData as WorkerInit;
 const sessions = new Map<string, ort.InferenceSession>();
 for (const model of init.models) {
-  sessions.set(model.key, // ORT accepts only ArrayBuffer-backed arrays: slice() copies out of the shared buffer.
-  await ort.InferenceSession.create(new Uint8Array(model.bytes).slice(), sessionOptions(init.provider, init.intraOpThreads)));
+  sessions.set(model.key, await openSession(model.bytes, init.provider, init.intraOpThreads));
 }
 
 export default async function run(task: WorkerTask): Promise<WorkerReply> {
@@ -38,12 +37,8 @@ export default async function run(task: WorkerTask): Promise<WorkerReply> {
   const session = sessions.get(task.model);
   if (!session) return { ok: false, kind: 'internal', message: `no session for ${task.model}` };
   try {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const input of task.inputs) feeds[input.name] = toOrt(input);
-    const started = performance.now();
-    const results = await session.run(feeds, task.outputs);
-    const computeMs = performance.now() - started;
-    return { ok: true, outputs: task.outputs.map((name) => fromOrt(name, results[name]!)), computeMs, threadId };
+    const { outputs, computeMs } = await runSession(session, task.inputs, task.outputs);
+    return { ok: true, outputs, computeMs, threadId };
   } catch (err) {
     return { ok: false, kind: 'internal', message: `onnxruntime failed: ${(err as Error).message}` };
   }
