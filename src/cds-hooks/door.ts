@@ -223,6 +223,9 @@ export class CdsHooksDoor {
 
 }
 
+interface HookState { ctx: CallContext; draft?: Draft }
+const HOOK_STATE = 'cdsgateHookState';
+
 export interface CdsHooksBinding {
   context(request: FastifyRequest): CallContext;
   finished?(ctx: CallContext, route: string, status: number, model: string | undefined, error: CdsError | undefined): void;
@@ -234,11 +237,11 @@ export interface CdsHooksBinding {
  * like every other answer of the gateway (412 when FHIR data cannot be had).
  */
 export function registerCdsHooksRoutes(app: FastifyInstance, door: CdsHooksDoor, binding: CdsHooksBinding): void {
-  const state = new WeakMap<FastifyRequest, { ctx: CallContext; draft?: Draft }>();
-  const stateOf = (req: FastifyRequest) => {
-    let s = state.get(req);
-    if (!s) state.set(req, (s = { ctx: { ...binding.context(req), door: 'cds-hooks' } }));
-    return s;
+  // A request property, not a WeakMap keyed by request, for the reason rest-routes.ts gives.
+  app.decorateRequest(HOOK_STATE, null);
+  const stateOf = (req: FastifyRequest): HookState => {
+    const holder = req as unknown as Record<typeof HOOK_STATE, HookState | null>;
+    return (holder[HOOK_STATE] ??= { ctx: { ...binding.context(req), door: 'cds-hooks' } });
   };
 
   const answer = (reply: FastifyReply, req: FastifyRequest, route: string, id: string | undefined, body: unknown) => {

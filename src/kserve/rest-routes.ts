@@ -9,6 +9,16 @@ import { parametersToJson } from './types.js';
 
 type ModelParams = { model: string; version?: string };
 
+/**
+ * The request property that holds its call context. A property rather than a
+ * WeakMap keyed by request: V8's young-generation collector keeps alive every
+ * value of a WeakMap that lives in the old generation until the entry is
+ * cleared, so each context (and what it references) survived a collection it
+ * should not have, and many were moved to the old generation only to die
+ * there (measured under load: about a quarter fewer bytes promoted without it).
+ */
+const CONTEXT = 'cdsgateCallContext';
+
 export interface RestBinding {
   /** `response` lets a door that can drop queued work (the node) notice a caller that went away. */
   context(request: FastifyRequest, response: RestResponseLike): CallContext;
@@ -20,11 +30,10 @@ export interface RestBinding {
 
 /** Registers the KServe v2 REST routes on `app`, answering errors as {"error": "..."}. */
 export function registerKServeRoutes(app: FastifyInstance, handlers: KServeHandlers, binding: RestBinding): void {
-  const contexts = new WeakMap<FastifyRequest, CallContext>();
+  app.decorateRequest(CONTEXT, null);
   const ctxOf = (req: FastifyRequest, reply: FastifyReply): CallContext => {
-    let ctx = contexts.get(req);
-    if (!ctx) contexts.set(req, (ctx = binding.context(req, reply.raw)));
-    return ctx;
+    const holder = req as unknown as Record<typeof CONTEXT, CallContext | null>;
+    return (holder[CONTEXT] ??= binding.context(req, reply.raw));
   };
 
   const send = (reply: FastifyReply, req: FastifyRequest, route: string, model: string | undefined, status: number, body?: unknown): FastifyReply => {

@@ -25,13 +25,21 @@ export function concatRows(parts: Tensor[]): Tensor {
   return { ...first, shape, data };
 }
 
-/** Rows [start, start + count) of a batched output, as a tensor of its own. */
+/**
+ * Rows [start, start + count) of a batched output, as a tensor of its own.
+ * Numeric rows are a view into the batch's buffer, not a copy: every caller's
+ * share of a joined answer is read (encoded for its caller) and never written,
+ * and a copy per caller was a new ArrayBuffer each, which the young-generation
+ * collector must sweep (under load these copies were about an eighth of the
+ * bytes the gateway promoted to the old generation). Encoders honour a view's
+ * offset (raw.ts rawBytes).
+ */
 export function sliceRows(t: Tensor, start: number, count: number, totalRows: number): Tensor {
   const perRow = t.shape[0] === totalRows ? (Array.isArray(t.data) ? t.data.length : (t.data as NumericData).length) / totalRows : NaN;
   if (!Number.isInteger(perRow)) throw new CdsError('internal', `output ${t.name} does not have the batch dimension first; the model cannot be batched`);
   const data: TensorData = Array.isArray(t.data)
     ? t.data.slice(start * perRow, (start + count) * perRow)
-    : (t.data as NumericData).slice(start * perRow, (start + count) * perRow);
+    : (t.data as NumericData).subarray(start * perRow, (start + count) * perRow);
   return { ...t, shape: [count, ...t.shape.slice(1)], data };
 }
 
