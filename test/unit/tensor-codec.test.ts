@@ -5,6 +5,7 @@ import { tensorFromJson, tensorToJson } from '../../src/tensor/json.js';
 import { tensorFromRaw, tensorToRaw } from '../../src/tensor/raw.js';
 import { tensorFromContents, tensorToContents } from '../../src/tensor/contents.js';
 import { matchInputs, matchOutputs } from '../../src/tensor/signature.js';
+import { sliceRows } from '../../src/tensor/rows.js';
 
 const SAMPLES: Record<Exclude<Datatype, 'FP16' | 'BF16'>, unknown[]> = {
   BOOL: [true, false, true, true, false, false],
@@ -153,5 +154,28 @@ describe('model signature', () => {
   it('checks requested outputs', () => {
     expect(matchOutputs(model, [])).toEqual(['y']);
     expectClientError(() => matchOutputs(model, ['z']), /has no output "z"/);
+  });
+});
+
+describe('a caller\'s rows of a joined answer (sliceRows)', () => {
+  // Rows are views into the joined answer's buffer, not copies: every encoder must honour the view, or a caller
+  // would be sent the rows of the requests it was joined with.
+  const joined: Tensor = { name: 'score', datatype: 'FP32', shape: [3, 2], data: new Float32Array([1, 2, 3, 4, 5, 6]) };
+  const words: Tensor = { name: 'band', datatype: 'BYTES', shape: [3], data: ['low', 'medium', 'high'].map((w) => new TextEncoder().encode(w)) };
+
+  it('holds only its own rows in every encoding (raw bytes, JSON, gRPC contents)', () => {
+    const middle = sliceRows(joined, 1, 1, 3);
+    expect(middle.shape).toEqual([1, 2]);
+    expect(Array.from(middle.data as Float32Array)).toEqual([3, 4]);
+    expect(Array.from(new Float32Array(tensorToRaw(middle).slice().buffer))).toEqual([3, 4]);
+    expect(tensorToRaw(middle).byteLength).toBe(8);
+    expect(tensorToJson(middle)).toMatchObject({ shape: [1, 2], data: [3, 4] });
+    expect(tensorToContents(middle)).toEqual(tensorToContents({ ...joined, shape: [1, 2], data: new Float32Array([3, 4]) }));
+    const last = sliceRows(words, 2, 1, 3);
+    expect(tensorToJson(last)).toMatchObject({ shape: [1], data: ['high'] });
+  });
+
+  it('refuses an output without the batch dimension first', () => {
+    expect(() => sliceRows({ ...joined, shape: [2, 3] }, 0, 1, 3)).toThrow(/batch dimension/);
   });
 });
