@@ -32,7 +32,7 @@ export function concatRows(parts: Tensor[]): Tensor {
  * and a copy per caller was a new ArrayBuffer each, which the young-generation
  * collector must sweep (under load these copies were about an eighth of the
  * bytes the gateway promoted to the old generation). Encoders honour a view's
- * offset (raw.ts rawBytes).
+ * offset (raw.ts tensorToRaw, json.ts, contents.ts; tested).
  */
 export function sliceRows(t: Tensor, start: number, count: number, totalRows: number): Tensor {
   const perRow = t.shape[0] === totalRows ? (Array.isArray(t.data) ? t.data.length : (t.data as NumericData).length) / totalRows : NaN;
