@@ -21,7 +21,7 @@ const outcomeOf = (code: number): string => (code < 400 ? '0' : code < 500 ? '4'
  * with the token id as policy and purpose of use) and the gateway; the gateway
  * as source observer; entities for each patient pseudonym and the model.
  */
-export function toAuditEvent(r: AuditLine & { type: 'request' }, gateway: string): Json {
+export function toAuditEvent(r: AuditLine & { type: 'request' | 'dispatch' }, gateway: string): Json {
   const purposes = r.purposeOfUse.map((code) => ({ coding: [{ system: ACT_REASON, code }] }));
   const agents: Json[] = [];
   if (r.client) {
@@ -30,7 +30,7 @@ export function toAuditEvent(r: AuditLine & { type: 'request' }, gateway: string
       who: { identifier: { value: r.client.name } },
       altId: r.client.thumbprint,
       requestor: r.principal === null,
-      ...(r.remoteAddress ? { network: { address: r.remoteAddress.replace(/^::ffff:/, ''), type: '2' } } : {}),
+      ...('remoteAddress' in r && r.remoteAddress ? { network: { address: r.remoteAddress.replace(/^::ffff:/, ''), type: '2' } } : {}),
     });
   }
   if (r.principal) {
@@ -52,13 +52,14 @@ export function toAuditEvent(r: AuditLine & { type: 'request' }, gateway: string
   }));
   if (r.model) {
     const details: Json[] = [];
-    if (r.model.sha256) details.push({ type: 'model-sha256', valueString: r.model.sha256 });
+    const model: { name: string; version?: string; sha256?: string } = r.model;
+    if (model.sha256) details.push({ type: 'model-sha256', valueString: model.sha256 });
     if (r.inputDigest) details.push({ type: 'input-digest', valueString: r.inputDigest });
-    if (r.node) details.push({ type: 'node', valueString: r.node });
+    if ('node' in r && r.node) details.push({ type: 'node', valueString: r.node });
     for (const node of r.sentTo ?? []) details.push({ type: 'sent-to-node', valueString: node });
     if (r.emergency) details.push({ type: 'emergency-access', valueString: r.breakTheGlass ? 'break-the-glass' : 'emergency-treatment' });
     entities.push({
-      what: { identifier: { system: MODEL_SYSTEM, value: r.model.version ? `${r.model.name}/${r.model.version}` : r.model.name } },
+      what: { identifier: { system: MODEL_SYSTEM, value: model.version ? `${model.name}/${model.version}` : model.name } },
       type: { system: ENTITY_TYPE, code: '2', display: 'System Object' },
       role: { system: OBJECT_ROLE, code: '4', display: 'Domain Resource' },
       ...(details.length ? { detail: details } : {}),
@@ -72,8 +73,8 @@ export function toAuditEvent(r: AuditLine & { type: 'request' }, gateway: string
     subtype: [{ system: 'urn:cdsgate:route', code: r.route }],
     action: 'E',
     recorded: r.time,
-    outcome: outcomeOf(r.code),
-    outcomeDesc: r.status,
+    // A dispatch with no record of its own after it (the gateway stopped first): the access is known, its outcome is not.
+    ...(r.type === 'request' ? { outcome: outcomeOf(r.code), outcomeDesc: r.status } : { outcomeDesc: UNFINISHED }),
     ...(purposes.length ? { purposeOfEvent: purposes } : {}),
     agent: agents,
     source: { observer: { display: gateway }, type: [{ system: SOURCE_TYPE, code: '4', display: 'Application Server' }] },
@@ -81,9 +82,17 @@ export function toAuditEvent(r: AuditLine & { type: 'request' }, gateway: string
   };
 }
 
-/** Every request record of the files, as AuditEvents (the chain's own records are not events). */
+const UNFINISHED = 'unknown: the gateway stopped before this request\'s own record reached the disk';
+
+/**
+ * Every request record of the files, as AuditEvents (the chain's own records
+ * are not events); after them, every dispatch record that no request record
+ * followed, as an AuditEvent without an outcome. A dispatch record followed
+ * by its request's record is not an event of its own.
+ */
 export function* exportAuditEvents(files: string[]): Generator<Json> {
   let gateway = 'cdsgate';
+  const unfinished = new Map<string, AuditLine & { type: 'dispatch' }>();
   for (const file of files) {
     for (const line of readFileSync(file, 'utf8').split('\n')) {
       if (!line) continue;
@@ -94,7 +103,12 @@ export function* exportAuditEvents(files: string[]): Generator<Json> {
         continue; // an incomplete final line after a crash: never acknowledged, not an event
       }
       if (record.type === 'genesis') gateway = record.gateway;
-      if (record.type === 'request') yield toAuditEvent(record, gateway);
+      if (record.type === 'dispatch') unfinished.set(record.requestId, record);
+      if (record.type === 'request') {
+        unfinished.delete(record.requestId);
+        yield toAuditEvent(record, gateway);
+      }
     }
   }
+  for (const record of unfinished.values()) yield toAuditEvent(record, gateway);
 }

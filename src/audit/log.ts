@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Logger } from '../phi/logger.js';
 import { GENESIS_PREV, keyIdOf, lineHash, signCheckpoint } from './chain.js';
-import type { AuditEntry, AuditLine, ChainEntry } from './record.js';
+import type { AuditEntry, AuditLine, ChainEntry, DispatchEntry } from './record.js';
 import { FsyncPlacement } from './fsync-placement.js';
 
 export interface AuditLogOptions {
@@ -41,7 +41,13 @@ export interface AuditLogOptions {
  * the write path's call no longer meets closures from several sites (V8
  * dropped its optimised code at every checkpoint for that reason).
  */
-interface Item { entry: AuditEntry | Exclude<ChainEntry, { type: 'checkpoint' }> | undefined; final: boolean }
+interface Item {
+  /** A record; undefined: a signed checkpoint; null: no record, only a sync of what was written before (syncWritten()). */
+  entry: AuditEntry | DispatchEntry | Exclude<ChainEntry, { type: 'checkpoint' }> | undefined | null;
+  final: boolean;
+  /** Its append resolves only once it is on disk (false: once it is written, the next sync making it durable). */
+  durable: boolean;
+}
 interface Pending extends Item { resolve: () => void; reject: (err: Error) => void }
 
 /**
@@ -56,6 +62,8 @@ interface Pending extends Item { resolve: () => void; reject: (err: Error) => vo
 const GATHER_MS = 3;
 const GATHER_SHARE = 0.9;
 const GATHER_FROM = 4;
+/** The longest a written record waits to be synced when no durable batch comes first. */
+const LAZY_SYNC_MS = 10;
 
 const FILE = /^audit-(\d{6})\.jsonl$/;
 export const HEADS_FILE = 'heads.jsonl';
@@ -83,7 +91,8 @@ export function auditChains(dir: string): Array<{ dir: string; files: string[] }
 /**
  * Append-only, hash-chained, group-committed audit log. `append` resolves only
  * once the record is on disk; concurrent appends share one write and one
- * fdatasync. Any write failure breaks the log for good (fail closed): every
+ * fdatasync. `appendWritten` resolves once the record is written, and the next
+ * sync (at most LAZY_SYNC_MS later) puts it on disk. Any write failure breaks the log for good (fail closed): every
  * later append rejects, so no request is answered without its record.
  */
 export class AuditLog {
@@ -94,6 +103,10 @@ export class AuditLog {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly placement: FsyncPlacement;
+  /** Armed while written records wait for a sync (syncWrittenLater()). */
+  private lazySync: NodeJS.Timeout | undefined;
+  /** Records are written that no sync has yet covered. */
+  private unsynced = false;
   /** A batch waiting for more records (gather()): how to end the wait early. */
   private gathering: { done: () => void; timer: NodeJS.Timeout } | undefined;
 
@@ -122,7 +135,7 @@ export class AuditLog {
       const fh = await open(file, 'a', 0o600);
       const log = new AuditLog(o, fh, heads, file, 1, 0, -1, GENESIS_PREV, today);
       const publicKey = createPublicKey(o.signingKey).export({ type: 'spki', format: 'pem' }).toString();
-      await log.enqueue({ entry: { type: 'genesis', keyId: keyIdOf(o.signingKey), gateway: o.gateway, publicKey }, final: false });
+      await log.enqueue({ entry: { type: 'genesis', keyId: keyIdOf(o.signingKey), gateway: o.gateway, publicKey }, final: false, durable: true });
       log.startTimer();
       return log;
     }
@@ -132,7 +145,7 @@ export class AuditLog {
       const reason = state.discardedBytes > 0
         ? 'the previous run stopped during a write; its incomplete last line was removed (no response had been sent for it)'
         : 'the previous run ended without a final checkpoint';
-      await log.enqueue({ entry: { type: 'recovered', discardedBytes: state.discardedBytes, reason }, final: false });
+      await log.enqueue({ entry: { type: 'recovered', discardedBytes: state.discardedBytes, reason }, final: false, durable: true });
     }
     log.startTimer();
     return log;
@@ -143,23 +156,61 @@ export class AuditLog {
   }
 
   /** Resolves when the record is durably written; rejects if the log cannot record it. */
-  append(entry: AuditEntry): Promise<void> {
-    return this.enqueue({ entry, final: false });
+  append(entry: AuditEntry | DispatchEntry): Promise<void> {
+    return this.enqueue({ entry, final: false, durable: true });
+  }
+
+  /**
+   * Resolves once the record is written to the file (the operating system
+   * holds it: a crash of this process loses nothing), and makes it durable
+   * with the next sync: the next durable append's, or at most LAZY_SYNC_MS
+   * later. For a request's final record whose dispatch record is already on
+   * disk (see the pipeline).
+   */
+  appendWritten(entry: AuditEntry | DispatchEntry): Promise<void> {
+    return this.enqueue({ entry, final: false, durable: false });
   }
 
   /** Signs the current head into the chain and the heads file. */
   checkpoint(final = false): Promise<void> {
-    return this.enqueue({ entry: undefined, final });
+    return this.enqueue({ entry: undefined, final, durable: true });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.timer) clearInterval(this.timer);
+    if (this.lazySync) clearTimeout(this.lazySync);
     if (!this.broken) await this.checkpoint(true).catch(() => undefined);
     this.closed = true;
     await this.flushing;
     await this.fh.close();
     await this.heads.close();
+  }
+
+  /** Written records wait at most LAZY_SYNC_MS for a sync: the next durable batch's, or this one. */
+  private syncWrittenLater(): void {
+    this.unsynced = true;
+    // One timer at a time, not cleared by the syncs that make it needless: at one connection the next request's
+    // dispatch record syncs every written record well within the wait, and arming and clearing a timer per request
+    // would cost more than a timer that finds nothing to do.
+    if (this.lazySync) return;
+    this.lazySync = setTimeout(() => {
+      this.lazySync = undefined;
+      if (this.unsynced && this.healthy) this.enqueue({ entry: null, final: false, durable: true }).catch(() => undefined);
+    }, LAZY_SYNC_MS);
+  }
+
+  /**
+   * True when a record appended now would be synced in a batch of its own:
+   * the log syncs, and fewer than GATHER_FROM requests are in progress. Then
+   * a request's sync is worth overlapping with its node call (a dispatch
+   * record, see the pipeline); under more load, batches gather many records
+   * per sync and one record per request costs less.
+   */
+  get syncsAlone(): boolean {
+    if (!this.o.fsync) return false;
+    const inProgress = this.o.inProgress?.();
+    return inProgress !== undefined && inProgress < GATHER_FROM;
   }
 
   private startTimer(): void {
@@ -173,7 +224,7 @@ export class AuditLog {
     if (this.broken) return Promise.reject(new Error(`audit log unavailable: ${this.broken.message}`));
     if (this.closed) return Promise.reject(new Error('audit log is closed'));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ entry: item.entry, final: item.final, resolve, reject });
+      this.queue.push({ entry: item.entry, final: item.final, durable: item.durable, resolve, reject });
       if (this.gathering && this.batchFull()) this.endGathering();
       this.kick();
     });
@@ -189,7 +240,8 @@ export class AuditLog {
   }
 
   private async flush(): Promise<void> {
-    await this.gather();
+    // Records that need not wait for the disk are written at once: their requests' answers wait for the write.
+    if (this.queue.some((item) => item.durable)) await this.gather();
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0);
       try {
@@ -254,12 +306,19 @@ export class AuditLog {
     gathering.done();
   }
 
-  /** Chains the records onto the current head, writes them with one write (and one fdatasync), records signed heads. */
+  /**
+   * Chains the records onto the current head, writes them with one write, and
+   * syncs them with one fdatasync when any of them must be on disk before its
+   * append resolves (else syncWrittenLater); records signed heads.
+   */
   private async writeChained(items: Item[]): Promise<void> {
     let text = '';
     let seq = this.seq, prev = this.prev, sinceCheckpoint = this.sinceCheckpoint;
     const heads: string[] = [];
+    let durable = false;
     for (const item of items) {
+      if (item.durable) durable = true;
+      if (item.entry === null) continue;
       seq += 1;
       let line: string;
       if (item.entry === undefined) {
@@ -275,8 +334,11 @@ export class AuditLog {
       text += `${line}\n`;
     }
     const bytes = Buffer.from(text);
-    writeAll(this.fh.fd, bytes);
-    if (this.o.fsync) {
+    if (bytes.length > 0) writeAll(this.fh.fd, bytes);
+    if (this.o.fsync && !durable) {
+      this.syncWrittenLater();
+    } else if (this.o.fsync) {
+      this.unsynced = false;
       // On this thread while the disk is fast, saving the thread pool's two hand-offs per batch (fsync-placement.ts
       // has the measurements); on the pool while its syncs stay slow, so a slow disk does not hold the event loop.
       const started = performance.now();
@@ -290,7 +352,7 @@ export class AuditLog {
         this.o.synced?.('pool', (performance.now() - started) / 1000);
       }
     }
-    // Only once the lines are on disk does the in-memory head move.
+    // Only once the lines are written (and, for a batch that waits for the disk, synced) does the in-memory head move.
     this.seq = seq;
     this.prev = prev;
     this.sinceCheckpoint = sinceCheckpoint;
@@ -311,14 +373,14 @@ export class AuditLog {
     if (this.closed || this.broken) return;
     if (this.size < this.o.rotateBytes && !(this.o.rotateDaily && today !== this.day)) return;
     const previousFile = basename(this.file);
-    await this.writeChained([{ entry: undefined, final: false }]);
+    await this.writeChained([{ entry: undefined, final: false, durable: true }]);
     await this.fh.close();
     this.index += 1;
     this.file = join(this.o.dir, auditFileName(this.index));
     this.fh = await open(this.file, 'a', 0o600);
     this.size = 0;
     this.day = today;
-    await this.writeChained([{ entry: { type: 'rotation', previousFile }, final: false }]);
+    await this.writeChained([{ entry: { type: 'rotation', previousFile }, final: false, durable: true }]);
   }
 }
 

@@ -52,6 +52,30 @@ export interface AuditEntry {
   };
 }
 
+/**
+ * Written while a request's data is with its node, and on disk before the
+ * answer leaves: who sent whose data to which model and node, and why. The
+ * request's own record (AuditEntry, same requestId) follows with the
+ * outcome, the redacted view and the rest; it is written before the answer
+ * and made durable by the next sync (AuditLog.appendWritten).
+ */
+export interface DispatchEntry {
+  type: 'dispatch';
+  requestId: string;
+  door: string;
+  route: string;
+  client: { name: string; thumbprint: string } | null;
+  principal: AuditEntry['principal'];
+  purposeOfUse: string[];
+  emergency: boolean;
+  breakTheGlass?: boolean;
+  model: { name: string };
+  /** The nodes the data went to so far. */
+  sentTo: string[];
+  patients: string[];
+  inputDigest?: string;
+}
+
 /** Records the log itself writes. */
 export type ChainEntry =
   | { type: 'genesis'; keyId: string; gateway: string; publicKey: string }
@@ -60,4 +84,4 @@ export type ChainEntry =
   | { type: 'checkpoint'; keyId: string; signature: string; final: boolean };
 
 /** Every line: seq, type, time, prev first, then the entry's own fields. */
-export type AuditLine = { seq: number; time: string; prev: string } & (AuditEntry | ChainEntry);
+export type AuditLine = { seq: number; time: string; prev: string } & (AuditEntry | DispatchEntry | ChainEntry);

@@ -12,6 +12,13 @@ export interface VerifyReport {
   checkpoints: number;
   /** Records after the last signed checkpoint: protected by the chain only. */
   unsignedTail: number;
+  /**
+   * Requests with a dispatch record and no record of their own after it: still
+   * in progress on a running gateway, or the gateway stopped before their
+   * record reached the disk (its outcome is unknown; the dispatch record says
+   * who sent whose data where, and why).
+   */
+  unfinished: number;
   /** The first problem, naming the record; undefined when the log verifies. */
   problem?: string;
   warnings: string[];
@@ -38,7 +45,7 @@ export function verifyAuditLog(files: string[], options: {
    */
   relist?: () => string[];
 } = {}): VerifyReport {
-  const report: VerifyReport = { ok: false, records: 0, lastSeq: -1, checkpoints: 0, unsignedTail: 0, warnings: [] };
+  const report: VerifyReport = { ok: false, records: 0, lastSeq: -1, checkpoints: 0, unsignedTail: 0, unfinished: 0, warnings: [] };
   const fail = (problem: string): VerifyReport => ({ ...report, problem });
   if (files.length === 0) return fail('no audit files given');
 
@@ -74,6 +81,8 @@ export function verifyAuditLog(files: string[], options: {
   let prevLine: Located | undefined;
   let lastCheckpointSeq = -1;
   const checkpoints = new Map<number, { prev: string; signature: string }>();
+  /** requestIds of dispatch records whose request record has not come yet. */
+  const dispatched = new Set<unknown>();
 
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i]!;
@@ -117,12 +126,18 @@ export function verifyAuditLog(files: string[], options: {
       lastCheckpointSeq = seq;
       report.checkpoints += 1;
     }
+    if (type === 'dispatch') dispatched.add(record.requestId);
+    else if (type === 'request') dispatched.delete(record.requestId);
     prev = lineHash(l.text);
     prevLine = l;
     report.records += 1;
     report.lastSeq = seq;
   }
 
+  report.unfinished = dispatched.size;
+  if (report.unfinished > 0) {
+    report.warnings.push(`${report.unfinished} request(s) have a dispatch record and no record of their own: still in progress, or the gateway stopped before their record reached the disk (their outcome is unknown)`);
+  }
   report.unsignedTail = report.lastSeq - lastCheckpointSeq;
   if (report.unsignedTail > 0) {
     report.warnings.push(`${report.unsignedTail} record(s) after the last signed checkpoint (record ${lastCheckpointSeq}) are protected by the chain only: the gateway did not shut down cleanly, or the log was cut after them`);

@@ -5,7 +5,7 @@ import { authorize, checkLaunchPatient, type Decision } from '../auth/policy.js'
 import type { CompiledRoutes } from '../config/routes.js';
 import type { Principal } from '../auth/principal.js';
 import type { AuditLog } from '../audit/log.js';
-import type { AuditEntry } from '../audit/record.js';
+import type { AuditEntry, DispatchEntry } from '../audit/record.js';
 import type { CallContext } from '../kserve/context.js';
 import type { KServeHandlers } from '../kserve/handlers.js';
 import type { InferRequest, InferResult, ModelMetadata, ServerMetadata } from '../kserve/types.js';
@@ -55,6 +55,8 @@ interface Draft {
   patients: string[];
   inputDigest?: string;
   request?: unknown;
+  /** Its dispatch record is on disk (dispatchEntry): the request's own record need only be written before the answer. */
+  dispatched?: boolean;
 }
 
 /** What every audit record says about the call itself, whichever door it came through: who connected, and how it ended. */
@@ -67,7 +69,7 @@ export function recordBase(psn: Pseudonymizer, ctx: CallContext, door: string, r
     clientRequestId: ctx.clientRequestId !== undefined ? psn.pseudonym('client-request-id', ctx.clientRequestId) : undefined,
     door,
     route,
-    client: ctx.peer ? { name: peerName(ctx.peer), thumbprint: ctx.peer.thumbprint } : null,
+    client: clientView(ctx),
     remoteAddress: ctx.remoteAddress || undefined,
     outcome: error ? 'failure' as const : 'success' as const,
     status: error ? error.kind : 'ok',
@@ -76,13 +78,20 @@ export function recordBase(psn: Pseudonymizer, ctx: CallContext, door: string, r
   };
 }
 
+const clientView = (ctx: CallContext): AuditEntry['client'] => (ctx.peer ? { name: peerName(ctx.peer), thumbprint: ctx.peer.thumbprint } : null);
+
+const principalView = (p: Principal): NonNullable<AuditEntry['principal']> =>
+  ({ sub: p.subject, issuer: p.issuer, clientId: p.clientId || undefined, roles: p.roles, tokenId: p.tokenId || undefined });
+
 /**
  * Durable before the answer: the record is on disk, or the request is refused
  * (503) and the failure counted and logged. Every door records through this.
+ * `durable` false: the record is written, not yet synced, which is enough
+ * only when the request's dispatch record is already on disk (see infer).
  */
-export async function appendOrRefuse(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, entry: AuditEntry): Promise<void> {
+export async function appendOrRefuse(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, entry: AuditEntry | DispatchEntry, durable = true): Promise<void> {
   try {
-    await d.audit.append(entry);
+    await (durable ? d.audit.append(entry) : d.audit.appendWritten(entry));
   } catch (auditError) {
     d.metrics.auditFailures.inc();
     d.log.error({ requestId, reason: (auditError as Error).message }, 'audit record not written: request refused');
@@ -93,8 +102,10 @@ export async function appendOrRefuse(d: Pick<PipelineDeps, 'audit' | 'metrics' |
 /**
  * Runs a request's work, then records it — success or failure — durably
  * before the answer (or the error) goes back. Every door's work runs in here.
+ * When `dispatched()` says the work put the request's dispatch record on disk,
+ * its own record is written before the answer and synced with the next batch.
  */
-export async function recorded<T>(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, work: () => Promise<T>, entry: (error: CdsError | undefined) => AuditEntry): Promise<T> {
+export async function recorded<T>(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, work: () => Promise<T>, entry: (error: CdsError | undefined) => AuditEntry, dispatched?: () => boolean): Promise<T> {
   let result: T | undefined;
   let error: CdsError | undefined;
   try {
@@ -102,7 +113,7 @@ export async function recorded<T>(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'l
   } catch (err) {
     error = asCdsError(err);
   }
-  await appendOrRefuse(d, requestId, entry(error));
+  await appendOrRefuse(d, requestId, entry(error), !dispatched?.());
   if (error) throw error;
   return result as T;
 }
@@ -190,7 +201,19 @@ export class Pipeline implements KServeHandlers {
       draft.patients = described.patients;
       draft.inputDigest = described.inputDigest;
       draft.request = described.view;
+      // Durable audit without the sync after the answer: when this request's record would get a sync of its own
+      // (a quiet gateway), a dispatch record (who sent whose data to which model and node, and why) is synced now,
+      // while the node works, and the full record after the answer need only be written before it leaves (AuditLog
+      // appendWritten; the next sync, at most 10 ms later, makes it durable). No answer leaves without a record of
+      // the access on disk. Under load, batches gather many records per sync and one record per request costs less
+      // (audit/log.ts syncsAlone). A dispatch record that cannot be written refuses the request as any record does.
+      const onDisk = this.d.audit.syncsAlone ? appendOrRefuse(this.d, ctx.requestId, this.dispatchEntry(ctx, draft)) : undefined;
+      onDisk?.catch(() => undefined);
       const { result, node } = await answer;
+      if (onDisk) {
+        await onDisk;
+        draft.dispatched = true;
+      }
       ctx.trace.node = draft.node = node;
       const sha256 = result.parameters.model_sha256;
       draft.model = { name: model, version: result.version, ...(typeof sha256 === 'string' ? { sha256 } : {}) };
@@ -323,17 +346,37 @@ export class Pipeline implements KServeHandlers {
     const draft: Draft = { patients: [], sentTo: [] };
     this.inProgress++;
     try {
-      return await recorded(this.d, ctx.requestId, () => work(draft), (error) => this.entry(ctx, route, draft, error));
+      return await recorded(this.d, ctx.requestId, () => work(draft), (error) => this.entry(ctx, route, draft, error), () => draft.dispatched === true);
     } finally {
       this.inProgress--;
     }
+  }
+
+  /** What an infer request's dispatch record says: made once the request is authorized, decoded, described and sent. */
+  private dispatchEntry(ctx: CallContext, draft: Draft): DispatchEntry {
+    const p = draft.principal!;
+    return {
+      type: 'dispatch',
+      requestId: ctx.requestId,
+      door: ctx.door,
+      route: 'infer',
+      client: clientView(ctx),
+      principal: principalView(p),
+      purposeOfUse: draft.decision?.purposes ?? p.purposeOfUse,
+      emergency: draft.decision?.emergency ?? false,
+      breakTheGlass: draft.decision?.breakTheGlass || undefined,
+      model: { name: draft.model!.name },
+      sentTo: draft.sentTo.slice(),
+      patients: draft.patients,
+      inputDigest: draft.inputDigest || undefined,
+    };
   }
 
   private entry(ctx: CallContext, route: string, draft: Draft, error: CdsError | undefined): AuditEntry {
     const p = draft.principal;
     // Fields are added to the base in the record's order; undefined ones are left out of the line (see recordBase).
     const entry: AuditEntry = recordBase(this.d.pseudonymizer, ctx, ctx.door, route, error) as AuditEntry;
-    entry.principal = p ? { sub: p.subject, issuer: p.issuer, clientId: p.clientId || undefined, roles: p.roles, tokenId: p.tokenId || undefined } : null;
+    entry.principal = p ? principalView(p) : null;
     entry.purposeOfUse = draft.decision?.purposes ?? p?.purposeOfUse ?? [];
     entry.emergency = draft.decision?.emergency ?? false;
     entry.breakTheGlass = draft.decision?.breakTheGlass || undefined;

@@ -240,6 +240,11 @@ export function auditRecords(dir: string): Array<Record<string, any>> {
     });
 }
 
+/** The records of an audit directory that are a request's own record (type "request"), one per audited request. */
+export function requestRecords(dir: string): Array<Record<string, any>> {
+  return auditRecords(dir).filter((r) => r.type === 'request');
+}
+
 export function auditText(dir: string): string {
   return readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import {
-  auditRecords, auditText, grpcCall, grpcClient, httpsCall, jsonLogs, rid, runCliAsync, scrapeMetrics, startCluster, startProcess, stopProcess, waitFor, type Cluster,
+  auditRecords, requestRecords, auditText, grpcCall, grpcClient, httpsCall, jsonLogs, rid, runCliAsync, scrapeMetrics, startCluster, startProcess, stopProcess, waitFor, type Cluster,
 } from '../helpers/cluster.js';
 
 const VITALS = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
@@ -47,13 +47,13 @@ describe('audit: one record per request, durable, verifiable', () => {
     ];
     for (const [id, call, expected] of cases) {
       await call();
-      // The answer has come back, so the record must already be on disk.
-      const records = auditRecords(join(cluster.dir, 'audit')).filter((r) => r.requestId === rid(id));
+      // The answer has come back, so the record must already be in the log.
+      const records = requestRecords(join(cluster.dir, 'audit')).filter((r) => r.requestId === rid(id));
       expect(records, id).toHaveLength(1);
       expect(records[0], id).toMatchObject(expected);
       sent.push({ id, expect: expected });
     }
-    const ok = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-ok-rest'))!;
+    const ok = requestRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-ok-rest'))!;
     expect(ok).toMatchObject({
       door: 'rest', route: 'infer', client: { name: 'spiffe://cdsgate.local/app/ehr-integration', thumbprint: expect.any(String) },
       principal: { sub: 'test-user', roles: ['clinician'], tokenId: expect.any(String) }, purposeOfUse: ['TREAT'], emergency: false,
@@ -62,18 +62,32 @@ describe('audit: one record per request, durable, verifiable', () => {
       request: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], phi: 'none' }] },
     });
     expect(JSON.stringify(ok.request)).not.toContain('38.5');
-    const grpcRecord = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-ok-grpc'))!;
+    const grpcRecord = requestRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-ok-grpc'))!;
     expect(grpcRecord.inputDigest).toBe(ok.inputDigest); // same input, same digest, either door
-    const noToken = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-no-token'))!;
+    const noToken = requestRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-no-token'))!;
     expect(noToken.principal).toBeNull();
     expect(noToken.client.name).toBe('spiffe://cdsgate.local/app/ehr-integration');
+    // One request at a time, each sent to the node: its dispatch record (who sent whose data where, and why) went to
+    // disk while the node worked, before its own record, with the same facts. Refused requests reached no node.
+    const all = auditRecords(join(cluster.dir, 'audit'));
+    for (const id of ['a-ok-rest', 'a-ok-grpc']) {
+      const at = (type: string) => all.findIndex((r) => r.type === type && r.requestId === rid(id));
+      expect(all.filter((r) => r.type === 'dispatch' && r.requestId === rid(id)), id).toHaveLength(1);
+      expect(at('dispatch'), id).toBeGreaterThan(-1);
+      expect(at('dispatch'), id).toBeLessThan(at('request'));
+      const [dispatch, own] = [all[at('dispatch')]!, all[at('request')]!];
+      expect(dispatch, id).toMatchObject({ door: own.door, route: 'infer', client: own.client, principal: own.principal, purposeOfUse: own.purposeOfUse, emergency: false, model: { name: 'news2' }, sentTo: ['node-0'], patients: own.patients, inputDigest: own.inputDigest });
+      expect(dispatch.request, id).toBeUndefined();
+    }
+    const refused = cases.map(([id]) => rid(id)).filter((id) => id !== rid('a-ok-rest') && id !== rid('a-ok-grpc'));
+    expect(all.filter((r) => r.type === 'dispatch' && refused.includes(r.requestId))).toEqual([]);
   });
 
   it('break-the-glass: allowed, alerted, counted and marked', async () => {
     const btg = await cluster.token(['physician'], { claims: { extensions: { ihe_iua: { purpose_of_use: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG' }] } } } });
     const res = await rest('a-btg', '/v2/models/news2/infer', { token: btg, body: VITALS });
     expect(res.status).toBe(200);
-    const record = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-btg'))!;
+    const record = requestRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('a-btg'))!;
     expect(record).toMatchObject({ emergency: true, breakTheGlass: true, purposeOfUse: ['BTG'], outcome: 'success' });
     await waitFor(() => jsonLogs(cluster.gateway).some((l) => l.alert === 'emergency_access' && l.requestId === rid('a-btg')), 5000, 'the alert line');
     expect(jsonLogs(cluster.gateway).find((l) => l.requestId === rid('a-btg') && l.alert)).toMatchObject({ level: 40, kind: 'break_the_glass', subject: 'test-user', model: 'news2' });
@@ -103,7 +117,7 @@ describe('audit: one record per request, durable, verifiable', () => {
     const exported = await runCliAsync(['audit', 'export', '--format', 'fhir', dir]);
     expect(exported.code).toBe(0);
     const events = exported.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    expect(events.length).toBe(auditRecords(dir).filter((r) => r.type === 'request').length);
+    expect(events.length).toBe(requestRecords(dir).length);
     const btg = events.find((e) => e.id === rid('a-btg'));
     expect(btg).toMatchObject({ resourceType: 'AuditEvent', action: 'E', outcome: '0', purposeOfEvent: [{ coding: [{ code: 'BTG' }] }] });
     expect(btg.agent.find((a: any) => a.requestor).who.identifier.value).toBe('test-user');
@@ -172,7 +186,8 @@ describe('audit: kill -9 under load', () => {
     stop = true;
     await Promise.all(workers);
     try {
-      const recorded = new Set(auditRecords(auditDir).map((r) => r.requestId));
+      // Its own record, not just its dispatch record: a record written before the answer survives the process.
+      const recorded = new Set(requestRecords(auditDir).map((r) => r.requestId));
       expect(succeeded.filter((id) => !recorded.has(id))).toEqual([]);
       const verify = await runCliAsync(['audit', 'verify', '--public-key', cluster.secrets.auditPublicKey, auditDir]);
       expect(verify.code, verify.stderr).toBe(0);

@@ -6,7 +6,7 @@ import { SignJWT, UnsecuredJWT, importJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEV_EHR_ISSUER, mintCdsClientToken } from '../../src/auth/dev-issuer.js';
 import { exampleHookRequest } from '../../src/cli/start.js';
-import { auditRecords, auditText, httpsCall, makeMaterial, scrapeMetrics, startCluster, type Cluster, type Material } from '../helpers/cluster.js';
+import { requestRecords, auditText, httpsCall, makeMaterial, scrapeMetrics, startCluster, type Cluster, type Material } from '../helpers/cluster.js';
 import { syntheaPatients } from '../helpers/synthea.js';
 
 /**
@@ -64,7 +64,7 @@ const call = async (path: string, token: string | undefined, body?: unknown, met
 const token = (aud: string, extra: Parameters<typeof mintCdsClientToken>[1] extends infer O ? Partial<O> : never = {}) => mintCdsClientToken(material.ehr.privateJwk, { audience: aud, ...extra });
 const invoke = async (body: unknown, id = 'news2-deterioration') => call(`/cds-services/${id}`, await token(serviceUrl(id)), body);
 const hookRequest = (patch: Record<string, unknown> = {}) => ({ ...exampleHookRequest(), hookInstance: randomUUID(), ...patch });
-const lastRecord = () => auditRecords(cluster.secrets.auditDir).filter((r) => r.type === 'request').at(-1)!;
+const lastRecord = () => requestRecords(cluster.secrets.auditDir).at(-1)!;
 
 describe('CDS Hooks: discovery, service, feedback', () => {
   it('discovery lists each configured service with hook, id, title, description and prefetch', async () => {

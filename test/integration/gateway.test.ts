@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as ort from 'onnxruntime-node';
 import { loadWdbc } from '../../models/build/wdbc.js';
 import { WDBC_CSV } from '../../models/build/build-all.js';
-import { MODELS, auditRecords, rid, jsonLogs, grpcCall, grpcClient, httpsCall, renewGatewayClientAndRevokeOld, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient } from '../helpers/cluster.js';
+import { MODELS, requestRecords, rid, jsonLogs, grpcCall, grpcClient, httpsCall, renewGatewayClientAndRevokeOld, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let clinician: string;
@@ -50,7 +50,7 @@ describe('gateway → node over REST (binary tensors) and over gRPC', () => {
     for (let i = 0; i < 10; i++) {
       const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: clinician, body: body(i), headers: { 'x-request-id': rid(`transport-${i}`) } });
       expect(res.status, res.body).toBe(200);
-      const record = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid(`transport-${i}`))!;
+      const record = requestRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid(`transport-${i}`))!;
       answers.set(record.node as string, [...(answers.get(record.node as string) ?? []), JSON.stringify({ i: i % 5, outputs: res.json().outputs })]);
     }
     // Round-robin: both nodes, hence both transports, served; the same input gave the same answer on either.
@@ -277,7 +277,7 @@ describe('certificate renewal (run last: it revokes the gateway client certifica
     for (let i = 0; i < 6; i++) {
       const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token: clinician, body: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] }, headers: { 'x-request-id': rid(`renewed-${i}`) } });
       expect(res.status, res.body).toBe(200);
-      nodes.add(auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid(`renewed-${i}`))!.node as string);
+      nodes.add(requestRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid(`renewed-${i}`))!.node as string);
     }
     expect([...nodes].sort()).toEqual(['node-0', 'node-1']);
   });

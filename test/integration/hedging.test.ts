@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toAuditEvent } from '../../src/audit/fhir-export.js';
-import { auditRecords, httpsCall, rid, scrapeMetrics, startCluster, waitFor, type Cluster } from '../helpers/cluster.js';
+import { requestRecords, httpsCall, rid, scrapeMetrics, startCluster, waitFor, type Cluster } from '../helpers/cluster.js';
 
 /** The value of one Prometheus sample, 0 when the series does not exist yet. */
 const sample = (text: string, name: string, labels: string): number => {
@@ -24,7 +24,7 @@ describe('hedging (2 nodes, round-robin; news2 hedged, wdbc-risk not)', () => {
   });
   const records = (prefix: string, count: number) => {
     const ids = new Set(Array.from({ length: count }, (_, i) => rid(`${prefix}${i}`)));
-    return auditRecords(join(cluster.dir, 'audit')).filter((r) => ids.has(String(r.requestId)));
+    return requestRecords(join(cluster.dir, 'audit')).filter((r) => ids.has(String(r.requestId)));
   };
 
   beforeAll(async () => {
@@ -115,7 +115,7 @@ describe('hedging draws on the retry budget', () => {
       await fetch(`http://127.0.0.1:${cluster.nodes[0]!.ports.admin}/fault?delayMs=300`, { method: 'POST' });
       for (let i = 0; i < 4; i++) expect((await call(`budget-${i}`)).status).toBe(200);
       const budgetIds = new Set([0, 1, 2, 3].map((i) => rid(`budget-${i}`)));
-      const rs = auditRecords(join(cluster.dir, 'audit')).filter((r) => budgetIds.has(String(r.requestId)));
+      const rs = requestRecords(join(cluster.dir, 'audit')).filter((r) => budgetIds.has(String(r.requestId)));
       expect(rs.some((r) => r.node === 'node-0')).toBe(true);
       expect(rs.every((r) => r.sentTo === undefined)).toBe(true);
       const metrics = await scrapeMetrics(cluster.gateway.ports.admin!);

@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import {
-  auditRecords, grpcCall, grpcClient, httpsCall, renewGatewayClientAndRevokeOld, rid, runCliAsync, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient, type Identity,
+  auditRecords, requestRecords, grpcCall, grpcClient, httpsCall, renewGatewayClientAndRevokeOld, rid, runCliAsync, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient, type Identity,
 } from '../helpers/cluster.js';
 
 /**
@@ -232,7 +232,7 @@ describe('one caller cannot hurt the others', () => {
     expect(res.status).toBe(400);
     expect(res.body.length).toBeLessThan(400);
     await expect(grpcCall(app, 'ModelInfer', { ...grpcVitals, inputs: [{ ...grpcVitals.inputs[0], name }] }, token)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
-    const record = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('long-name'))!;
+    const record = requestRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('long-name'))!;
     expect(record.sentTo).toBeUndefined();
     expect(record.node).toBeUndefined();
     expect(await allNodesReady()).toBe(true);
@@ -258,7 +258,7 @@ describe('one caller cannot hurt the others', () => {
     const f = await rest('/v2/models/news2/infer', { body: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 101.3] }] } });
     expect(f.json().error).toMatch(/temperature\) is 101\.3\d*, outside the plausible range \[25, 45\]/);
     // Sent to one node, which refused it: not retried on the other.
-    const record = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('inf'))!;
+    const record = requestRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('inf'))!;
     expect(record.sentTo ?? [record.node]).toHaveLength(1);
     expect(await allNodesReady()).toBe(true);
   });

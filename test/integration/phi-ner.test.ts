@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, auditRecords, httpsCall, rid, startCluster, type Cluster } from '../helpers/cluster.js';
+import { CLI, requestRecords, httpsCall, rid, startCluster, type Cluster } from '../helpers/cluster.js';
 import { buildNerModel } from '../helpers/ner-model.js';
 import { repositoryWithProbes } from '../helpers/phi-probe.js';
 
@@ -52,7 +52,7 @@ describe('a pluggable NER model', () => {
         ] },
       });
       expect(res.status, res.body).toBe(200);
-      const record = auditRecords(cluster.secrets.auditDir).find((r) => r.requestId === rid('ner'))!;
+      const record = requestRecords(cluster.secrets.auditDir).find((r) => r.requestId === rid('ner'))!;
       const note = (record.request.inputs as Array<{ name: string; redacted?: string[] }>).find((i) => i.name === 'note')!;
       expect(note.redacted).toEqual(['visited by [NAME] today. [NAME] at the [NAME].']);
     });

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditRecords, auditText, httpsCall, rid, startCluster, stopProcess, waitFor, type Cluster } from '../helpers/cluster.js';
+import { requestRecords, auditText, httpsCall, rid, startCluster, stopProcess, waitFor, type Cluster } from '../helpers/cluster.js';
 import { repositoryWithProbes } from '../helpers/phi-probe.js';
 import { syntheaPatients, type SyntheaPatient } from '../helpers/synthea.js';
 
@@ -67,7 +67,7 @@ describe('PHI through the gateway, every Synthea patient', () => {
       const leakedToAudit = p.identifiers.filter((id) => standsIn(audit, id));
       expect({ patient: p.file, leakedToLogs, leakedToAudit }).toEqual({ patient: p.file, leakedToLogs: [], leakedToAudit: [] });
     }
-    const records = auditRecords(join(cluster.dir, 'audit'));
+    const records = requestRecords(join(cluster.dir, 'audit'));
     const first = records.find((r) => r.requestId === rid('phi-0'))!;
     const repeat = records.find((r) => r.requestId === rid('phi-again'))!;
     expect(first.patients.length).toBeGreaterThan(0);
@@ -95,7 +95,7 @@ describe('PHI through the gateway, every Synthea patient', () => {
     const p = patients[0]!;
     const res = await call('phi-probe-deid', p, 'deid-down');
     expect(res.status, res.body).toBe(503);
-    const record = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('deid-down'))!;
+    const record = requestRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('deid-down'))!;
     expect(record.status).not.toBe('ok');
     expect(record.request.inputs.find((x: any) => x.name === 'note').redacted).toHaveLength(1);
     expect(p.identifiers.filter((id) => JSON.stringify(record).includes(id))).toEqual([]);

@@ -7,7 +7,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditRecords, httpsCall, makeMaterial, rid, startCluster, type Cluster, type Material } from '../helpers/cluster.js';
+import { requestRecords, httpsCall, makeMaterial, rid, startCluster, type Cluster, type Material } from '../helpers/cluster.js';
 
 /**
  * SMART Backend Services against a real authorization server: oidc-provider
@@ -125,7 +125,7 @@ describe('SMART Backend Services (oidc-provider as the authorization server)', (
     expect(token.split('.')).toHaveLength(3);
     const res = await infer(token);
     expect(res.status, res.body).toBe(200);
-    const record = auditRecords(cluster.secrets.auditDir).filter((r) => r.type === 'request').at(-1)!;
+    const record = requestRecords(cluster.secrets.auditDir).at(-1)!;
     expect(record.principal).toMatchObject({ sub: 'risk-batch', issuer });
   });
 

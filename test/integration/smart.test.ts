@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditRecords, httpsCall, rid, startCluster, type Cluster } from '../helpers/cluster.js';
+import { requestRecords, httpsCall, rid, startCluster, type Cluster } from '../helpers/cluster.js';
 import { repositoryWithProbes } from '../helpers/phi-probe.js';
 
 /**
@@ -43,7 +43,7 @@ describe('SMART scopes and launch context (real processes)', () => {
     const other = await call(token, 'MRN-0099', 'other');
     expect(other.status).toBe(403);
     expect(other.json().error).toMatch(/acts for one patient/);
-    const record = auditRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('other'))!;
+    const record = requestRecords(join(cluster.dir, 'audit')).find((r) => r.requestId === rid('other'))!;
     expect(record).toMatchObject({ outcome: 'failure', status: 'permission_denied' });
     expect(JSON.stringify(record)).not.toContain('MRN-0099');
   });

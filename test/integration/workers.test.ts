@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintCdsClientToken } from '../../src/auth/dev-issuer.js';
 import { exampleHookRequest } from '../../src/cli/start.js';
-import { auditRecords, httpsCall, rid, runCliAsync, scrapeMetrics, startCluster, stopProcess, type Cluster } from '../helpers/cluster.js';
+import { auditRecords, requestRecords, httpsCall, rid, runCliAsync, scrapeMetrics, startCluster, stopProcess, type Cluster } from '../helpers/cluster.js';
 
 /**
  * A gateway of two worker processes on the same ports (gateway.workers: 2):
@@ -19,7 +19,7 @@ beforeAll(async () => {
 afterAll(async () => { await cluster?.stop(); });
 
 const segment = (i: number) => join(cluster.secrets.auditDir, `worker-${i}`);
-const requests = (i: number) => auditRecords(segment(i)).filter((r) => r.type === 'request');
+const requests = (i: number) => requestRecords(segment(i));
 
 describe('gateway.workers: 2', () => {
   it('the workers serve the one port, each recording in its own audit segment', async () => {

@@ -9,7 +9,8 @@ import { AuditLog, auditFiles } from '../../src/audit/log.js';
 import { FsyncPlacement } from '../../src/audit/fsync-placement.js';
 import { verifyAuditLog } from '../../src/audit/verify.js';
 import { lineHash } from '../../src/audit/chain.js';
-import type { AuditEntry } from '../../src/audit/record.js';
+import type { AuditEntry, DispatchEntry } from '../../src/audit/record.js';
+import { exportAuditEvents } from '../../src/audit/fhir-export.js';
 import { createLogger } from '../../src/phi/logger.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -380,3 +381,92 @@ describe('under load a batch gathers the records of the requests in progress', (
     expect(verify(dir).ok).toBe(true);
   });
 });
+
+describe('a record written before the answer once its dispatch record is on disk', () => {
+  const dispatch = (i: number): DispatchEntry => ({
+    type: 'dispatch', requestId: `req-${i}`, door: 'rest', route: 'infer', client: { name: 'spiffe://app', thumbprint: 'tp' },
+    principal: { sub: 'user', issuer: 'iss', roles: ['clinician'] }, purposeOfUse: ['TREAT'], emergency: false,
+    model: { name: 'news2' }, sentTo: ['node-0'], patients: ['psn:abc'], inputDigest: 'hmac-sha256:k:00',
+  });
+  const records = (dir: string) => lines(auditFiles(dir)[0]!).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  it('is in the file when its append resolves, with no sync of its own; the next durable append syncs it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    let syncs = 0;
+    const log = await openLog(dir, { inProgress: () => 1, synced: () => { syncs++; } });
+    const before = syncs;
+    await log.append(dispatch(1));
+    expect(syncs - before).toBe(1);
+    await log.appendWritten(entry(1));
+    expect(syncs - before).toBe(1);
+    expect(records(dir).map((r) => [r.type, r.requestId]).slice(-2)).toEqual([['dispatch', 'req-1'], ['request', 'req-1']]);
+    await log.append(dispatch(2)); // one sync covers the written record and the new one
+    expect(syncs - before).toBe(2);
+    await log.close();
+    expect(verify(dir)).toMatchObject({ ok: true, unfinished: 1 });
+  });
+
+  it('is synced soon even when no other record comes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    let syncs = 0;
+    const log = await openLog(dir, { inProgress: () => 1, synced: () => { syncs++; } });
+    await log.append(dispatch(1));
+    const before = syncs;
+    await log.appendWritten(entry(1));
+    expect(syncs).toBe(before);
+    await waitUntil(() => syncs > before);
+    expect(syncs).toBe(before + 1);
+    await log.close();
+    expect(verify(dir)).toMatchObject({ ok: true, unfinished: 0 });
+  });
+
+  it('with fsync off nothing is synced and nothing waits', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    let syncs = 0;
+    const log = await openLog(dir, { fsync: false, inProgress: () => 1, synced: () => { syncs++; } });
+    expect(log.syncsAlone).toBe(false);
+    await log.appendWritten(entry(1));
+    await log.close();
+    expect(syncs).toBe(0);
+    expect(verify(dir).ok).toBe(true);
+  });
+
+  it('a dispatch record is worth it only while a record would be synced alone (few requests in progress)', async () => {
+    let inProgress = 1;
+    const log = await openLog(mkdtempSync(join(tmpdir(), 'cdsgate-audit-')), { inProgress: () => inProgress });
+    expect(log.syncsAlone).toBe(true);
+    inProgress = 3;
+    expect(log.syncsAlone).toBe(true);
+    inProgress = 4; // batches gather from here on (GATHER_FROM)
+    expect(log.syncsAlone).toBe(false);
+    await log.close();
+  });
+
+  it('is refused like any record once the log is broken', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir, { inProgress: () => 1 });
+    await log.close();
+    await expect(log.appendWritten(entry(1))).rejects.toThrow(/closed/);
+  });
+
+  it('a dispatch record with no record of its own after it: verify counts it, export gives an event without an outcome', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir, { inProgress: () => 1 });
+    await log.append(dispatch(1));
+    await log.appendWritten(entry(1));
+    await log.append(dispatch(2)); // the gateway stopped before req-2's own record
+    await log.close();
+    const report = verify(dir);
+    expect(report).toMatchObject({ ok: true, unfinished: 1 });
+    expect(report.warnings.join('\n')).toMatch(/1 request\(s\) have a dispatch record and no record of their own/);
+    const events = [...exportAuditEvents(auditFiles(dir))] as Array<Record<string, any>>;
+    expect(events.map((e) => [e.id, e.outcome])).toEqual([['req-1', '0'], ['req-2', undefined]]);
+    expect(events[1]!.outcomeDesc).toMatch(/^unknown/);
+    expect(events[1]!.entity).toEqual(expect.arrayContaining([expect.objectContaining({ what: { identifier: expect.objectContaining({ value: 'psn:abc' }) } })]));
+  });
+});
+
+/** Polls until the condition holds (the test's own timeout bounds it): no timing threshold. */
+async function waitUntil(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
