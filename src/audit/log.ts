@@ -191,8 +191,8 @@ export class AuditLog {
   private syncWrittenLater(): void {
     this.unsynced = true;
     // One timer at a time, not cleared by the syncs that make it needless: at one connection the next request's
-    // dispatch record syncs every written record well within the wait, and arming and clearing a timer per request
-    // would cost more than a timer that finds nothing to do.
+    // dispatch record syncs every written record well within the wait, so the timer mostly finds nothing to do,
+    // where one armed and cleared per request would be two timer-list operations per request.
     if (this.lazySync) return;
     this.lazySync = setTimeout(() => {
       this.lazySync = undefined;
