@@ -11,6 +11,9 @@ export const MODEL_SYSTEM = 'urn:cdsgate:model';
 
 type Json = Record<string, unknown>;
 
+/** What an AuditEvent from a dispatch record with no record of its own after it says instead of an outcome. */
+const UNFINISHED = 'unknown: the gateway stopped before this request\'s own record reached the disk';
+
 /** BALP-style outcome: 0 success, 4 minor failure (the caller's), 8 serious failure (ours or a node's). */
 const outcomeOf = (code: number): string => (code < 400 ? '0' : code < 500 ? '4' : '8');
 
@@ -81,8 +84,6 @@ export function toAuditEvent(r: AuditLine & { type: 'request' | 'dispatch' }, ga
     ...(entities.length ? { entity: entities } : {}),
   };
 }
-
-const UNFINISHED = 'unknown: the gateway stopped before this request\'s own record reached the disk';
 
 /**
  * Every request record of the files, as AuditEvents (the chain's own records

@@ -42,7 +42,7 @@ export interface AuditLogOptions {
  * dropped its optimised code at every checkpoint for that reason).
  */
 interface Item {
-  /** A record; undefined: a signed checkpoint; null: no record, only a sync of what was written before (syncWritten()). */
+  /** A record; undefined: a signed checkpoint; null: no record, only a sync of what was written before (syncWrittenLater()). */
   entry: AuditEntry | DispatchEntry | Exclude<ChainEntry, { type: 'checkpoint' }> | undefined | null;
   final: boolean;
   /** Its append resolves only once it is on disk (false: once it is written, the next sync making it durable). */
@@ -91,9 +91,10 @@ export function auditChains(dir: string): Array<{ dir: string; files: string[] }
 /**
  * Append-only, hash-chained, group-committed audit log. `append` resolves only
  * once the record is on disk; concurrent appends share one write and one
- * fdatasync. `appendWritten` resolves once the record is written, and the next
- * sync (at most LAZY_SYNC_MS later) puts it on disk. Any write failure breaks the log for good (fail closed): every
- * later append rejects, so no request is answered without its record.
+ * fdatasync. `appendWritten` resolves once the record is written, and the
+ * next sync (at most LAZY_SYNC_MS later) puts it on disk. Any write failure
+ * breaks the log for good (fail closed): every later append rejects, so no
+ * request is answered without its record.
  */
 export class AuditLog {
   private queue: Pending[] = [];
@@ -164,8 +165,8 @@ export class AuditLog {
    * Resolves once the record is written to the file (the operating system
    * holds it: a crash of this process loses nothing), and makes it durable
    * with the next sync: the next durable append's, or at most LAZY_SYNC_MS
-   * later. For a request's final record whose dispatch record is already on
-   * disk (see the pipeline).
+   * later. For a request's own record once its dispatch record is on disk
+   * (see the pipeline).
    */
   appendWritten(entry: AuditEntry | DispatchEntry): Promise<void> {
     return this.enqueue({ entry, final: false, durable: false });

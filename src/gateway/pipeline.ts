@@ -89,7 +89,7 @@ const principalView = (p: Principal): NonNullable<AuditEntry['principal']> =>
  * `durable` false: the record is written, not yet synced, which is enough
  * only when the request's dispatch record is already on disk (see infer).
  */
-export async function appendOrRefuse(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, entry: AuditEntry | DispatchEntry, durable = true): Promise<void> {
+export async function appendOrRefuse(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, entry: AuditEntry, durable = true): Promise<void> {
   try {
     await (durable ? d.audit.append(entry) : d.audit.appendWritten(entry));
   } catch (auditError) {
@@ -206,14 +206,14 @@ export class Pipeline implements KServeHandlers {
       // while the node works, and the full record after the answer need only be written before it leaves (AuditLog
       // appendWritten; the next sync, at most 10 ms later, makes it durable). No answer leaves without a record of
       // the access on disk. Under load, batches gather many records per sync and one record per request costs less
-      // (audit/log.ts syncsAlone). A dispatch record that cannot be written refuses the request as any record does.
-      const onDisk = this.d.audit.syncsAlone ? appendOrRefuse(this.d, ctx.requestId, this.dispatchEntry(ctx, draft)) : undefined;
-      onDisk?.catch(() => undefined);
+      // (audit/log.ts syncsAlone). A dispatch record that could not be written leaves `dispatched` unset, so the
+      // request's own record must be synced before the answer; the log fails for good on a write error, so that
+      // append fails too and refuses the request (503), counted and logged once, there.
+      const onDisk = this.d.audit.syncsAlone
+        ? this.d.audit.append(this.dispatchEntry(ctx, draft)).then(() => { draft.dispatched = true; }, () => undefined)
+        : undefined;
       const { result, node } = await answer;
-      if (onDisk) {
-        await onDisk;
-        draft.dispatched = true;
-      }
+      await onDisk;
       ctx.trace.node = draft.node = node;
       const sha256 = result.parameters.model_sha256;
       draft.model = { name: model, version: result.version, ...(typeof sha256 === 'string' ? { sha256 } : {}) };
