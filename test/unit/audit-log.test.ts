@@ -442,6 +442,20 @@ describe('a record written before the answer once its dispatch record is on disk
     await log.close();
   });
 
+  it('across rotations: every written record ends up in a file that verifies, none left unfinished', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir, { inProgress: () => 1, rotateBytes: 2_000 });
+    for (let i = 0; i < 30; i++) {
+      await log.append(dispatch(i));
+      await log.appendWritten(entry(i));
+    }
+    await log.close();
+    expect(auditFiles(dir).length).toBeGreaterThan(3);
+    expect(verify(dir)).toMatchObject({ ok: true, unfinished: 0, unsignedTail: 0 });
+    const own = auditFiles(dir).flatMap((f) => lines(f).map((l) => JSON.parse(l))).filter((r) => r.type === 'request').map((r) => r.requestId);
+    expect(own).toEqual(Array.from({ length: 30 }, (_, i) => `req-${i}`));
+  });
+
   it('is refused like any record once the log is broken', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
     const log = await openLog(dir, { inProgress: () => 1 });
