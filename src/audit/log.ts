@@ -168,7 +168,7 @@ export class AuditLog {
    * later. For a request's own record once its dispatch record is on disk
    * (see the pipeline).
    */
-  appendWritten(entry: AuditEntry | DispatchEntry): Promise<void> {
+  appendWritten(entry: AuditEntry): Promise<void> {
     return this.enqueue({ entry, final: false, durable: false });
   }
 

@@ -114,13 +114,13 @@ export async function runGpuCheck(options: GpuCheckOptions): Promise<number> {
 
   const cpu: ResolvedProvider = { name: 'cpu' };
   for (const model of models) {
-    const cpuSession = await createSession(model, cpu, report.cpuThreads);
+    const cpuSession = await openSession(model.bytes, cpu, report.cpuThreads);
     const inputs = referenceInputs(model, 64);
     const reference = await runAll(cpuSession, model, inputs);
     report.timings.push(...await timeBatches(cpuSession, model, 'cpu', options.secondsPerCase));
     for (const provider of working) {
       const name = provider.name as GpuProvider;
-      const session = await createSession(model, provider, 1);
+      const session = await openSession(model.bytes, provider, 1);
       const outputs = await runAll(session, model, inputs);
       const comparison = compareOutputs(model.name, name, 64, reference, outputs);
       report.comparisons.push(comparison);
@@ -230,10 +230,6 @@ function cudaLibraries(): GpuCheckReport['cudaLibraries'] {
     if (notFound.length) unresolved[lib] = notFound;
   }
   return { dir, present, missing, unresolved };
-}
-
-export async function createSession(model: LoadedModel, provider: ResolvedProvider, threads: number): Promise<ort.InferenceSession> {
-  return openSession(model.bytes, provider, threads);
 }
 
 
@@ -361,7 +357,7 @@ async function gatewayRoundTrip(provider: GpuProvider, deviceId: number, models:
       const rows = model.name === 'news2' ? 8 : 1;
       const perRow = model.config.inputs[0]!.shape.slice(1).reduce((a, b) => a * b, 1);
       const data = referenceInputs(model, rows);
-      const cpuSession = await createSession(model, cpu, 1);
+      const cpuSession = await openSession(model.bytes, cpu, 1);
       const expected = await runAll(cpuSession, model, data);
       await cpuSession.release();
       const requests = model.name === 'news2' ? 16 : 4;

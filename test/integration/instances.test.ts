@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devNodeConfig } from '../../src/cli/dev-config.js';
-import { createSession, runAll } from '../../src/cli/gpu-check.js';
+import { runAll } from '../../src/cli/gpu-check.js';
+import { openSession } from '../../src/node/provider.js';
 import { loadRepository, type LoadedModel } from '../../src/node/repository.js';
 import { MODELS, grpcCall, grpcClient, makeMaterial, scrapeMetrics, startProcess, stopProcess, type GrpcClient, type Material, type Proc } from '../helpers/cluster.js';
 
@@ -40,7 +41,7 @@ describe('model instances', () => {
     const answers = await Promise.all(images.map((image) => grpcCall(client, 'ModelInfer', {
       model_name: 'cxr-loadtest', inputs: [{ name: 'image', datatype: 'FP32', shape: ['1', '1', '224', '224'] }], raw_input_contents: [Buffer.from(image.buffer)],
     })));
-    const session = await createSession(model, { name: 'cpu' }, 1);
+    const session = await openSession(model.bytes, { name: 'cpu' }, 1);
     try {
       for (const [i, image] of images.entries()) {
         const [expected] = await runAll(session, model, image);

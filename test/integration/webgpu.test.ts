@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareOutputs, createSession, referenceInputs, runAll } from '../../src/cli/gpu-check.js';
-import { resolveProvider, type ResolvedProvider } from '../../src/node/provider.js';
+import { compareOutputs, referenceInputs, runAll } from '../../src/cli/gpu-check.js';
+import { openSession, resolveProvider, type ResolvedProvider } from '../../src/node/provider.js';
 import { loadRepository, type LoadedModel } from '../../src/node/repository.js';
 import { MODELS, httpsCall, rid, scrapeMetrics, startCluster, type Cluster } from '../helpers/cluster.js';
 
@@ -32,7 +32,7 @@ describe.skipIf(probeFailure !== undefined)('WebGPU provider (lavapipe in CI, th
   it.each(models.map((m) => [m.name, m.name === 'cxr-loadtest' ? 2 : 64] as const))('%s: sessions on WebGPU give the CPU provider\'s outputs (%i rows)', async (name, rows) => {
     const model = models.find((m) => m.name === name)!;
     const inputs = referenceInputs(model, rows);
-    const [onCpu, onGpu] = await Promise.all([createSession(model, cpu, 1), createSession(model, webgpu, 1)]);
+    const [onCpu, onGpu] = await Promise.all([openSession(model.bytes, cpu, 1), openSession(model.bytes, webgpu, 1)]);
     try {
       const expected = await runAll(onCpu, model, inputs);
       const actual = await runAll(onGpu, model, inputs);
@@ -54,7 +54,7 @@ describe.skipIf(probeFailure !== undefined)('WebGPU provider (lavapipe in CI, th
 
     it('answers NEWS2 as the CPU provider does, and says it runs on WebGPU', async () => {
       const inputs = referenceInputs(news2, 16);
-      const session = await createSession(news2, cpu, 1);
+      const session = await openSession(news2.bytes, cpu, 1);
       const expected = await runAll(session, news2, inputs);
       await session.release();
       const token = await cluster.token(['clinician']);

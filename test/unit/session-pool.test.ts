@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CdsError } from '../../src/errors.js';
 import { loadRepository, type LoadedModel } from '../../src/node/repository.js';
 import { SessionPool, modelKey } from '../../src/node/session-pool.js';
-import { createSession, runAll } from '../../src/cli/gpu-check.js';
+import { runAll } from '../../src/cli/gpu-check.js';
+import { openSession } from '../../src/node/provider.js';
 import type { Tensor } from '../../src/tensor/datatypes.js';
 import { MODELS } from '../helpers/cluster.js';
 
@@ -37,7 +38,7 @@ const vitals = (rows: number[][]): Tensor => ({ name: 'vitals', datatype: 'FP32'
 describe('session pool: inline models', () => {
   it('answers as the model does (a direct onnxruntime session), for one row and for a batch', async () => {
     const rows = [[24, 93, 1, 105, 115, 0, 38.5], [16, 97, 0, 125, 72, 0, 37.0], [7, 85, 1, 85, 135, 1, 34.9]];
-    const session = await createSession(news2, { name: 'cpu' }, 1);
+    const session = await openSession(news2.bytes, { name: 'cpu' }, 1);
     try {
       for (const batch of [rows.slice(0, 1), rows]) {
         const expected = await runAll(session, news2, Float32Array.from(batch.flat()));
