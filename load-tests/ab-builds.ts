@@ -4,15 +4,17 @@
  * judges each change (run to run, this VM's speed moves by 10–20%, so only
  * neighbouring runs of two builds are compared).
  *
- *   npm run bench:ab -- --base REV [--rounds 10 --seconds 5 --connections 32 --warmup 3]
+ *   npm run bench:ab -- --base REV [--rounds 10 --seconds 5 --connections 32 --warmup 3 --tokens 1 --token-cache N]
  *
  * REV's `src/` is built into a temporary directory (git archive and tsc,
  * with this checkout's node_modules); this tree is built by the npm script.
  * One node, then two gateways on the same configuration (each its own audit
  * directory), both warmed up, then `--rounds` pairs of runs. Reported per
  * round and as medians: req/s, p50, p99 and gateway CPU µs per request (from
- * /proc), with the median of the per-round ratios (this tree ÷ REV). Writes
- * load-tests/reports/ab.{json,md}.
+ * /proc), with the median of the per-round ratios (this tree ÷ REV).
+ * `--tokens N` sends N distinct tokens in turn and `--token-cache N` sets
+ * both gateways' verified-token cache (0: every token verified on every
+ * request), as in bench:peers. Writes load-tests/reports/ab.{json,md}.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     base: { type: 'string' },
     rounds: { type: 'string', default: '10' }, seconds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '32' }, warmup: { type: 'string', default: '3' },
+    tokens: { type: 'string', default: '1' }, 'token-cache': { type: 'string' },
   },
 });
 const whole = (option: string, text: string, min: number): number => wholeOption('bench:ab', option, text, min);
@@ -37,6 +40,8 @@ if (!values.base) {
 }
 const rounds = whole('rounds', values.rounds!, 1), seconds = whole('seconds', values.seconds!, 1);
 const connections = whole('connections', values.connections!, 1), warmupWaves = whole('warmup', values.warmup!, 0);
+const tokenCount = whole('tokens', values.tokens!, 1);
+const tokenCacheEntries = values['token-cache'] === undefined ? undefined : whole('token-cache', values['token-cache'], 0);
 
 let baseCommit: string;
 try {
@@ -52,7 +57,7 @@ execFileSync('sh', ['-c', `git archive ${baseCommit} src tsconfig.json package.j
 for (const shared of ['node_modules', 'proto', 'models']) symlinkSync(join(ROOT, shared), join(baseDir, shared));
 execFileSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(baseDir, 'tsconfig.json'), '--outDir', join(baseDir, 'dist')], { stdio: 'inherit' });
 
-const cluster = await startCluster({ nodes: 1, keepLogs: false });
+const cluster = await startCluster({ nodes: 1, keepLogs: false, gatewayPatch: (c) => { if (tokenCacheEntries !== undefined) c.auth.tokenCacheEntries = tokenCacheEntries; } });
 const gateways: Proc[] = [];
 try {
   const template = JSON.parse(readFileSync(join(cluster.dir, 'gateway.json'), 'utf8')) as Record<string, Record<string, unknown>>;
@@ -63,9 +68,9 @@ try {
   const base = await start('base', join(baseDir, 'dist', 'cli', 'main.js'));
   gateways.push(base);
 
-  const token = await cluster.token(['clinician'], { subject: 'bench', ttlSeconds: 3600 });
+  const tokens = await Promise.all(Array.from({ length: tokenCount }, (_, i) => cluster.token(['clinician'], { subject: `bench-${i}`, ttlSeconds: 3600 })));
   const body = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
-  const target = (p: Proc): Target => ({ port: p.ports.rest!, path: '/v2/models/news2/infer', identity: cluster.pki.apps.ehr, ca: cluster.pki.ca, body, token });
+  const target = (p: Proc): Target => ({ port: p.ports.rest!, path: '/v2/models/news2/infer', identity: cluster.pki.apps.ehr, ca: cluster.pki.ca, body, token: tokens[0], tokens });
   // Short waves first, as bench:peers does: V8 settles its code for Node's socket handling only after a few.
   for (let wave = 0; wave < warmupWaves; wave++) {
     for (const p of [current, base]) await measure('warm-up', 0, target(p), 3, connections);
@@ -91,14 +96,14 @@ try {
   const cpuRatios = cpu.current!.map((x, i) => x / cpu.base![i]!);
   const basePer99 = p99s('base'), basePer50 = p50s('base');
   const summary = {
-    base: values.base, baseCommit, rounds, seconds, connections,
+    base: values.base, baseCommit, rounds, seconds, connections, tokens: tokenCount, tokenCacheEntries,
     cpuRatio: median(cpuRatios), rpsRatio: median(rpsRatios), p99Ratio: median(p99s('current').map((x, i) => x / basePer99[i]!)),
     p50Ratio: median(p50s('current').map((x, i) => x / basePer50[i]!)),
   };
   writeReport('ab', { summary, figures, cpu }, [
     `## This working tree against ${values.base} (${baseCommit.slice(0, 12)})`,
     '',
-    `${new Date().toISOString()}; one node, two gateways, ${warmupWaves} warm-up waves each, then ${rounds} interleaved pairs of ${seconds} s runs at ${connections} connections; medians over rounds.`,
+    `${new Date().toISOString()}; one node, two gateways, ${warmupWaves} warm-up waves each, then ${rounds} interleaved pairs of ${seconds} s runs at ${connections} connections, ${tokenCount === 1 ? 'one token' : `${tokenCount} distinct tokens`}${tokenCacheEntries === undefined ? '' : `, token cache ${tokenCacheEntries} entries`}; medians over rounds.`,
     '',
     '| gateway | req/s | p50 ms | p99 ms | CPU µs/req | non-2xx + errors |',
     '| --- | --- | --- | --- | --- | --- |',

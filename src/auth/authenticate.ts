@@ -1,5 +1,5 @@
 import { UnsecuredJWT, errors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { unverifiedHeaderAndIssuer, verifyJwsSignature } from './jws-signature.js';
+import { unverifiedHeaderAndIssuer, verifyJwsSignature, verifyJwsSignatureOnPool } from './jws-signature.js';
 
 /** base64url('{"alg":"none"}'): the header UnsecuredJWT.decode expects. */
 const UNSECURED_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
@@ -55,7 +55,16 @@ export class Authenticator {
   /** The one issuer of opaque tokens, when one is configured. */
   private readonly introspection?: { config: IssuerConfig; introspector: Introspector };
 
-  constructor(configs: IssuerConfig[], replays: ReplayStore = new ReplayCache(), tokenCacheEntries = 16_384, keySets: KeySetReports = {}) {
+  constructor(
+    configs: IssuerConfig[], replays: ReplayStore = new ReplayCache(), tokenCacheEntries = 16_384, keySets: KeySetReports = {},
+    /**
+     * How many requests are in progress, this one included. More than one: a
+     * token's signature is checked on the thread pool (verifyJwsSignatureOnPool),
+     * so the event loop serves the others meanwhile; one: on the loop's own
+     * thread, which answers it sooner.
+     */
+    private readonly inProgress: () => number = () => 1,
+  ) {
     this.replays = replays;
     this.cache = new TokenCache(tokenCacheEntries);
     for (const config of configs) {
@@ -140,6 +149,7 @@ export class Authenticator {
    * (node:crypto, synchronously: jws-signature.ts), then every claim check by
    * jose itself — audience, issuer, exp/nbf/iat with the clock skew, maximum
    * age, required claims — run over the very payload that was signed.
+   * Under load the signature is checked on the thread pool (see inProgress).
    */
   private async verify(token: string): Promise<{ config: IssuerConfig; payload: JWTPayload }> {
     const peeked = unverifiedHeaderAndIssuer(token);
@@ -156,7 +166,11 @@ export class Authenticator {
     if (header.crit !== undefined || (header as { b64?: unknown }).b64 !== undefined) throw unauthenticated('token uses a JWS extension this gateway does not support');
     try {
       const key = await keys({ ...header, alg: header.alg }, { protected: protectedPart, payload: payloadPart, signature: signaturePart });
-      if (!verifyJwsSignature(header.alg, `${protectedPart}.${payloadPart}`, Buffer.from(signaturePart, 'base64url'), key as never)) {
+      const signingInput = `${protectedPart}.${payloadPart}`, signature = Buffer.from(signaturePart, 'base64url');
+      const valid = this.inProgress() > 1
+        ? await verifyJwsSignatureOnPool(header.alg, signingInput, signature, key as never)
+        : verifyJwsSignature(header.alg, signingInput, signature, key as never);
+      if (!valid) {
         throw new errors.JWSSignatureVerificationFailed();
       }
       // jose's own claim checks, on the signed payload: re-framed as an unsecured JWT, which is what UnsecuredJWT.decode validates.

@@ -101,7 +101,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
       metrics.fileReloads.inc({ file: 'jwks', result: 'refused' });
       log.error({ issuer, reason }, 'issuer key file changed but could not be read; its previous keys stay in force');
     },
-  });
+  }, () => pipeline?.inProgress ?? 0);
   pipeline = new Pipeline({ config, routes, ...(ner ? { ner } : {}), authenticator, router, audit, pseudonymizer, metrics, log });
   pipeline.warmUp();
   const observe = requestObserver(log, metrics, (model) => Object.hasOwn(config.models, model));

@@ -227,6 +227,29 @@ describe('JWT verification', () => {
   });
 });
 
+describe('signatures checked on the thread pool (other requests in progress)', () => {
+  it('accepts what the loop accepts and refuses what it refuses', async () => {
+    const busy = new Authenticator([issuer({}, jwksFile)], undefined, 0, {}, () => 32);
+    const p = await busy.authenticate(`Bearer ${await token({ azp: 'ehr-app' })}`, peer);
+    expect(p).toMatchObject({ subject: 'user-1', roles: ['clinician'], clientId: 'ehr-app' });
+    const [h, , s] = (await token()).split('.');
+    const forged = b64url({ iss: ISS, aud: AUD, sub: 'user-1', roles: ['admin'], iat: now(), exp: now() + 300 });
+    await rejects(`Bearer ${h}.${forged}.${s}`, /signature is invalid/, peer, busy);
+    await rejects(`Bearer ${await token({}, { signWith: otherKey })}`, /signature is invalid/, peer, busy);
+    await rejects(`Bearer ${h}.${forged}.`, /signature is invalid|invalid/, peer, busy);
+    await rejects(`Bearer ${await token({ aud: 'another-service' })}`, /audience/, peer, busy);
+  });
+
+  it('many distinct tokens at once each get their own answer', async () => {
+    const busy = new Authenticator([issuer({}, jwksFile)], undefined, 0, {}, () => 32);
+    const good = await Promise.all(Array.from({ length: 24 }, (_, i) => token({ azp: `app-${i}` })));
+    const bad = await Promise.all(Array.from({ length: 24 }, () => token({}, { signWith: otherKey })));
+    const outcomes = await Promise.allSettled([...good, ...bad].map((t) => busy.authenticate(`Bearer ${t}`, peer)));
+    outcomes.slice(0, 24).forEach((o, i) => expect(o.status === 'fulfilled' && o.value.clientId).toBe(`app-${i}`));
+    for (const o of outcomes.slice(24)) expect(o.status === 'rejected' && (o.reason as CdsError).message).toMatch(/signature is invalid/);
+  });
+});
+
 describe('ambiguous and over-long credentials', () => {
   it('refuses two Authorization values instead of choosing one', async () => {
     const good = `Bearer ${await token()}`;
