@@ -4,7 +4,7 @@
  * judges each change (run to run, this VM's speed moves by 10–20%, so only
  * neighbouring runs of two builds are compared).
  *
- *   npm run bench:ab -- --base REV [--rounds 10 --seconds 5 --connections 32 --warmup 3 --tokens 1 --token-cache N]
+ *   npm run bench:ab -- --base REV [--rounds 10 --seconds 5 --connections 32 --warmup 3 --tokens 1 --token-cache N --door rest|grpc]
  *
  * REV's `src/` is built into a temporary directory (git archive and tsc,
  * with this checkout's node_modules); this tree is built by the npm script.
@@ -14,7 +14,9 @@
  * /proc), with the median of the per-round ratios (this tree ÷ REV).
  * `--tokens N` sends N distinct tokens in turn and `--token-cache N` sets
  * both gateways' verified-token cache (0: every token verified on every
- * request), as in bench:peers. Writes load-tests/reports/ab.{json,md}.
+ * request), as in bench:peers. `--door grpc` loads the gateways' gRPC door
+ * (ModelInfer with raw tensor contents) instead of their REST door. Writes
+ * load-tests/reports/ab.{json,md}.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -23,6 +25,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, startCluster, startProcess, stopProcess, type Proc } from '../test/helpers/cluster.js';
 import { alternatingRuns, measure, median, processCpuMicros, summarise, writeReport, type Figures, type Target } from './lib/measure.js';
+import { grpcLoad, type GrpcTarget } from './lib/grpc-load.js';
 import { wholeOption } from './lib/options.js';
 
 const { values } = parseArgs({
@@ -30,7 +33,7 @@ const { values } = parseArgs({
     base: { type: 'string' },
     rounds: { type: 'string', default: '10' }, seconds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '32' }, warmup: { type: 'string', default: '3' },
-    tokens: { type: 'string', default: '1' }, 'token-cache': { type: 'string' },
+    tokens: { type: 'string', default: '1' }, 'token-cache': { type: 'string' }, door: { type: 'string', default: 'rest' },
   },
 });
 const whole = (option: string, text: string, min: number): number => wholeOption('bench:ab', option, text, min);
@@ -41,6 +44,11 @@ if (!values.base) {
 const rounds = whole('rounds', values.rounds!, 1), seconds = whole('seconds', values.seconds!, 1);
 const connections = whole('connections', values.connections!, 1), warmupWaves = whole('warmup', values.warmup!, 0);
 const tokenCount = whole('tokens', values.tokens!, 1);
+if (values.door !== 'rest' && values.door !== 'grpc') {
+  console.error(`bench:ab: --door is rest or grpc, not ${JSON.stringify(values.door)}`);
+  process.exit(2);
+}
+const door = values.door;
 const tokenCacheEntries = values['token-cache'] === undefined ? undefined : whole('token-cache', values['token-cache'], 0);
 
 let baseCommit: string;
@@ -70,10 +78,16 @@ try {
 
   const tokens = await Promise.all(Array.from({ length: tokenCount }, (_, i) => cluster.token(['clinician'], { subject: `bench-${i}`, ttlSeconds: 3600 })));
   const body = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
-  const target = (p: Proc): Target => ({ port: p.ports.rest!, path: '/v2/models/news2/infer', identity: cluster.pki.apps.ehr, ca: cluster.pki.ca, body, token: tokens[0], tokens });
+  const grpcRequest = { model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: ['1', '7'] }], raw_input_contents: [Buffer.from(new Float32Array([24, 93, 1, 105, 115, 0, 38.5]).buffer)] };
+  type AnyTarget = Target | GrpcTarget;
+  const target = (p: Proc): AnyTarget => (door === 'grpc'
+    ? { port: p.ports.grpc!, ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, serverName: 'localhost', tokens, request: grpcRequest }
+    : { port: p.ports.rest!, path: '/v2/models/news2/infer', identity: cluster.pki.apps.ehr, ca: cluster.pki.ca, body, token: tokens[0], tokens });
+  const measureOne = (name: string, run: number, t: AnyTarget, s: number, c: number): Promise<Figures> =>
+    (door === 'grpc' ? grpcLoad(name, run, t as GrpcTarget, s, c) : measure(name, run, t as Target, s, c));
   // Short waves first, as bench:peers does: V8 settles its code for Node's socket handling only after a few.
   for (let wave = 0; wave < warmupWaves; wave++) {
-    for (const p of [current, base]) await measure('warm-up', 0, target(p), 3, connections);
+    for (const p of [current, base]) await measureOne('warm-up', 0, target(p), 3, connections);
   }
   const cpu: Record<string, number[]> = { current: [], base: [] };
   const pids: Record<string, number | undefined> = { current: current.child.pid, base: base.child.pid };
@@ -84,7 +98,7 @@ try {
       const f: Figures = await run();
       cpu[name]!.push(Math.round((processCpuMicros(pids[name]) - before) / Math.max(1, f.requests)));
       return f;
-    });
+    }, measureOne);
   const p99s = (name: string) => figures.filter((f) => f.target === name).map((f) => f.p99);
   const p50s = (name: string) => figures.filter((f) => f.target === name).map((f) => f.p50);
   // A median of two rounds is their mean: shown to the microsecond, not with the float's tail.
@@ -96,14 +110,14 @@ try {
   const cpuRatios = cpu.current!.map((x, i) => x / cpu.base![i]!);
   const basePer99 = p99s('base'), basePer50 = p50s('base');
   const summary = {
-    base: values.base, baseCommit, rounds, seconds, connections, tokens: tokenCount, tokenCacheEntries,
+    base: values.base, baseCommit, rounds, seconds, connections, door, tokens: tokenCount, tokenCacheEntries,
     cpuRatio: median(cpuRatios), rpsRatio: median(rpsRatios), p99Ratio: median(p99s('current').map((x, i) => x / basePer99[i]!)),
     p50Ratio: median(p50s('current').map((x, i) => x / basePer50[i]!)),
   };
   writeReport('ab', { summary, figures, cpu }, [
     `## This working tree against ${values.base} (${baseCommit.slice(0, 12)})`,
     '',
-    `${new Date().toISOString()}; one node, two gateways, ${warmupWaves} warm-up waves each, then ${rounds} interleaved pairs of ${seconds} s runs at ${connections} connections, ${tokenCount === 1 ? 'one token' : `${tokenCount} distinct tokens`}${tokenCacheEntries === undefined ? '' : `, token cache ${tokenCacheEntries} entries`}; medians over rounds.`,
+    `${new Date().toISOString()}; one node, two gateways, ${warmupWaves} warm-up waves each, then ${rounds} interleaved pairs of ${seconds} s runs at ${connections} connections to the ${door === 'grpc' ? 'gRPC' : 'REST'} door, ${tokenCount === 1 ? 'one token' : `${tokenCount} distinct tokens`}${tokenCacheEntries === undefined ? '' : `, token cache ${tokenCacheEntries} entries`}; medians over rounds.`,
     '',
     '| gateway | req/s | p50 ms | p99 ms | CPU µs/req | non-2xx + errors |',
     '| --- | --- | --- | --- | --- | --- |',

@@ -118,19 +118,21 @@ export function writeReport(name: string, json: unknown, markdown: string): void
  * `runs` alternating pairs, so each A/B ratio comes from neighbouring runs on
  * the same noisy machine.
  */
-export async function alternatingRuns(
-  a: { name: string; target: Target }, b: { name: string; target: Target }, runs: number, seconds: number, connections: number,
+export async function alternatingRuns<T = Target>(
+  a: { name: string; target: T }, b: { name: string; target: T }, runs: number, seconds: number, connections: number,
   onRun: (run: number, a: Figures, b: Figures) => void,
   /** Runs around each measured run, e.g. to read counters before and after it. */
   around: (name: string, measureRun: () => Promise<Figures>) => Promise<Figures> = (_name, measureRun) => measureRun(),
+  /** How one run is measured: REST (measure) by default; grpcLoad for a gRPC door. */
+  measureOne: (name: string, run: number, target: T, seconds: number, connections: number) => Promise<Figures> = measure as never,
 ): Promise<{ figures: Figures[]; ratios: number[] }> {
-  await measure('warm-up', 0, a.target, seconds, connections);
-  await measure('warm-up', 0, b.target, seconds, connections);
+  await measureOne('warm-up', 0, a.target, seconds, connections);
+  await measureOne('warm-up', 0, b.target, seconds, connections);
   const figures: Figures[] = [];
   const ratios: number[] = [];
   for (let run = 1; run <= runs; run++) {
-    const fa = await around(a.name, () => measure(a.name, run, a.target, seconds, connections));
-    const fb = await around(b.name, () => measure(b.name, run, b.target, seconds, connections));
+    const fa = await around(a.name, () => measureOne(a.name, run, a.target, seconds, connections));
+    const fb = await around(b.name, () => measureOne(b.name, run, b.target, seconds, connections));
     figures.push(fa, fb);
     ratios.push(fa.rps / fb.rps);
     onRun(run, fa, fb);

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { refuseUnverifiedPeers, watchHandshakes, type HandshakeFailure, type LiveConnections } from '../tls/server-tls.js';
+import { readPeerCertificateOnce, refuseRenegotiation, refuseUnverifiedPeers, watchHandshakes, type HandshakeFailure, type LiveConnections } from '../tls/server-tls.js';
 
 /** Marks a request message that did not decode; the handler answers INVALID_ARGUMENT and records it. */
 const UNDECODABLE = Symbol('cdsgate.undecodable');
@@ -143,8 +143,10 @@ export interface GrpcHardening {
 /**
  * Applies the listener rules to every HTTP/2 server grpc-js creates for
  * `server`, at creation, before it listens: the mTLS rule with its reasons
- * (refuseUnverifiedPeers), handshake failure reporting, and prepareCallHeaders
- * on every stream. grpc-js does not expose its servers, so this wraps its
+ * (refuseUnverifiedPeers), handshake failure reporting, renegotiation refused
+ * (Node's HTTP/2 layer refuses it too; said here because the next rule
+ * relies on it), the peer certificate read once per connection
+ * (readPeerCertificateOnce), and prepareCallHeaders on every stream. grpc-js does not expose its servers, so this wraps its
  * (private) factory; if that is gone after an upgrade the gateway refuses to
  * start rather than serve without these rules, and a test shows it works.
  * Call before bindAsync.
@@ -159,6 +161,8 @@ export function hardenGrpcServer(server: grpc.Server, o: GrpcHardening): void {
     const h2 = create.call(this, credentials);
     refuseUnverifiedPeers(h2, o.onHandshakeFailure, o.connections);
     watchHandshakes(h2, o.onHandshakeFailure);
+    refuseRenegotiation(h2);
+    readPeerCertificateOnce(h2);
     h2.prependListener('stream', (_stream, headers, _flags, raw) => prepareCallHeaders(headers, raw ?? [], o.defaultTimeoutMs, o.maxTimeoutMs));
     return h2;
   };

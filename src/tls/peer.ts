@@ -11,8 +11,17 @@ export interface PeerIdentity {
   thumbprint: string;
 }
 
+/** Identities already read, by certificate object: a connection that hands out one object per connection (readPeerCertificateOnce) is parsed once. */
+const certificatePeers = new WeakMap<PeerCertificate, PeerIdentity>();
+
 export function peerFromCertificate(cert: PeerCertificate | null | undefined): PeerIdentity | undefined {
   if (!cert || !cert.raw || cert.raw.length === 0) return undefined;
+  let peer = certificatePeers.get(cert);
+  if (!peer) certificatePeers.set(cert, (peer = parsePeer(cert)));
+  return peer;
+}
+
+function parsePeer(cert: PeerCertificate): PeerIdentity {
   const altNames = (cert.subjectaltname ?? '')
     .split(', ')
     .map((entry) => entry.slice(entry.indexOf(':') + 1))

@@ -99,6 +99,33 @@ describe('audit: one record per request, durable, verifiable', () => {
     expect(notAllowed.status).toBe(403);
   });
 
+  it("gRPC: every call on a connection is recorded with that connection's certificate, two connections interleaved", async () => {
+    // The peer certificate is read once per connection (readPeerCertificateOnce): the cache must never cross connections.
+    const treat = await cluster.token(['clinician'], { claims: { purpose_of_use: 'TREAT' } });
+    const ehr = grpcClient(cluster.gateway.ports.grpc!, cluster.pki.ca, cluster.pki.apps.ehr);
+    const smart = grpcClient(cluster.gateway.ports.grpc!, cluster.pki.ca, cluster.pki.apps.smart);
+    const request = { model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], contents: { fp32_contents: [24, 93, 1, 105, 115, 0, 38.5] } }] };
+    try {
+      const calls = Array.from({ length: 12 }, (_, i) => {
+        const [client, who] = i % 2 === 0 ? [ehr, 'ehr'] : [smart, 'smart'];
+        return grpcCall(client, 'ModelInfer', request, treat, 10_000, rid(`a-peer-${who}-${i}`));
+      });
+      await Promise.all(calls);
+    } finally {
+      ehr.close();
+      smart.close();
+    }
+    const ids = Array.from({ length: 12 }, (_, i) => rid(`a-peer-${i % 2 === 0 ? 'ehr' : 'smart'}-${i}`));
+    const records = requestRecords(join(cluster.dir, 'audit')).filter((r) => ids.includes(r.requestId));
+    expect(records).toHaveLength(12);
+    ids.forEach((id, i) => {
+      const record = records.find((r) => r.requestId === id)!;
+      expect(record.client.name, String(i)).toBe(i % 2 === 0 ? 'spiffe://cdsgate.local/app/ehr-integration' : 'spiffe://cdsgate.local/app/smart-app');
+    });
+    const thumbprints = new Set(records.map((r) => `${r.client.name} ${r.client.thumbprint}`));
+    expect(thumbprints.size).toBe(2);
+  });
+
   it('no token and no payload value reaches the audit files', async () => {
     const treat = await cluster.token(['clinician'], { claims: { purpose_of_use: 'TREAT' } });
     await rest('a-marker', '/v2/models/news2/infer', { token: treat, body: { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [16, 97, 0, 120, 70, 0, 36.987] }] } });

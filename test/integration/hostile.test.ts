@@ -143,8 +143,8 @@ describe('nothing is read before authentication, and nothing waits forever', () 
     expect(status).toBe(grpc.status.DEADLINE_EXCEEDED);
   });
 
-  it('TLS renegotiation is refused on the REST door', async () => {
-    const socket = await rawTls(cluster.pki.apps.ehr, { maxVersion: 'TLSv1.2' });
+  it.each(['REST', 'gRPC'])('TLS renegotiation is refused on the %s door', async (door) => {
+    const socket = await rawTls(cluster.pki.apps.ehr, door === 'REST' ? { maxVersion: 'TLSv1.2' } : { maxVersion: 'TLSv1.2', port: cluster.gateway.ports.grpc!, ALPNProtocols: ['h2'] });
     const closed = untilClosed(socket);
     // Refused: the server answers the renegotiation with an error and closes; it never completes.
     const outcome = await new Promise<string>((resolve) => {
