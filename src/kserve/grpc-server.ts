@@ -107,6 +107,14 @@ export function wellFormedWire(bytes: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * grpc-js keeps channelz statistics for every call (counters and timestamps
+ * per server and per connection, for a channelz service to report). cdsgate
+ * serves no channelz service and has its own metrics, so the servers of both
+ * gateway and node turn it off.
+ */
+export const GRPC_SERVER_BOOKKEEPING_OFF = { 'grpc.enable_channelz': 0 } as const;
+
 /** gRPC's grpc-timeout header: an integer of up to 8 digits and a unit. */
 const TIMEOUT = /^(\d{1,8})([HMSmun])$/;
 const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };

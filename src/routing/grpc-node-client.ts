@@ -39,6 +39,8 @@ export class GrpcNodeClient implements NodeClientLike {
       'grpc.initial_reconnect_backoff_ms': 250,
       'grpc.max_reconnect_backoff_ms': 2_000,
       'grpc.keepalive_time_ms': 30_000,
+      // No per-call channelz statistics: no channelz service reads them (the servers turn them off too: grpc-server.ts).
+      'grpc.enable_channelz': 0,
     }) as unknown as grpc.Client & Record<string, Unary<unknown, unknown>>;
   }
 
