@@ -154,10 +154,10 @@ export interface GrpcHardening {
  * (refuseUnverifiedPeers), handshake failure reporting, renegotiation refused
  * (Node's HTTP/2 layer refuses it too; said here because the next rule
  * relies on it), the peer certificate read once per connection
- * (readPeerCertificateOnce), and prepareCallHeaders on every stream. grpc-js does not expose its servers, so this wraps its
- * (private) factory; if that is gone after an upgrade the gateway refuses to
- * start rather than serve without these rules, and a test shows it works.
- * Call before bindAsync.
+ * (readPeerCertificateOnce), and prepareCallHeaders on every stream. grpc-js
+ * does not expose its servers, so this wraps its (private) factory; if that
+ * is gone after an upgrade the gateway refuses to start rather than serve
+ * without these rules, and a test shows it works. Call before bindAsync.
  */
 export function hardenGrpcServer(server: grpc.Server, o: GrpcHardening): void {
   type StreamListener = (s: ServerHttp2Stream, h: IncomingHttpHeaders, flags: number, raw: string[]) => void;
