@@ -29,6 +29,8 @@ interface TrustedIssuer { config: IssuerConfig; keys?: JWTVerifyGetKey }
 export interface KeySetReports {
   reloaded?: (issuer: string) => void;
   notReloaded?: (issuer: string, reason: string) => void;
+  /** Told of each token signature checked (one not served from the verified-token cache), and where: the event loop or the thread pool. */
+  signatureChecked?: (where: 'loop' | 'pool') => void;
   /** How often key files are checked for a change (tests shorten it). */
   watchIntervalMs?: number;
 }
@@ -52,6 +54,8 @@ export class Authenticator {
   /** Each verified payload's reading (claimsOf); entries go with their payload when the token cache drops it. */
   private readonly identities = new WeakMap<JWTPayload, TokenIdentity>();
 
+  private readonly signatureChecked: KeySetReports['signatureChecked'];
+
   /** The one issuer of opaque tokens, when one is configured. */
   private readonly introspection?: { config: IssuerConfig; introspector: Introspector };
 
@@ -66,6 +70,7 @@ export class Authenticator {
     private readonly inProgress: () => number = () => 1,
   ) {
     this.replays = replays;
+    this.signatureChecked = keySets.signatureChecked;
     this.cache = new TokenCache(tokenCacheEntries);
     for (const config of configs) {
       // A changed key file may have withdrawn a key: the tokens verified with this issuer's keys are verified again.
@@ -167,7 +172,9 @@ export class Authenticator {
     try {
       const key = await keys({ ...header, alg: header.alg }, { protected: protectedPart, payload: payloadPart, signature: signaturePart });
       const signingInput = `${protectedPart}.${payloadPart}`, signature = Buffer.from(signaturePart, 'base64url');
-      const valid = this.inProgress() > 1
+      const onPool = this.inProgress() > 1;
+      this.signatureChecked?.(onPool ? 'pool' : 'loop');
+      const valid = onPool
         ? await verifyJwsSignatureOnPool(header.alg, signingInput, signature, key as never)
         : verifyJwsSignature(header.alg, signingInput, signature, key as never);
       if (!valid) {

@@ -101,6 +101,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
       metrics.fileReloads.inc({ file: 'jwks', result: 'refused' });
       log.error({ issuer, reason }, 'issuer key file changed but could not be read; its previous keys stay in force');
     },
+    signatureChecked: (where) => metrics.signatureChecks.inc({ where }),
   }, () => pipeline?.inProgress ?? 0);
   pipeline = new Pipeline({ config, routes, ...(ner ? { ner } : {}), authenticator, router, audit, pseudonymizer, metrics, log });
   pipeline.warmUp();

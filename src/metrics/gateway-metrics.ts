@@ -18,6 +18,7 @@ export function createGatewayMetrics() {
     handshakeFailures: new Counter({ name: 'cdsgate_tls_handshake_failures_total', help: 'Failed TLS handshakes by door and reason', labelNames: ['door', 'reason'], registers: [registry] }),
     nodeReady: new Gauge({ name: 'cdsgate_node_ready', help: 'Node passes health checks (1) or not (0)', labelNames: ['node'], registers: [registry], aggregator: 'min' }), // several workers: ready in all
     emergencyAccess: new Counter({ name: 'cdsgate_emergency_access_total', help: 'Requests with purpose BTG or ETREAT, by model and kind', labelNames: ['model', 'kind'], registers: [registry] }),
+    signatureChecks: new Counter({ name: 'cdsgate_token_signature_checks_total', help: 'Token signatures checked (tokens not served from the verified-token cache), by where: loop (the event loop, a quiet gateway) or pool (the thread pool, under load)', labelNames: ['where'], registers: [registry] }),
     auditFailures: new Counter({ name: 'cdsgate_audit_write_failures_total', help: 'Requests refused because their audit record could not be written', registers: [registry] }),
     // Every answer waits for its batch's sync: this is the disk's share of request latency, and where it ran.
     auditSync: new Histogram({

@@ -229,8 +229,10 @@ describe('JWT verification', () => {
 
 describe('signatures checked on the thread pool (other requests in progress)', () => {
   it('accepts what the loop accepts and refuses what it refuses', async () => {
-    const busy = new Authenticator([issuer({}, jwksFile)], undefined, 0, {}, () => 32);
+    const checked: string[] = [];
+    const busy = new Authenticator([issuer({}, jwksFile)], undefined, 0, { signatureChecked: (where) => checked.push(where) }, () => 32);
     const p = await busy.authenticate(`Bearer ${await token({ azp: 'ehr-app' })}`, peer);
+    expect(checked).toEqual(['pool']);
     expect(p).toMatchObject({ subject: 'user-1', roles: ['clinician'], clientId: 'ehr-app' });
     const [h, , s] = (await token()).split('.');
     const forged = b64url({ iss: ISS, aud: AUD, sub: 'user-1', roles: ['admin'], iat: now(), exp: now() + 300 });
@@ -238,6 +240,15 @@ describe('signatures checked on the thread pool (other requests in progress)', (
     await rejects(`Bearer ${await token({}, { signWith: otherKey })}`, /signature is invalid/, peer, busy);
     await rejects(`Bearer ${h}.${forged}.`, /signature is invalid|invalid/, peer, busy);
     await rejects(`Bearer ${await token({ aud: 'another-service' })}`, /audience/, peer, busy);
+  });
+
+  it('a quiet gateway checks on the loop, and a cached token is not checked again', async () => {
+    const checked: string[] = [];
+    const quiet = new Authenticator([issuer({}, jwksFile)], undefined, 16_384, { signatureChecked: (where) => checked.push(where) });
+    const t = await token();
+    await quiet.authenticate(`Bearer ${t}`, peer);
+    await quiet.authenticate(`Bearer ${t}`, peer);
+    expect(checked).toEqual(['loop']);
   });
 
   it('many distinct tokens at once each get their own answer', async () => {
