@@ -25,7 +25,12 @@ function unauthenticated(description: string, error: 'invalid_request' | 'invali
 
 interface TrustedIssuer { config: IssuerConfig; keys?: JWTVerifyGetKey }
 
-/** Told when an issuer's key set changed (a JWKS file re-read, a URL refetched), or a changed file could not be read (its previous keys stay). */
+/**
+ * What the authenticator tells its owner (the metrics and the log): an
+ * issuer's key set changed (a JWKS file re-read, a URL refetched), a changed
+ * file could not be read (its previous keys stay), a token's signature was
+ * checked in full.
+ */
 export interface KeySetReports {
   reloaded?: (issuer: string) => void;
   notReloaded?: (issuer: string, reason: string) => void;
