@@ -9,7 +9,7 @@ import { grpcCallContext, restCallContext, type CallContext } from '../kserve/co
 import { kserveGrpcImplementation } from '../kserve/grpc-service.js';
 import { registerKServeRoutes } from '../kserve/rest-routes.js';
 import { createRestServer } from '../kserve/rest-server.js';
-import { GRPC_SERVER_BOOKKEEPING_OFF, hardenGrpcServer, tolerantDefinition } from '../kserve/grpc-server.js';
+import { GRPC_CHANNELZ_OFF, hardenGrpcServer, tolerantDefinition } from '../kserve/grpc-server.js';
 import { inferenceServiceDefinition } from '../kserve/service.js';
 import { startAdminServer } from '../metrics/admin-server.js';
 import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
@@ -155,7 +155,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, options: 
     'grpc.max_send_message_length': gw.grpc.maxMessageBytes,
     // An HTTP/2 connection with no call for this long is closed (REST's equivalent is keepAliveTimeoutMs).
     'grpc.max_connection_idle_ms': gw.grpc.idleTimeoutMs,
-    ...GRPC_SERVER_BOOKKEEPING_OFF,
+    ...GRPC_CHANNELZ_OFF,
   });
   grpcServer.addService(tolerantDefinition(inferenceServiceDefinition), kserveGrpcImplementation(pipeline, {
     limits: gw.limits,

@@ -109,11 +109,11 @@ export function wellFormedWire(bytes: Uint8Array): boolean {
 
 /**
  * grpc-js keeps channelz statistics for every call (counters and timestamps
- * per server and per connection, for a channelz service to report). cdsgate
- * serves no channelz service and has its own metrics, so the servers of both
- * gateway and node turn it off.
+ * per server, channel and connection, for a channelz service to report).
+ * cdsgate serves no channelz service and has its own metrics, so the servers
+ * of gateway and node and the gateway's channels to nodes turn it off.
  */
-export const GRPC_SERVER_BOOKKEEPING_OFF = { 'grpc.enable_channelz': 0 } as const;
+export const GRPC_CHANNELZ_OFF = { 'grpc.enable_channelz': 0 } as const;
 
 /** gRPC's grpc-timeout header: an integer of up to 8 digits and a unit. */
 const TIMEOUT = /^(\d{1,8})([HMSmun])$/;

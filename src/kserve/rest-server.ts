@@ -5,7 +5,7 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type RawServerDefault } from 'fastify';
 import secureJson from 'secure-json-parse';
 import { CdsError, httpStatusOf, quote } from '../errors.js';
-import { LiveConnections, httpsOptions, lingerOnClose, refuseRenegotiation, refuseUnverifiedPeers, watchHandshakes, type HandshakeFailure, type ServerTlsMaterial } from '../tls/server-tls.js';
+import { LiveConnections, httpsOptions, lingerOnClose, readPeerCertificateOnce, refuseRenegotiation, refuseUnverifiedPeers, watchHandshakes, type HandshakeFailure, type ServerTlsMaterial } from '../tls/server-tls.js';
 
 export interface RestServerOptions {
   tls: ServerTlsMaterial;
@@ -50,6 +50,7 @@ export function createRestServer(o: RestServerOptions): RestServer {
       refuseUnverifiedPeers(server, o.onHandshakeFailure, live);
       watchHandshakes(server, o.onHandshakeFailure);
       refuseRenegotiation(server);
+      readPeerCertificateOnce(server);
       lingerOnClose(server, o.lingerMs, o.bodyLimit);
       return server as unknown as RawServerDefault;
     },

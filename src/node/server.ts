@@ -11,7 +11,7 @@ import type { Logger } from '../phi/logger.js';
 import { internalCause, type CdsError } from '../errors.js';
 import { MtlsServerCredentials, readServerTls, reloadTlsOnChange } from '../tls/server-tls.js';
 import { createRestServer } from '../kserve/rest-server.js';
-import { GRPC_SERVER_BOOKKEEPING_OFF, hardenGrpcServer, tolerantDefinition } from '../kserve/grpc-server.js';
+import { GRPC_CHANNELZ_OFF, hardenGrpcServer, tolerantDefinition } from '../kserve/grpc-server.js';
 import { loadRepository, type LoadedModel } from './repository.js';
 import { resolveProvider } from './provider.js';
 import { ortSupports } from './ort-tensor.js';
@@ -78,7 +78,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const nodeDoors = { defaultTimeoutMs: NODE_DEFAULT_TIMEOUT_MS, maxTimeoutMs: NODE_DEFAULT_TIMEOUT_MS, readAuthorization: false, cancellable: true };
 
   // gRPC (the gateway's path)
-  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxMessageBytes, 'grpc.max_send_message_length': cfg.maxMessageBytes, ...GRPC_SERVER_BOOKKEEPING_OFF });
+  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxMessageBytes, 'grpc.max_send_message_length': cfg.maxMessageBytes, ...GRPC_CHANNELZ_OFF });
   grpcServer.addService(tolerantDefinition(inferenceServiceDefinition), kserveGrpcImplementation(service, {
     limits: cfg.limits,
     context: (call) => grpcCallContext(call, nodeDoors),

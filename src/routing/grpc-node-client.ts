@@ -5,6 +5,7 @@ import { attemptCancelled, type NodeAddress, type NodeClientLike } from './node-
 import type { ClientTlsMaterial } from '../tls/client-tls.js';
 import { InferenceServiceClient } from '../kserve/service.js';
 import { inferRequestToGrpc, inferResultFromGrpc, modelMetadataFromGrpc } from '../kserve/grpc-codec.js';
+import { GRPC_CHANNELZ_OFF } from '../kserve/grpc-server.js';
 import type { ModelInferResponse, ModelMetadataResponse, ModelReadyResponse, ServerReadyResponse } from '../kserve/messages.js';
 import type { CdsError } from '../errors.js';
 import type { InferRequest, InferResult, ModelMetadata } from '../kserve/types.js';
@@ -39,8 +40,7 @@ export class GrpcNodeClient implements NodeClientLike {
       'grpc.initial_reconnect_backoff_ms': 250,
       'grpc.max_reconnect_backoff_ms': 2_000,
       'grpc.keepalive_time_ms': 30_000,
-      // No per-call channelz statistics: no channelz service reads them (the servers turn them off too: grpc-server.ts).
-      'grpc.enable_channelz': 0,
+      ...GRPC_CHANNELZ_OFF,
     }) as unknown as grpc.Client & Record<string, Unary<unknown, unknown>>;
   }
 

@@ -11,7 +11,7 @@ export interface PeerIdentity {
   thumbprint: string;
 }
 
-/** Identities already read, by certificate object: a connection that hands out one object per connection (readPeerCertificateOnce) is parsed once. */
+/** Identities already read, by certificate object: a connection hands out one object for its life (readPeerCertificateOnce), so it is parsed once. */
 const certificatePeers = new WeakMap<PeerCertificate, PeerIdentity>();
 
 export function peerFromCertificate(cert: PeerCertificate | null | undefined): PeerIdentity | undefined {
@@ -34,18 +34,14 @@ function parsePeer(cert: PeerCertificate): PeerIdentity {
   };
 }
 
-const socketPeers = new WeakMap<TLSSocket, PeerIdentity>();
-
-/** The verified peer of a TLS socket, parsed once per connection (keep-alive connections carry many requests). */
+/**
+ * The verified peer of a TLS socket. Every listener reads a connection's
+ * certificate once (readPeerCertificateOnce) and its identity is parsed once
+ * per certificate, so keep-alive connections pay for it once.
+ */
 export function peerFromSocket(socket: TLSSocket): PeerIdentity | undefined {
   // Only an authorized socket has a verified chain; the servers refuse others, this is belt and braces.
-  if (!socket.authorized) return undefined;
-  let peer = socketPeers.get(socket);
-  if (!peer) {
-    peer = peerFromCertificate(socket.getPeerCertificate());
-    if (peer) socketPeers.set(socket, peer);
-  }
-  return peer;
+  return socket.authorized ? peerFromCertificate(socket.getPeerCertificate()) : undefined;
 }
 
 export const certificateThumbprint = (der: Buffer): string => createHash('sha256').update(der).digest('base64url');

@@ -181,20 +181,21 @@ export function revokedSerials(crlPem: Buffer): Set<string> {
  * Mid-connection renegotiation is refused on every listener (a client-triggered
  * CPU cost, and no use to us). So a connection's client certificate is the
  * one its handshake verified, for as long as the connection lives: what
- * peerFromSocket and readPeerCertificateOnce rely on.
+ * readPeerCertificateOnce relies on.
  */
 export function refuseRenegotiation(server: TlsServerLike): void {
   server.on('secureConnection', (socket) => socket.disableRenegotiation());
 }
 
 /**
- * grpc-js reads the peer certificate on every call (its getAuthContext calls
- * the socket's getPeerCertificate, which builds the whole certificate object
- * anew from OpenSSL's: about a tenth of the gRPC door's CPU under load). With
- * renegotiation refused the certificate cannot change on a connection, so
- * each verified connection reads it once and hands every later caller the
- * same object (peerFromCertificate then finds its identity already parsed).
- * Attached after refuseUnverifiedPeers, so only verified connections get it.
+ * Every listener's connections read their peer certificate once. The socket's
+ * getPeerCertificate builds the whole certificate object anew from OpenSSL's
+ * on each call, and grpc-js calls it on every call (its getAuthContext): about
+ * a tenth of the gRPC door's CPU under load. With renegotiation refused the
+ * certificate cannot change on a connection, so each verified connection
+ * reads it once and hands every later caller the same object
+ * (peerFromCertificate then finds its identity already parsed). Attached
+ * after refuseUnverifiedPeers, so only verified connections get it.
  */
 export function readPeerCertificateOnce(server: TlsServerLike): void {
   server.on('secureConnection', (socket) => {
