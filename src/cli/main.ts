@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadGatewayConfig, loadNodeConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../phi/logger.js';
-import { ProviderError } from '../node/provider.js';
+import { ProviderError } from '../node/provider-error.js';
 
 const HELP: Record<string, string> = {
   main: `cdsgate — mTLS inference gateway for clinical decision support

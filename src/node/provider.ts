@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { ProviderError } from './provider-error.js';
 
 export type ProviderRequest = 'auto' | 'cuda' | 'webgpu' | 'cpu';
 
@@ -20,9 +21,7 @@ export interface ResolvedProvider {
   fallbackReason?: string;
 }
 
-export class ProviderError extends Error {
-  override name = 'ProviderError';
-}
+export { ProviderError };
 
 /** The ORT session options for a resolved provider; one place, used by the probe and by every worker. */
 export function sessionOptions(provider: ResolvedProvider, intraOpThreads: number): ort.InferenceSession.SessionOptions {

@@ -221,6 +221,16 @@ describe('errors map to the right status on both doors', () => {
   });
 });
 
+describe('the gateway process runs no model', () => {
+  // Linux's /proc lists every shared object a process has mapped: onnxruntime's library appears in the node's
+  // (the positive control, so the check can see it) and must not in the gateway's, which runs no model.
+  const mapped = (pid: number | undefined) => readFileSync(`/proc/${pid}/maps`, 'utf8');
+  it.runIf(process.platform === 'linux')('onnxruntime is loaded by the nodes and not by the gateway', () => {
+    expect(mapped(cluster.nodes[0]!.child.pid)).toMatch(/libonnxruntime/);
+    expect(mapped(cluster.gateway.child.pid)).not.toMatch(/onnxruntime/);
+  });
+});
+
 describe('health, metadata, observability', () => {
   it('serves health and metadata', async () => {
     expect((await rest('/v2/health/live')).status).toBe(200);
