@@ -1,7 +1,7 @@
 /**
  * This working tree's gateway against another revision's, in front of one
- * node: the interleaved A/B run by which the README's performance section
- * judges each change (run to run, this VM's speed moves by 10–20%, so only
+ * node: the interleaved A/B run by which docs/PERFORMANCE.md judges each
+ * change (run to run, this VM's speed moves by 10–20%, so only
  * neighbouring runs of two builds are compared).
  *
  *   npm run bench:ab -- --base REV [--rounds 10 --seconds 5 --connections 32 --warmup 3 --tokens 1 --token-cache N --door rest|grpc]

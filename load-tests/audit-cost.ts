@@ -37,7 +37,7 @@ function sleepsSoFar(): number | undefined {
 /**
  * One append at a time (what a request on an otherwise idle gateway waits for), median of `runs` runs of 500:
  * wall µs, CPU µs of this process, and how often the thread slept (voluntary context switches). A sync costs more
- * than its own CPU: each sleep is a wake-up later, with the thread's caches cold (README, "Performance against HAProxy").
+ * than its own CPU: each sleep is a wake-up later, with the thread's caches cold (docs/PERFORMANCE.md).
  */
 async function appendCost(fsync: boolean): Promise<{ wallUs: number; cpuUs: number; sleeps: number | undefined }> {
   const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child() { return quiet; } } as unknown as Logger;

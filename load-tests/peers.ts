@@ -48,7 +48,7 @@ const { values } = parseArgs({
     /**
      * Seconds each row runs, discarded, just before each of its measured runs (0: none). Interleaving leaves every
      * row idle while the others run (about a minute in a full run), and a Node process that sat idle for that long
-     * runs its next seconds slower (README, "Performance against HAProxy"). HAProxy is warmed the same way, so the
+     * runs its next seconds slower (docs/PERFORMANCE.md, "How the comparison is warmed"). HAProxy is warmed the same way, so the
      * rows compare steady states.
      */
     prewarm: { type: 'string', default: '2' },
