@@ -41,6 +41,13 @@ export class NodeHandle {
         volumeThreshold: breakerConfig.volumeThreshold,
         resetTimeout: breakerConfig.resetTimeoutMs,
         rollingCountTimeout: breakerConfig.rollingCountTimeoutMs,
+        // The breaker decides from counts alone. With percentiles on (opossum's default), reading its stats, which
+        // it does on every failed call to decide whether to open, concatenates and sorts every latency of the
+        // rolling window: 2.7 ms of CPU per failed call with 20,000 calls in the window against 24 µs without,
+        // spent on the event loop just when a node is failing. Its snapshots, which nothing here reads, did the
+        // same once per bucket (every second by default).
+        rollingPercentilesEnabled: false,
+        enableSnapshots: false,
         // Only node trouble opens the breaker; a caller's bad input or short deadline, or a hedge the gateway
         // cancelled, says nothing about the node.
         errorFilter: (err: unknown) => !countsAgainstNode(err),
