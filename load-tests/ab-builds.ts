@@ -27,6 +27,7 @@ import { ROOT, startCluster, startProcess, stopProcess, type Proc } from '../tes
 import { alternatingRuns, measure, median, processCpuMicros, summarise, writeReport, type Figures, type Target } from './lib/measure.js';
 import { grpcLoad, type GrpcTarget } from './lib/grpc-load.js';
 import { wholeOption } from './lib/options.js';
+import { NEWS2_GRPC_REQUEST, NEWS2_REST_BODY } from './lib/news2-request.js';
 
 const { values } = parseArgs({
   options: {
@@ -77,8 +78,7 @@ try {
   gateways.push(base);
 
   const tokens = await Promise.all(Array.from({ length: tokenCount }, (_, i) => cluster.token(['clinician'], { subject: `bench-${i}`, ttlSeconds: 3600 })));
-  const body = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
-  const grpcRequest = { model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: ['1', '7'] }], raw_input_contents: [Buffer.from(new Float32Array([24, 93, 1, 105, 115, 0, 38.5]).buffer)] };
+  const body = NEWS2_REST_BODY, grpcRequest = NEWS2_GRPC_REQUEST;
   type AnyTarget = Target | GrpcTarget;
   const target = (p: Proc): AnyTarget => (door === 'grpc'
     ? { port: p.ports.grpc!, ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, serverName: 'localhost', tokens, request: grpcRequest }

@@ -20,6 +20,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { startCluster, startProcess, stopProcess } from '../test/helpers/cluster.js';
 import { alternatingRuns, median, summarise, writeReport, type Target } from './lib/measure.js';
+import { NEWS2_REST_BODY } from './lib/news2-request.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '8' }, connections: { type: 'string', default: '16' } } });
 const runs = Number(values.runs), seconds = Number(values.seconds), connections = Number(values.connections);
@@ -66,7 +67,7 @@ config.audit = { ...config.audit, dir: join(cluster.dir, 'audit-nofsync'), fsync
 const noFsync = await startProcess('gateway', config, cluster.dir, 'gateway-nofsync');
 try {
   const token = await cluster.token(['clinician'], { ttlSeconds: 3600 });
-  const body = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
+  const body = NEWS2_REST_BODY;
   const target = (port: number): Target => ({ port, path: '/v2/models/news2/infer', identity: cluster.pki.apps.ehr, ca: cluster.pki.ca, token, body });
   const durable = target(cluster.gateway.ports.rest!), volatile = target(noFsync.ports.rest!);
   const { figures, ratios } = await alternatingRuns({ name: 'fsync-on', target: durable }, { name: 'fsync-off', target: volatile }, runs, seconds, connections,

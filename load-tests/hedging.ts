@@ -23,6 +23,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { scrapeMetrics, startCluster, startProcess, stopProcess, type Cluster } from '../test/helpers/cluster.js';
 import { alternatingRuns, median, summarise, writeReport, type Figures, type Target } from './lib/measure.js';
+import { NEWS2_REST_BODY } from './lib/news2-request.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '6' }, connections: { type: 'string', default: '8' }, only: { type: 'string' }, control: { type: 'boolean', default: false } } });
 const runs = Number(values.runs), seconds = Number(values.seconds), connections = Number(values.connections);
@@ -62,7 +63,7 @@ const admins: Record<string, number> = { 'hedging-off': cluster.gateway.ports.ad
 const results: Array<{ scenario: string; description: string; off: ReturnType<typeof summarise>; on: ReturnType<typeof summarise>; p99OnToOff: number; rpsOnToOff: number; cost: { off: RunCost[]; on: RunCost[] }; figures: Figures[] }> = [];
 try {
   const token = await cluster.token(['clinician'], { ttlSeconds: 3600 });
-  const body = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
+  const body = NEWS2_REST_BODY;
   const target = (port: number): Target => ({ port, path: '/v2/models/news2/infer', identity: cluster.pki.apps.ehr, ca: cluster.pki.ca, token, body });
   const setFault = (node: number, delayMs: number, probability: number) =>
     fetch(`http://127.0.0.1:${cluster.nodes[node]!.ports.admin}/fault?delayMs=${delayMs}&probability=${probability}`, { method: 'POST' });

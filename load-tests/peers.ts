@@ -39,6 +39,7 @@ import { httpsCall, scrapeMetrics, startCluster, startProcess, stopProcess, type
 import { grpcLoad } from './lib/grpc-load.js';
 import { measure, median, processCpuMicros, writeReport, type Figures, type Target } from './lib/measure.js';
 import { wholeOption } from './lib/options.js';
+import { NEWS2_GRPC_REQUEST, NEWS2_REST_BODY } from './lib/news2-request.js';
 
 const { values } = parseArgs({
   options: {
@@ -180,8 +181,7 @@ try {
   });
 
   const tokens = await Promise.all(Array.from({ length: tokenCount }, (_, i) => cluster.token(['clinician'], { subject: `bench-user-${i}`, ttlSeconds: 3600 })));
-  const body = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
-  const grpcRequest = { model_name: 'news2', inputs: [{ name: 'vitals', datatype: 'FP32', shape: ['1', '7'] }], raw_input_contents: [Buffer.from(new Float32Array([24, 93, 1, 105, 115, 0, 38.5]).buffer)] };
+  const body = NEWS2_REST_BODY, grpcRequest = NEWS2_GRPC_REQUEST;
   const rest = (port: number, identity: { cert: string; key: string }, withToken: boolean): Target => ({
     port, path: '/v2/models/news2/infer', identity, ca: cluster.pki.ca, body, ...(withToken ? { token: tokens[0], tokens } : {}),
   });

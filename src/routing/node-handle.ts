@@ -44,8 +44,8 @@ export class NodeHandle {
         // The breaker decides from counts alone. With percentiles on (opossum's default), reading its stats, which
         // it does on every failed call to decide whether to open, concatenates and sorts every latency of the
         // rolling window: 2.5–3 ms of CPU per failed call with 20,000 calls in the window against 30–50 µs
-        // without (npm run bench:breaker), spent on the event loop just when a node is failing. Its snapshots, which nothing here reads, did the
-        // same once per bucket (every second by default).
+        // without (npm run bench:breaker), spent on the event loop just when a node is failing. Its snapshots,
+        // which nothing here reads, did the same once per bucket (every second by default).
         rollingPercentilesEnabled: false,
         enableSnapshots: false,
         // Only node trouble opens the breaker; a caller's bad input or short deadline, or a hedge the gateway
