@@ -14,9 +14,14 @@
  * gRPC with durable audit, cdsgate REST and gRPC without fsync, cdsgate
  * calling the node's gRPC door instead of its REST door (the earlier default),
  * cdsgate without coalescing (one node call per request), and cdsgate with N
- * worker processes. Every other cdsgate row coalesces news2 as the
- * development configuration does, and the report gives the requests per node
- * call it measured. Rounds are
+ * worker processes. At one connection, two more rows call the node directly
+ * as often as HAProxy, and cdsgate, called it in that round: on a VM a
+ * process that sleeps between requests serves the next one slower, so part
+ * of what a slower path adds over "node directly" is the node's own
+ * slowdown, and the report gives what each proxy adds over the node at its
+ * own pace too. Every other cdsgate row coalesces news2 as the development
+ * configuration does, and the report gives the requests per node call it
+ * measured. Rounds are
  * interleaved (every row once per round, in turn; each measured run follows
  * `--prewarm` seconds of the same load, discarded), figures are medians over
  * rounds, and each cdsgate/HAProxy ratio is the median of per-round ratios.
@@ -83,6 +88,14 @@ try {
 const FLOOR = 'Node floor (fastify + undici, no checks)';
 const HAPROXY_LOGGED = 'HAProxy → node REST, request log';
 const UNCOALESCED = 'cdsgate REST, no coalescing (audit fsync)';
+/**
+ * The node called directly at one connection, as often as it is called behind HAProxy or behind cdsgate
+ * (paceBehind): the node's own latency when its requests come that far apart. On a VM a process that sleeps
+ * between requests runs the next one slower, so "added over the node directly" also counts the node's own
+ * slowdown behind a slower path; these rows separate the two.
+ */
+const PACED_HAPROXY = 'node REST directly, at HAProxy\'s pace';
+const PACED_CDSGATE = 'node REST directly, at cdsgate\'s pace';
 
 const freePort = () => new Promise<number>((resolve) => {
   const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)); });
@@ -198,7 +211,24 @@ try {
   }
 
   /** `admin`: the admin port of a gateway that syncs its audit log, whose sync figures the report gives for the row. */
-  interface Row { name: string; kind: 'rest' | 'grpc'; pids: Array<number | undefined>; proxyPid?: number; admin?: number; run: (run: number, connections: number, seconds: number) => Promise<Figures> }
+  interface Row {
+    name: string; kind: 'rest' | 'grpc'; pids: Array<number | undefined>; proxyPid?: number; admin?: number;
+    /** Only at one connection (the paced rows). */
+    oneConnectionOnly?: boolean;
+    run: (run: number, connections: number, seconds: number) => Promise<Figures>;
+  }
+  /**
+   * How often a proxy's requests reached the node at one connection: 1,000 ÷ its req/s in the latest round that
+   * measured it, in ms (2 ms before any has). The paced rows call the node directly that often.
+   */
+  const paceBehind = (proxy: string): number => {
+    const last = samples.filter((x) => x.connections === 1 && x.run > 0 && x.target === proxy).at(-1);
+    return last && last.rps > 0 ? 1000 / last.rps : 2;
+  };
+  const paced = (name: string, proxy: string): Row => ({
+    name, kind: 'rest', pids: [node.child.pid], oneConnectionOnly: true,
+    run: (r, c, s) => measure(name, r, { ...rest(node.ports.rest!, cluster.pki.gatewayClient, false), intervalMs: paceBehind(proxy) }, s, c),
+  });
   const allRows: Row[] = [
     { name: 'node REST directly', kind: 'rest', pids: [node.child.pid], run: (r, c, s) => measure('node REST directly', r, rest(node.ports.rest!, cluster.pki.gatewayClient, false), s, c) },
     { name: 'node gRPC directly', kind: 'grpc', pids: [node.child.pid], run: (r, c, s) => grpcLoad('node gRPC directly', r, grpcTarget(node.ports.grpc!, cluster.pki.gatewayClient, 'node-0.cdsgate.local', false), s, c) },
@@ -209,6 +239,9 @@ try {
     { name: UNCOALESCED, kind: 'rest', pids: [uncoalesced.child.pid, node.child.pid], proxyPid: uncoalesced.child.pid, admin: uncoalesced.ports.admin, run: (r, c, s) => measure(UNCOALESCED, r, rest(uncoalesced!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
     { name: 'cdsgate REST, node via gRPC (audit fsync)', kind: 'rest', pids: [viaGrpc.child.pid, node.child.pid], proxyPid: viaGrpc.child.pid, admin: viaGrpc.ports.admin, run: (r, c, s) => measure('cdsgate REST, node via gRPC (audit fsync)', r, rest(viaGrpc!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
     { name: 'cdsgate REST (no fsync)', kind: 'rest', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c, s) => measure('cdsgate REST (no fsync)', r, rest(noFsync!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
+    // After the rows whose pace they take, so each round's pace comes from that round.
+    paced(PACED_HAPROXY, 'HAProxy → node REST'),
+    paced(PACED_CDSGATE, 'cdsgate REST (audit fsync)'),
     ...(multi ? [{ name: `cdsgate REST (${workerCount} workers, audit fsync)`, kind: 'rest' as const, pids: [multi.child.pid, node.child.pid], proxyPid: multi.child.pid, admin: multi.ports.admin, run: (r: number, c: number, s: number) => measure(`cdsgate REST (${workerCount} workers, audit fsync)`, r, rest(multi!.ports.rest!, cluster.pki.apps.ehr, true), s, c) }] : []),
     { name: 'cdsgate gRPC (audit fsync)', kind: 'grpc', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, admin: cluster.gateway.ports.admin, run: (r, c, s) => grpcLoad('cdsgate gRPC (audit fsync)', r, grpcTarget(cluster.gateway.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), s, c) },
     { name: 'cdsgate gRPC (no fsync)', kind: 'grpc', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c, s) => grpcLoad('cdsgate gRPC (no fsync)', r, grpcTarget(noFsync!.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), s, c) },
@@ -223,10 +256,11 @@ try {
   // compiled code for Node's socket and stream handling only after a few waves of connections opening and closing
   // (deoptimisations counted with --trace-deopt in the gateway, 3 s waves at 32 connections: 3, 18, 4, 25, 0, 1, 1, 0),
   // and a long-running gateway or node has long since seen them. HAProxy, compiled ahead of time, is warmed the same.
-  for (let wave = 0; wave < warmupWaves; wave++) for (const c of connectionCounts) for (const row of rows) await row.run(0, c, warmupSeconds);
+  const rowsAt = (c: number) => rows.filter((row) => c === 1 || !row.oneConnectionOnly);
+  for (let wave = 0; wave < warmupWaves; wave++) for (const c of connectionCounts) for (const row of rowsAt(c)) await row.run(0, c, warmupSeconds);
   for (let round = 1; round <= rounds; round++) {
     for (const c of connectionCounts) {
-      for (const row of rows) {
+      for (const row of rowsAt(c)) {
         if (prewarmSeconds > 0) await row.run(0, c, prewarmSeconds);
         const syncsBefore = row.admin ? await auditSyncTotals(row.admin) : undefined;
         const callsBefore = row.admin ? await nodeCallTotals(row.admin) : undefined;
@@ -250,7 +284,7 @@ try {
   const summary: Array<Record<string, unknown>> = [];
   for (const c of connectionCounts) {
     table.push('', `### ${c} connection${c === 1 ? '' : 's'}`, '', '| path | req/s | p50 ms | p99 ms | proxy CPU µs/req | node CPU µs/req | proxy + node cores | non-2xx | errors |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-    for (const row of rows) {
+    for (const row of rowsAt(c)) {
       const s = samples.filter((x) => x.target === row.name && x.connections === c);
       const m = { path: row.name, connections: c, rps: median(s.map((x) => x.rps)), p50: median(s.map((x) => x.p50)), p99: median(s.map((x) => x.p99)), proxyCpuUs: median(s.map((x) => x.proxyCpuUs)), nodeCpuUs: median(s.map((x) => x.nodeCpuUs)), busyCores: median(s.map(busyCores)), non2xx: s.reduce((n, x) => n + x.non2xx, 0), errors: s.reduce((n, x) => n + x.errors, 0) };
       summary.push(m);
@@ -306,6 +340,14 @@ try {
       }
     }
     if (direct && gw && hp) table.push('', `Added at p50 over the node directly: cdsgate ${(gw.p50 - direct.p50).toFixed(2)} ms, HAProxy ${(hp.p50 - direct.p50).toFixed(2)} ms ${c === 1 ? '(exact: one sequential client)' : '(autocannon rounds REST latencies to 1 ms)'}.`);
+    // The same, over the node called at each proxy's pace: what the proxy adds itself, the node's slowdown at that pace set apart.
+    const pacedAs = (name: string) => summary.find((x) => x.path === name && x.connections === c) as { p50: number } | undefined;
+    const gwPace = pacedAs(PACED_CDSGATE), hpPace = pacedAs(PACED_HAPROXY);
+    if (c === 1 && direct && gw && hp && gwPace && hpPace) {
+      const added = { cdsgate: gw.p50 - gwPace.p50, haproxy: hp.p50 - hpPace.p50, nodeAtCdsgatePace: gwPace.p50 - direct.p50, nodeAtHaproxyPace: hpPace.p50 - direct.p50 };
+      summary.push({ addedOverPacedNode: { connections: c, ...added } });
+      table.push('', `Added at p50 over the node called directly at the same pace (the paced rows): cdsgate ${added.cdsgate.toFixed(2)} ms, HAProxy ${added.haproxy.toFixed(2)} ms. At those paces the node's own p50 was ${added.nodeAtCdsgatePace.toFixed(2)} and ${added.nodeAtHaproxyPace.toFixed(2)} ms above its back-to-back p50.`);
+    }
   }
 
   const svg = plot(summary.filter((x) => typeof x.rps === 'number' && x.path !== undefined) as Array<{ path: string; connections: number; rps: number; p99: number }>);

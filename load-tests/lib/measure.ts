@@ -10,6 +10,12 @@ export interface Target {
   port: number; path: string; identity: { cert: string; key: string }; ca: string; token?: string; body: unknown;
   /** Several bearer tokens, used in turn, one per request (a signature check each, where a verifier caches by token). */
   tokens?: string[];
+  /**
+   * One connection only: each request starts this many milliseconds after the one before it started (or when
+   * that one is answered, if later), the client's thread sleeping until then, so the server sees requests as
+   * often as behind a slower path. Each latency is still one request's, from send to answer.
+   */
+  intervalMs?: number;
 }
 
 /**
@@ -20,6 +26,7 @@ export interface Target {
  */
 export async function measure(name: string, run: number, t: Target, seconds: number, connections: number): Promise<Figures> {
   if (connections === 1) return sequential(name, run, t, seconds);
+  if (t.intervalMs) throw new Error('a pace of requests is for one connection only');
   const result = await autocannon({
     url: `https://127.0.0.1:${t.port}${t.path}`,
     method: 'POST',
@@ -42,11 +49,15 @@ export async function measure(name: string, run: number, t: Target, seconds: num
   };
 }
 
+/** What the paced client waits on: nothing ever wakes it, so each wait lasts its timeout. */
+const PACE = new Int32Array(new SharedArrayBuffer(4));
+
 /**
- * One keep-alive mTLS connection, each request sent when the last answered,
- * latencies kept in microseconds (p50/p99 exact to 0.001 ms). An undici
- * Client, like autocannon a lean HTTP/1.1 client, so the client's own cost
- * stays small next to the path measured.
+ * One keep-alive mTLS connection, each request sent when the last answered
+ * (or, with `intervalMs`, when it is due), latencies kept in microseconds
+ * (p50/p99 exact to 0.001 ms). An undici Client, like autocannon a lean
+ * HTTP/1.1 client, so the client's own cost stays small next to the path
+ * measured.
  */
 async function sequential(name: string, run: number, t: Target, seconds: number): Promise<Figures> {
   const client = new Client(`https://127.0.0.1:${t.port}`, {
@@ -71,7 +82,10 @@ async function sequential(name: string, run: number, t: Target, seconds: number)
       } catch {
         errors++;
       }
-      latencies.push(performance.now() - started);
+      const answered = performance.now();
+      latencies.push(answered - started);
+      // Atomics.wait sleeps the thread for the exact time (a futex wait); a timer would round it to whole milliseconds.
+      if (t.intervalMs && started + t.intervalMs > answered) Atomics.wait(PACE, 0, 0, started + t.intervalMs - answered);
     }
   } finally {
     await client.close().catch(() => undefined);
