@@ -11,7 +11,8 @@
  * One node, then two gateways on the same configuration (each its own audit
  * directory), both warmed up, then `--rounds` pairs of runs. Reported per
  * round and as medians: req/s, p50, p99 and gateway CPU µs per request (from
- * /proc), with the median of the per-round ratios (this tree ÷ REV).
+ * /proc), audit syncs per request (from each gateway's metrics), with the
+ * median of the per-round ratios (this tree ÷ REV).
  * `--tokens N` sends N distinct tokens in turn and `--token-cache N` sets
  * both gateways' verified-token cache (0: every token verified on every
  * request), as in bench:peers. `--door grpc` loads the gateways' gRPC door
@@ -27,6 +28,7 @@ import { ROOT, startCluster, startProcess, stopProcess, type Proc } from '../tes
 import { alternatingRuns, measure, median, processCpuMicros, summarise, writeReport, type Figures, type Target } from './lib/measure.js';
 import { grpcLoad, type GrpcTarget } from './lib/grpc-load.js';
 import { wholeOption } from './lib/options.js';
+import { auditSyncTotals } from './lib/gateway-metrics.js';
 import { NEWS2_GRPC_REQUEST, NEWS2_REST_BODY } from './lib/news2-request.js';
 
 const { values } = parseArgs({
@@ -90,13 +92,18 @@ try {
     for (const p of [current, base]) await measureOne('warm-up', 0, target(p), 3, connections);
   }
   const cpu: Record<string, number[]> = { current: [], base: [] };
+  /** Audit syncs per answered request in each run (from the gateway's metrics): what a change to the audit log's batching did. */
+  const syncs: Record<string, number[]> = { current: [], base: [] };
   const pids: Record<string, number | undefined> = { current: current.child.pid, base: base.child.pid };
+  const admins: Record<string, number> = { current: current.ports.admin!, base: base.ports.admin! };
   const { figures, ratios: rpsRatios } = await alternatingRuns({ name: 'current', target: target(current) }, { name: 'base', target: target(base) }, rounds, seconds, connections,
     (round, a, b) => console.log(`round ${round}: this tree ${a.rps} req/s p99 ${a.p99} ms ${cpu.current!.at(-1)} µs/req; ${values.base} ${b.rps} req/s p99 ${b.p99} ms ${cpu.base!.at(-1)} µs/req`),
     async (name, run) => {
+      const syncsBefore = await auditSyncTotals(admins[name]!);
       const before = processCpuMicros(pids[name]);
       const f: Figures = await run();
       cpu[name]!.push(Math.round((processCpuMicros(pids[name]) - before) / Math.max(1, f.requests)));
+      syncs[name]!.push(((await auditSyncTotals(admins[name]!)).count - syncsBefore.count) / Math.max(1, f.requests));
       return f;
     }, measureOne);
   const p99s = (name: string) => figures.filter((f) => f.target === name).map((f) => f.p99);
@@ -105,7 +112,7 @@ try {
   const ms = (x: number): number => Math.round(x * 1000) / 1000;
   const row = (name: string, label: string) => {
     const f = summarise(figures, name);
-    return `| ${label} | ${f.rps} | ${ms(f.p50)} | ${ms(f.p99)} | ${median(cpu[name]!)} | ${f.non2xx + f.errors} |`;
+    return `| ${label} | ${f.rps} | ${ms(f.p50)} | ${ms(f.p99)} | ${median(cpu[name]!)} | ${median(syncs[name]!).toFixed(3)} | ${f.non2xx + f.errors} |`;
   };
   const cpuRatios = cpu.current!.map((x, i) => x / cpu.base![i]!);
   const basePer99 = p99s('base'), basePer50 = p50s('base');
@@ -114,13 +121,13 @@ try {
     cpuRatio: median(cpuRatios), rpsRatio: median(rpsRatios), p99Ratio: median(p99s('current').map((x, i) => x / basePer99[i]!)),
     p50Ratio: median(p50s('current').map((x, i) => x / basePer50[i]!)),
   };
-  writeReport('ab', { summary, figures, cpu }, [
+  writeReport('ab', { summary, figures, cpu, syncs }, [
     `## This working tree against ${values.base} (${baseCommit.slice(0, 12)})`,
     '',
     `${new Date().toISOString()}; one node, two gateways, ${warmupWaves} warm-up waves each, then ${rounds} interleaved pairs of ${seconds} s runs at ${connections} connections to the ${door === 'grpc' ? 'gRPC' : 'REST'} door, ${tokenCount === 1 ? 'one token' : `${tokenCount} distinct tokens`}${tokenCacheEntries === undefined ? '' : `, token cache ${tokenCacheEntries} entries`}; medians over rounds.`,
     '',
-    '| gateway | req/s | p50 ms | p99 ms | CPU µs/req | non-2xx + errors |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| gateway | req/s | p50 ms | p99 ms | CPU µs/req | audit syncs per request | non-2xx + errors |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
     row('current', 'this tree'),
     row('base', String(values.base)),
     '',

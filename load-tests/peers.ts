@@ -40,7 +40,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../src/auth/dev-issuer.js';
-import { httpsCall, scrapeMetrics, startCluster, startProcess, stopProcess, type Proc } from '../test/helpers/cluster.js';
+import { httpsCall, startCluster, startProcess, stopProcess, type Proc } from '../test/helpers/cluster.js';
+import { auditSyncTotals, nodeCallTotals } from './lib/gateway-metrics.js';
 import { grpcLoad } from './lib/grpc-load.js';
 import { measure, median, processCpuMicros, writeReport, type Figures, type Target } from './lib/measure.js';
 import { wholeOption } from './lib/options.js';
@@ -390,29 +391,6 @@ function plot(rows: Array<{ path: string; connections: number; rps: number; p99:
   const legend = conns.map((c, j) => `<rect x="${20 + j * 120}" y="${60 + paths.length * 44}" width="12" height="12" fill="${colours[j % colours.length]}"/><text x="${36 + j * 120}" y="${70 + paths.length * 44}" font-size="11">${c} connection${c === 1 ? '' : 's'}</text>`);
   const height = 90 + paths.length * 44;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="980" height="${height}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${panel('rps', 0, 'requests per second')}${panel('p99', 490, 'p99 latency (ms)')}${legend.join('')}</svg>\n`;
-}
-
-/** The gateway's audit sync counters (summed over its workers by the primary's admin port). */
-async function auditSyncTotals(adminPort: number): Promise<{ count: number; seconds: number; pool: number }> {
-  const totals = { count: 0, seconds: 0, pool: 0 };
-  for (const line of (await scrapeMetrics(adminPort)).split('\n')) {
-    const m = /^cdsgate_audit_fsync_seconds_(count|sum)\{placement="(loop|pool)"\} (\S+)$/.exec(line);
-    if (!m) continue;
-    const value = Number(m[3]);
-    if (m[1] === 'sum') totals.seconds += value;
-    else { totals.count += value; if (m[2] === 'pool') totals.pool += value; }
-  }
-  return totals;
-}
-
-/** The gateway's coalescing histogram (cdsgate_node_call_requests): node calls made and the requests they carried, all models. */
-async function nodeCallTotals(adminPort: number): Promise<{ count: number; requests: number }> {
-  const totals = { count: 0, requests: 0 };
-  for (const line of (await scrapeMetrics(adminPort)).split('\n')) {
-    const m = /^cdsgate_node_call_requests_(count|sum)\{[^}]*\} (\S+)$/.exec(line);
-    if (m) totals[m[1] === 'count' ? 'count' : 'requests'] += Number(m[2]);
-  }
-  return totals;
 }
 
 /** A run's syncs from the counters before and after it (requests: the run's answered requests, one record each). */
