@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { execFileSync, spawn } from 'node:child_process';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AuditLog, auditFiles } from '../../src/audit/log.js';
 import { FsyncPlacement } from '../../src/audit/fsync-placement.js';
 import { verifyAuditLog } from '../../src/audit/verify.js';
@@ -418,6 +418,34 @@ describe('a record written before the answer once its dispatch record is on disk
     expect(syncs).toBe(before + 1);
     await log.close();
     expect(verify(dir)).toMatchObject({ ok: true, unfinished: 0 });
+  });
+
+  it('no sync of its own while each written record is covered by a durable one within the wait; synced once the wait is up', async () => {
+    // Fake time: which sync happens depends only on how old the unsynced record is when the wait's timer fires.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance', 'Date'] });
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+      let syncs = 0;
+      const log = await openLog(dir, { inProgress: () => 1, synced: () => { syncs++; } });
+      await log.append(dispatch(1));
+      const before = syncs;
+      await log.appendWritten(entry(1)); // t = 0: the wait's timer is armed for t = 10 ms
+      await vi.advanceTimersByTimeAsync(6);
+      await log.append(dispatch(2)); // its sync covers entry 1
+      expect(syncs - before).toBe(1);
+      await vi.advanceTimersByTimeAsync(2);
+      await log.appendWritten(entry(2)); // t = 8 ms: written, unsynced
+      await vi.advanceTimersByTimeAsync(4); // the timer fires at t = 10 ms, when entry 2 has waited 2 ms of its 10
+      expect(syncs - before).toBe(1);
+      await vi.advanceTimersByTimeAsync(7); // t = 19 ms: entry 2 has waited its 10 ms
+      expect(syncs - before).toBe(2);
+      await vi.advanceTimersByTimeAsync(50); // nothing written since: no more syncs
+      expect(syncs - before).toBe(2);
+      await log.close();
+      expect(verify(dir)).toMatchObject({ ok: true, unfinished: 0 });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('with fsync off nothing is synced and nothing waits', async () => {
