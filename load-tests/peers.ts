@@ -310,9 +310,9 @@ try {
     // together keep about the same number of cores busy whichever proxy it is (the "proxy + node cores" column), so
     // req/s is about those cores ÷ (proxy + node CPU per request): what 0.8× HAProxy's req/s would take of the gateway
     // follows. Not at one connection, where a request's latency, not CPU, sets the req/s.
-    const direct = summary.find((x) => x.path === 'node REST directly' && x.connections === c) as { p50: number } | undefined;
-    const gw = summary.find((x) => x.path === 'cdsgate REST (audit fsync)' && x.connections === c) as { p50: number; busyCores: number; nodeCpuUs: number } | undefined;
-    const hp = summary.find((x) => x.path === 'HAProxy → node REST' && x.connections === c) as { p50: number; rps: number; proxyCpuUs: number } | undefined;
+    /** A row's medians at this connection count (the table's figures). */
+    const figuresOf = (name: string) => summary.find((x) => x.path === name && x.connections === c) as { p50: number; rps: number; proxyCpuUs: number; nodeCpuUs: number; busyCores: number } | undefined;
+    const direct = figuresOf('node REST directly'), gw = figuresOf('cdsgate REST (audit fsync)'), hp = figuresOf('HAProxy → node REST');
     // Only while cdsgate serves less than that: above it, the figure answers no question.
     if (c > 1 && gw && hp && Number.isFinite(gw.busyCores) && ratio('cdsgate REST (audit fsync)', 'rps') < 0.8) {
       const neededUs = Math.round(gw.busyCores / (0.8 * hp.rps) * 1e6 - gw.nodeCpuUs);
@@ -342,8 +342,7 @@ try {
     }
     if (direct && gw && hp) table.push('', `Added at p50 over the node directly: cdsgate ${(gw.p50 - direct.p50).toFixed(2)} ms, HAProxy ${(hp.p50 - direct.p50).toFixed(2)} ms ${c === 1 ? '(exact: one sequential client)' : '(autocannon rounds REST latencies to 1 ms)'}.`);
     // The same, over the node called at each proxy's pace: what the proxy adds itself, the node's slowdown at that pace set apart.
-    const pacedAs = (name: string) => summary.find((x) => x.path === name && x.connections === c) as { p50: number } | undefined;
-    const gwPace = pacedAs(PACED_CDSGATE), hpPace = pacedAs(PACED_HAPROXY);
+    const gwPace = figuresOf(PACED_CDSGATE), hpPace = figuresOf(PACED_HAPROXY);
     if (c === 1 && direct && gw && hp && gwPace && hpPace) {
       const added = { cdsgate: gw.p50 - gwPace.p50, haproxy: hp.p50 - hpPace.p50, nodeAtCdsgatePace: gwPace.p50 - direct.p50, nodeAtHaproxyPace: hpPace.p50 - direct.p50 };
       summary.push({ addedOverPacedNode: { connections: c, ...added } });

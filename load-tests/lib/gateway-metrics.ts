@@ -6,7 +6,7 @@ import { scrapeMetrics } from '../../test/helpers/cluster.js';
  * what the run cost in audit syncs or node calls.
  */
 
-/** The gateway's audit sync counters (summed over its workers by the primary's admin port). */
+/** The gateway's audit sync counters: syncs, their seconds, and how many ran on the thread pool. */
 export async function auditSyncTotals(adminPort: number): Promise<{ count: number; seconds: number; pool: number }> {
   const totals = { count: 0, seconds: 0, pool: 0 };
   for (const line of (await scrapeMetrics(adminPort)).split('\n')) {
