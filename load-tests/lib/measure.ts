@@ -36,7 +36,7 @@ export async function measure(name: string, run: number, t: Target, seconds: num
     body: JSON.stringify(t.body),
     tlsOptions: { cert: readFileSync(t.identity.cert), key: readFileSync(t.identity.key), ca: readFileSync(t.ca) },
     servername: 'localhost',
-    ...(t.tokens && t.tokens.length > 1 ? { requests: [{ setupRequest: rotateTokens(t.tokens) }] } : {}),
+    ...(t.tokens && t.tokens.length > 1 ? { setupClient: tokensDealt(t.tokens, connections) } : {}),
   } as autocannon.Options);
   return {
     target: name, run,
@@ -100,9 +100,23 @@ export function closedLoopFigures(name: string, run: number, latencies: number[]
   return { target: name, run, requests: latencies.length, rps: Math.round(latencies.length / seconds), p50: at(0.5), p99: at(0.99), non2xx, errors };
 }
 
-function rotateTokens(tokens: string[]) {
-  let next = 0;
-  return (req: { headers?: Record<string, string> }) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` } });
+/**
+ * The tokens dealt out among the connections, each connection sending its
+ * share in turn as requests built once: autocannon rebuilds a request that
+ * has a setupRequest on every send, which with 5,000 tokens cost its thread
+ * 40–55 µs more per request (116–145 against 76–89 µs at 32 connections),
+ * taken from the cores the paths measured share. Dealt this way a token still
+ * comes back about once per `tokens.length` requests, as in one rotation
+ * shared by all connections.
+ */
+function tokensDealt(tokens: string[], connections: number) {
+  let client = 0;
+  return (c: { setRequests(requests: Array<{ headers: Record<string, string> }>): void }) => {
+    const first = client++ % connections;
+    const share: string[] = [];
+    for (let i = first % tokens.length; i < tokens.length; i += connections) share.push(tokens[i]!);
+    c.setRequests(share.map((token) => ({ headers: { authorization: `Bearer ${token}` } })));
+  };
 }
 
 export const median = (xs: number[]): number => {
