@@ -7,7 +7,7 @@ import { CdsError } from '../errors.js';
 import type { IssuerConfig } from '../config/schema.js';
 import { peerName, thumbprintsEqual, type PeerIdentity } from '../tls/peer.js';
 import { jwksFor } from './jwks.js';
-import { TokenCache } from './token-cache.js';
+import { TokenCache, type CachedToken } from './token-cache.js';
 import { ReplayCache, type ReplayStore } from './replay-cache.js';
 import { Introspector } from './introspection.js';
 import type { Principal } from './principal.js';
@@ -93,7 +93,9 @@ export class Authenticator {
     if (Array.isArray(authorization)) throw unauthenticated('more than one Authorization header; send exactly one', 'invalid_request');
     if (!authorization) throw unauthenticated('missing Authorization: Bearer token', 'invalid_request');
     // A token verified before skips the format check too: it matched BEARER when it was verified.
-    const cached = authorization.startsWith('Bearer ') ? this.cachedClaims(authorization.slice(7)) : undefined;
+    const bearer = authorization.startsWith('Bearer ') ? authorization.slice(7) : undefined;
+    let cached = bearer !== undefined ? this.cachedClaims(bearer) : undefined;
+    if (cached?.keyCheckDue && !(await this.keyUnchanged(bearer!, cached.entry))) cached = undefined;
     const token = cached ? undefined : BEARER.exec(authorization)?.[1];
     const opaque = cached || token !== undefined || !this.introspection ? undefined : OPAQUE.exec(authorization)?.[1];
     if (!cached && !token && !opaque) throw unauthenticated(this.introspection ? 'Authorization must be "Bearer <token>"' : 'Authorization must be "Bearer <JWT>"', 'invalid_request');
@@ -175,7 +177,8 @@ export class Authenticator {
     // No JWS extension is understood here, so any critical one makes the token unusable (RFC 7515 §4.1.11), as does b64=false.
     if (header.crit !== undefined || (header as { b64?: unknown }).b64 !== undefined) throw unauthenticated('token uses a JWS extension this gateway does not support');
     try {
-      const key = await keys({ ...header, alg: header.alg }, { protected: protectedPart, payload: payloadPart, signature: signaturePart });
+      const keyHeader = { ...header, alg: header.alg };
+      const key = await keys(keyHeader, { protected: protectedPart, payload: payloadPart, signature: signaturePart });
       const signingInput = `${protectedPart}.${payloadPart}`, signature = Buffer.from(signaturePart, 'base64url');
       const onPool = this.inProgress() > 1;
       this.signatureChecked?.(onPool ? 'pool' : 'loop');
@@ -200,7 +203,7 @@ export class Authenticator {
       if (config.replayProtection && (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256)) {
         throw unauthenticated('token "jti" must be a string of 1 to 256 characters');
       }
-      this.cache.set(token, config.issuer, payload);
+      this.cache.set(token, config.issuer, payload, keyHeader, key);
       return { config, payload };
     } catch (err) {
       if (err instanceof CdsError) throw err;
@@ -208,17 +211,45 @@ export class Authenticator {
     }
   }
 
-  /** A token verified before, still within its time claims; undefined sends it to full verification. */
-  private cachedClaims(token: string): { config: IssuerConfig; payload: JWTPayload } | undefined {
-    const hit = this.cache.get(token);
+  /**
+   * A token verified before, still within its time claims; undefined sends it to full verification.
+   * `keyCheckDue`: its key must be looked up again first (keyUnchanged).
+   */
+  private cachedClaims(token: string): { config: IssuerConfig; payload: JWTPayload; entry: CachedToken; keyCheckDue: boolean } | undefined {
+    const nowMs = Date.now();
+    const hit = this.cache.get(token, nowMs);
     const trusted = hit && this.issuers.get(hit.issuer);
     if (!hit || !trusted) return undefined;
-    const now = Date.now() / 1000, skew = trusted.config.clockSkewSeconds;
+    const now = nowMs / 1000, skew = trusted.config.clockSkewSeconds;
     const { exp, nbf, iat } = hit.payload;
     if (typeof exp !== 'number' || exp + skew <= now) return undefined;
     if (typeof nbf === 'number' && nbf - skew > now) return undefined;
     if (typeof iat === 'number' && now - iat > trusted.config.maxTokenAgeSeconds + skew) return undefined;
-    return { config: trusted.config, payload: hit.payload };
+    return { config: trusted.config, payload: hit.payload, entry: hit, keyCheckDue: this.cache.keyCheckDue(hit, nowMs) };
+  }
+
+  /**
+   * Whether the issuer's key set still gives the very key a cached token's
+   * signature was checked with. The lookup is the one verify() makes, so a URL
+   * key set past its cacheMaxAge is refetched here as it would be there. The
+   * same key object means the same key, and the same signature checked with it
+   * again could only pass again; every other check is on claims fixed in the
+   * signed token or on time, which cachedClaims checks on every hit. Anything
+   * else (a withdrawn key, a changed set, a failed lookup) drops the entry and
+   * sends the token to full verification, which reports what is wrong.
+   */
+  private async keyUnchanged(token: string, entry: CachedToken): Promise<boolean> {
+    const keys = this.issuers.get(entry.issuer)?.keys;
+    const [protectedPart, payloadPart, signaturePart] = token.split('.') as [string, string, string];
+    let same = false;
+    try {
+      same = keys !== undefined && (await keys(entry.header, { protected: protectedPart, payload: payloadPart, signature: signaturePart })) === entry.key;
+    } catch {
+      same = false;
+    }
+    if (same) this.cache.keyChecked(entry);
+    else this.cache.delete(token);
+    return same;
   }
 }
 

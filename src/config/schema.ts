@@ -337,9 +337,10 @@ function schemas(baseDir: string) {
     auth: z.strictObject({
       issuers: z.array(issuer).min(1),
       /**
-       * Verified tokens kept so that a token's signature is checked once, not on every call (token-cache.ts): each
-       * entry holds the token and its claims, about 1 KB for a 0.5 KB token. More distinct tokens than this in a
-       * minute and the oldest go first; when the tokens in use outnumber it, nearly every call is verified afresh.
+       * Verified tokens kept until they expire so that a token's signature is checked once, not on every call
+       * (token-cache.ts; its key is looked up again each minute): each entry holds the token and its claims, about
+       * 1 KB for a 0.5 KB token. More distinct tokens than this and the oldest go first; when the tokens in use
+       * outnumber it, nearly every call is verified afresh.
        */
       tokenCacheEntries: z.number().int().min(0).max(1_000_000).default(16_384),
     }).refine((a) => a.issuers.filter((i) => i.introspection).length <= 1, { message: 'at most one issuer may use introspection: an opaque token is never sent to more than one', path: ['issuers'] }),

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { Authenticator } from '../../src/auth/authenticate.js';
 import type { IssuerConfig } from '../../src/config/schema.js';
@@ -12,12 +12,12 @@ import { makeMaterial, type Material } from '../helpers/cluster.js';
 const ISS = 'https://idp.test';
 const peer: PeerIdentity = { altNames: ['spiffe://cdsgate.local/app/ehr-integration'], thumbprint: 't' };
 
-interface Key { kid: string; jwk: JWK; sign: (roles: string[]) => Promise<string> }
+interface Key { kid: string; jwk: JWK; sign: (roles: string[], lifetime?: string) => Promise<string> }
 async function newKey(kid: string): Promise<Key> {
   const { publicKey, privateKey } = await generateKeyPair('ES256');
   const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
-  const sign = (roles: string[]) => new SignJWT({ roles }).setProtectedHeader({ alg: 'ES256', kid }).setIssuer(ISS).setAudience('cdsgate')
-    .setSubject('u').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+  const sign = (roles: string[], lifetime = '5m') => new SignJWT({ roles }).setProtectedHeader({ alg: 'ES256', kid }).setIssuer(ISS).setAudience('cdsgate')
+    .setSubject('u').setIssuedAt().setExpirationTime(lifetime).sign(privateKey);
   return { kid, jwk, sign };
 }
 
@@ -78,6 +78,54 @@ describe('JWKS from an HTTPS URL', () => {
     await new Promise((r) => setTimeout(r, 1_100)); // past the cooldown
     await auth.authenticate(`Bearer ${await k2.sign(['b'])}`, peer); // its unknown kid makes jose refetch: k1 is gone
     await expect(auth.authenticate(`Bearer ${old}`, peer)).rejects.toThrow(/key id is not in the issuer key set/);
+  });
+
+  it('a cached token is kept past its entry\'s minute on a key lookup, and stops once a refetch of the set no longer gives its key', async () => {
+    const k1 = await newKey('m1');
+    const k2 = await newKey('m2');
+    served = [k1.jwk];
+    const port = (server.address() as AddressInfo).port;
+    const checked: string[] = [];
+    const auth = new Authenticator([issuer({ url: `https://localhost:${port}/jwks`, ca: material.pki.ca, cacheMaxAgeMs: 600_000, cooldownMs: 1_000 })], undefined, 16_384, { signatureChecked: (where) => checked.push(where) });
+    const t = await k1.sign(['a'], '30m');
+    // Only Date is faked: the clock jumps, while the JWKS server, sockets and timers run as ever.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      await auth.authenticate(`Bearer ${t}`, peer);
+      const fetched = fetches;
+      expect(checked).toHaveLength(1);
+      vi.setSystemTime(Date.now() + 61_000); // past the entry's minute, within the set's 10 minutes
+      await expect(auth.authenticate(`Bearer ${t}`, peer)).resolves.toMatchObject({ subject: 'u' });
+      expect(checked).toHaveLength(1); // the key lookup gave the same key: no second signature check
+      expect(fetches).toBe(fetched);
+      // The IdP withdraws k1. Once the set's own age passes, the next lookup refetches it, and the token is refused.
+      served = [k2.jwk];
+      vi.setSystemTime(Date.now() + 600_000);
+      await expect(auth.authenticate(`Bearer ${t}`, peer)).rejects.toThrow(/key id is not in the issuer key set/);
+      expect(fetches).toBe(fetched + 1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a refetched set that still holds the key gives a new key object: the cached token is checked in full once more', async () => {
+    const k1 = await newKey('r1');
+    served = [k1.jwk];
+    const port = (server.address() as AddressInfo).port;
+    const checked: string[] = [];
+    const auth = new Authenticator([issuer({ url: `https://localhost:${port}/jwks`, ca: material.pki.ca, cacheMaxAgeMs: 600_000, cooldownMs: 1_000 })], undefined, 16_384, { signatureChecked: (where) => checked.push(where) });
+    const t = await k1.sign(['a'], '30m');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      await auth.authenticate(`Bearer ${t}`, peer);
+      vi.setSystemTime(Date.now() + 660_000); // past the set's age: the lookup refetches it
+      await expect(auth.authenticate(`Bearer ${t}`, peer)).resolves.toMatchObject({ subject: 'u' });
+      expect(checked).toHaveLength(2);
+      await auth.authenticate(`Bearer ${t}`, peer);
+      expect(checked).toHaveLength(2); // and is cached again
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses a JWKS server whose certificate the configured CA does not vouch for', async () => {
