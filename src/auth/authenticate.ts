@@ -245,7 +245,7 @@ export class Authenticator {
     try {
       same = keys !== undefined && (await keys(entry.header, { protected: protectedPart, payload: payloadPart, signature: signaturePart })) === entry.key;
     } catch {
-      same = false;
+      // The key set no longer gives a key for this header (or could not be read): the full check says which.
     }
     if (same) this.cache.keyChecked(entry);
     else this.cache.delete(token);

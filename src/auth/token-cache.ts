@@ -3,7 +3,7 @@ import type { CompactJWSHeaderParameters, JWTPayload } from 'jose';
 export interface CachedToken {
   issuer: string;
   payload: JWTPayload;
-  /** The protected header the key was chosen by, and that key: what `keyCheckDue` asks the issuer's key set again. */
+  /** The protected header the key was chosen by, and the key: what is looked up again when the key check is due. */
   header: CompactJWSHeaderParameters;
   key: unknown;
   /** Until then (ms) the entry is used as it is; after it, only once the issuer's key set still gives `key`. */
