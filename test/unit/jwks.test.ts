@@ -80,14 +80,19 @@ describe('JWKS from an HTTPS URL', () => {
     await expect(auth.authenticate(`Bearer ${old}`, peer)).rejects.toThrow(/key id is not in the issuer key set/);
   });
 
-  it('a cached token is kept past its entry\'s minute on a key lookup, and stops once a refetch of the set no longer gives its key', async () => {
-    const k1 = await newKey('m1');
-    const k2 = await newKey('m2');
-    served = [k1.jwk];
+  /** An authenticator on the served set (holding only `kid`'s key, its age 10 minutes) that counts signature checks, and a 30-minute token. */
+  async function countingSignatureChecks(kid: string) {
+    const key = await newKey(kid);
+    served = [key.jwk];
     const port = (server.address() as AddressInfo).port;
     const checked: string[] = [];
     const auth = new Authenticator([issuer({ url: `https://localhost:${port}/jwks`, ca: material.pki.ca, cacheMaxAgeMs: 600_000, cooldownMs: 1_000 })], undefined, 16_384, { signatureChecked: (where) => checked.push(where) });
-    const t = await k1.sign(['a'], '30m');
+    return { auth, checked, t: await key.sign(['a'], '30m') };
+  }
+
+  it('a cached token is kept past its entry\'s minute on a key lookup, and stops once a refetch of the set no longer gives its key', async () => {
+    const { auth, checked, t } = await countingSignatureChecks('m1');
+    const k2 = await newKey('m2');
     // Only Date is faked: the clock jumps, while the JWKS server, sockets and timers run as ever.
     vi.useFakeTimers({ toFake: ['Date'] });
     try {
@@ -109,12 +114,7 @@ describe('JWKS from an HTTPS URL', () => {
   });
 
   it('a refetched set that still holds the key gives a new key object: the cached token is checked in full once more', async () => {
-    const k1 = await newKey('r1');
-    served = [k1.jwk];
-    const port = (server.address() as AddressInfo).port;
-    const checked: string[] = [];
-    const auth = new Authenticator([issuer({ url: `https://localhost:${port}/jwks`, ca: material.pki.ca, cacheMaxAgeMs: 600_000, cooldownMs: 1_000 })], undefined, 16_384, { signatureChecked: (where) => checked.push(where) });
-    const t = await k1.sign(['a'], '30m');
+    const { auth, checked, t } = await countingSignatureChecks('r1');
     vi.useFakeTimers({ toFake: ['Date'] });
     try {
       await auth.authenticate(`Bearer ${t}`, peer);
