@@ -28,7 +28,7 @@ import { ROOT, startCluster, startProcess, stopProcess, type Proc } from '../tes
 import { alternatingRuns, measure, median, processCpuMicros, summarise, writeReport, type Figures, type Target } from './lib/measure.js';
 import { grpcLoad, type GrpcTarget } from './lib/grpc-load.js';
 import { wholeOption } from './lib/options.js';
-import { auditSyncTotals } from './lib/gateway-metrics.js';
+import { gatewayTotals } from './lib/gateway-metrics.js';
 import { NEWS2_GRPC_REQUEST, NEWS2_REST_BODY } from './lib/news2-request.js';
 
 const { values } = parseArgs({
@@ -99,11 +99,11 @@ try {
   const { figures, ratios: rpsRatios } = await alternatingRuns({ name: 'current', target: target(current) }, { name: 'base', target: target(base) }, rounds, seconds, connections,
     (round, a, b) => console.log(`round ${round}: this tree ${a.rps} req/s p99 ${a.p99} ms ${cpu.current!.at(-1)} µs/req; ${values.base} ${b.rps} req/s p99 ${b.p99} ms ${cpu.base!.at(-1)} µs/req`),
     async (name, run) => {
-      const syncsBefore = await auditSyncTotals(admins[name]!);
+      const syncsBefore = (await gatewayTotals(admins[name]!)).auditSyncs;
       const before = processCpuMicros(pids[name]);
       const f: Figures = await run();
       cpu[name]!.push(Math.round((processCpuMicros(pids[name]) - before) / Math.max(1, f.requests)));
-      syncs[name]!.push(((await auditSyncTotals(admins[name]!)).count - syncsBefore.count) / Math.max(1, f.requests));
+      syncs[name]!.push(((await gatewayTotals(admins[name]!)).auditSyncs.count - syncsBefore.count) / Math.max(1, f.requests));
       return f;
     }, measureOne);
   const p99s = (name: string) => figures.filter((f) => f.target === name).map((f) => f.p99);

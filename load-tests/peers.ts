@@ -41,7 +41,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../src/auth/dev-issuer.js';
 import { httpsCall, startCluster, startProcess, stopProcess, type Proc } from '../test/helpers/cluster.js';
-import { auditSyncTotals, nodeCallTotals } from './lib/gateway-metrics.js';
+import { gatewayTotals, type AuditSyncTotals } from './lib/gateway-metrics.js';
 import { grpcLoad } from './lib/grpc-load.js';
 import { measure, median, processCpuMicros, writeReport, type Figures, type Target } from './lib/measure.js';
 import { wholeOption } from './lib/options.js';
@@ -263,15 +263,15 @@ try {
     for (const c of connectionCounts) {
       for (const row of rowsAt(c)) {
         if (prewarmSeconds > 0) await row.run(0, c, prewarmSeconds);
-        const syncsBefore = row.admin ? await auditSyncTotals(row.admin) : undefined;
-        const callsBefore = row.admin ? await nodeCallTotals(row.admin) : undefined;
+        const totalsBefore = row.admin ? await gatewayTotals(row.admin) : undefined;
         const proxyBefore = processCpuMicros(row.proxyPid), nodeBefore = processCpuMicros(node.child.pid);
         const f = await row.run(round, c, seconds);
         const perRequest = (before: number, pid: number | undefined) => Math.round((processCpuMicros(pid) - before) / Math.max(1, f.requests));
         const proxyCpuUs = row.proxyPid ? perRequest(proxyBefore, row.proxyPid) : NaN, nodeCpuUs = perRequest(nodeBefore, node.child.pid);
-        const auditSyncs = row.admin && syncsBefore ? syncFigures(syncsBefore, await auditSyncTotals(row.admin), f.requests) : undefined;
-        const callsAfter = callsBefore ? await nodeCallTotals(row.admin!) : undefined;
+        const totalsAfter = totalsBefore ? await gatewayTotals(row.admin!) : undefined;
+        const auditSyncs = totalsBefore && totalsAfter ? syncFigures(totalsBefore.auditSyncs, totalsAfter.auditSyncs, f.requests) : undefined;
         // Requests per node call in the run, for a gateway that coalesces (its histogram counts only coalesced models).
+        const callsBefore = totalsBefore?.nodeCalls, callsAfter = totalsAfter?.nodeCalls;
         const requestsPerNodeCall = callsBefore && callsAfter && callsAfter.count > callsBefore.count ? (callsAfter.requests - callsBefore.requests) / (callsAfter.count - callsBefore.count) : undefined;
         samples.push({ ...f, connections: c, proxyCpuUs, nodeCpuUs, ...(auditSyncs ? { auditSyncs } : {}), ...(requestsPerNodeCall ? { requestsPerNodeCall } : {}) });
         console.log(`round ${round}, ${c} conn: ${row.name}: ${f.rps} req/s, p50 ${f.p50} ms, p99 ${f.p99} ms, non-2xx ${f.non2xx}, errors ${f.errors}`);
@@ -393,7 +393,7 @@ function plot(rows: Array<{ path: string; connections: number; rps: number; p99:
 }
 
 /** A run's syncs from the counters before and after it (requests: the run's answered requests, one record each). */
-function syncFigures(before: { count: number; seconds: number; pool: number }, after: { count: number; seconds: number; pool: number }, requests: number) {
+function syncFigures(before: AuditSyncTotals, after: AuditSyncTotals, requests: number) {
   const count = after.count - before.count;
   return count > 0
     ? { recordsPerSync: requests / count, meanSyncMs: ((after.seconds - before.seconds) / count) * 1000, poolShare: (after.pool - before.pool) / count }

@@ -1,30 +1,27 @@
 import { scrapeMetrics } from '../../test/helpers/cluster.js';
 
+/** The audit sync counters: syncs, their seconds, and how many ran on the thread pool. */
+export interface AuditSyncTotals { count: number; seconds: number; pool: number }
+/** The coalescing histogram (cdsgate_node_call_requests): node calls made and the requests they carried, all models. */
+export interface NodeCallTotals { count: number; requests: number }
+
 /**
- * Counters read from a gateway's admin port (summed over its workers by the
- * primary), before and after a measured run, by the benchmarks that report
- * what the run cost in audit syncs or node calls.
+ * The counters the benchmarks read from a gateway's admin port (summed over
+ * its workers by the primary), before and after a measured run, to report
+ * what the run cost in audit syncs and node calls: one scrape for both.
  */
-
-/** The gateway's audit sync counters: syncs, their seconds, and how many ran on the thread pool. */
-export async function auditSyncTotals(adminPort: number): Promise<{ count: number; seconds: number; pool: number }> {
-  const totals = { count: 0, seconds: 0, pool: 0 };
+export async function gatewayTotals(adminPort: number): Promise<{ auditSyncs: AuditSyncTotals; nodeCalls: NodeCallTotals }> {
+  const auditSyncs = { count: 0, seconds: 0, pool: 0 }, nodeCalls = { count: 0, requests: 0 };
   for (const line of (await scrapeMetrics(adminPort)).split('\n')) {
-    const m = /^cdsgate_audit_fsync_seconds_(count|sum)\{placement="(loop|pool)"\} (\S+)$/.exec(line);
-    if (!m) continue;
-    const value = Number(m[3]);
-    if (m[1] === 'sum') totals.seconds += value;
-    else { totals.count += value; if (m[2] === 'pool') totals.pool += value; }
+    const sync = /^cdsgate_audit_fsync_seconds_(count|sum)\{placement="(loop|pool)"\} (\S+)$/.exec(line);
+    if (sync) {
+      const value = Number(sync[3]);
+      if (sync[1] === 'sum') auditSyncs.seconds += value;
+      else { auditSyncs.count += value; if (sync[2] === 'pool') auditSyncs.pool += value; }
+      continue;
+    }
+    const call = /^cdsgate_node_call_requests_(count|sum)\{[^}]*\} (\S+)$/.exec(line);
+    if (call) nodeCalls[call[1] === 'count' ? 'count' : 'requests'] += Number(call[2]);
   }
-  return totals;
-}
-
-/** The gateway's coalescing histogram (cdsgate_node_call_requests): node calls made and the requests they carried, all models. */
-export async function nodeCallTotals(adminPort: number): Promise<{ count: number; requests: number }> {
-  const totals = { count: 0, requests: 0 };
-  for (const line of (await scrapeMetrics(adminPort)).split('\n')) {
-    const m = /^cdsgate_node_call_requests_(count|sum)\{[^}]*\} (\S+)$/.exec(line);
-    if (m) totals[m[1] === 'count' ? 'count' : 'requests'] += Number(m[2]);
-  }
-  return totals;
+  return { auditSyncs, nodeCalls };
 }
