@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { AuditLine } from './record.js';
+import { readAuditText } from './log.js';
 
 const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
 const ACT_REASON = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
@@ -95,7 +95,7 @@ export function* exportAuditEvents(files: string[]): Generator<Json> {
   let gateway = 'cdsgate';
   const unfinished = new Map<string, AuditLine & { type: 'dispatch' }>();
   for (const file of files) {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
+    for (const line of readAuditText(file).text.split('\n')) {
       if (!line) continue;
       let record: AuditLine;
       try {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync, fdatasyncSync } from 'node:fs';
+import { constants as fsConstants, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync, fdatasyncSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { basename, join } from 'node:path';
@@ -65,6 +65,28 @@ const GATHER_FROM = 4;
 /** The longest a written record waits to be synced when no durable batch comes first. */
 const LAZY_SYNC_MS = 10;
 
+/**
+ * The file being written is kept this far ahead of its records, in zero
+ * bytes written in advance (a preallocated tail), extended once the records
+ * come within PREALLOCATE_HEADROOM of its end. An append that grows a file
+ * makes its fdatasync commit the new size to the journal too; a write into
+ * bytes the file already has does not, and a sync is then the data alone:
+ * on the development VM's ext4, 120 µs at p50 against 173 for an append of
+ * the same record (`node` loop of write + fdatasync, 2,000 records, three
+ * runs each), and at one connection the gateway's p50 0.919 → 0.880 ms
+ * (A/B of two builds, 4 rounds each). A journal does the same for the same
+ * reason (PostgreSQL zero-fills its WAL segments, etcd preallocates its
+ * WAL). A batch that extends the tail writes 1 MiB of zeros more and its
+ * sync takes about 1 ms longer: once per 1 MiB of records. The tail is cut
+ * off when the file is closed (rotation, shutdown); readers stop at the first
+ * zero byte, which no JSON line contains (readAuditText), and so does the
+ * recovery after a crash.
+ */
+const PREALLOCATE_BYTES = 1 << 20;
+const PREALLOCATE_HEADROOM = 256 * 1024;
+/** Opens an audit file for positioned writes (not O_APPEND: the writes land inside the preallocated tail). */
+const WRITE_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT;
+
 const FILE = /^audit-(\d{6})\.jsonl$/;
 export const HEADS_FILE = 'heads.jsonl';
 export const auditFileName = (index: number): string => `audit-${String(index).padStart(6, '0')}.jsonl`;
@@ -110,6 +132,8 @@ export class AuditLog {
   private unsyncedSince: number | undefined;
   /** A batch waiting for more records (gather()): how to end the wait early. */
   private gathering: { done: () => void; timer: NodeJS.Timeout } | undefined;
+  /** The file's length: its records (`size`) and the zero bytes written ahead of them. */
+  private allocated: number;
 
   private constructor(
     private readonly o: AuditLogOptions,
@@ -123,6 +147,7 @@ export class AuditLog {
     private day: string,
   ) {
     this.placement = o.fsyncPlacement ?? new FsyncPlacement();
+    this.allocated = size;
   }
 
   static async open(o: AuditLogOptions): Promise<AuditLog> {
@@ -133,14 +158,14 @@ export class AuditLog {
     const today = dayOf(new Date());
     if (!state) {
       const file = join(o.dir, auditFileName(1));
-      const fh = await open(file, 'a', 0o600);
+      const fh = await open(file, WRITE_FLAGS, 0o600);
       const log = new AuditLog(o, fh, heads, file, 1, 0, -1, GENESIS_PREV, today);
       const publicKey = createPublicKey(o.signingKey).export({ type: 'spki', format: 'pem' }).toString();
       await log.enqueue({ entry: { type: 'genesis', keyId: keyIdOf(o.signingKey), gateway: o.gateway, publicKey }, final: false, durable: true });
       log.startTimer();
       return log;
     }
-    const fh = await open(state.file, 'a', 0o600);
+    const fh = await open(state.file, WRITE_FLAGS, 0o600);
     const log = new AuditLog(o, fh, heads, state.file, state.index, state.size, state.lastSeq, state.lastHash, today);
     if (state.discardedBytes > 0 || !state.cleanShutdown) {
       const reason = state.discardedBytes > 0
@@ -184,6 +209,7 @@ export class AuditLog {
     if (!this.broken) await this.checkpoint(true).catch(() => undefined);
     this.closed = true;
     await this.flushing;
+    await this.cutPreallocatedTail();
     await this.fh.close();
     await this.heads.close();
   }
@@ -351,7 +377,10 @@ export class AuditLog {
       text += `${line}\n`;
     }
     const bytes = Buffer.from(text);
-    if (bytes.length > 0) writeAll(this.fh.fd, bytes);
+    if (bytes.length > 0) {
+      writeAll(this.fh.fd, bytes, this.size);
+      this.preallocate(this.size + bytes.length);
+    }
     if (this.o.fsync && !durable) {
       this.syncWrittenLater();
     } else if (this.o.fsync) {
@@ -375,9 +404,29 @@ export class AuditLog {
     this.sinceCheckpoint = sinceCheckpoint;
     this.size += bytes.length;
     if (heads.length > 0) {
-      writeAll(this.heads.fd, Buffer.from(`${heads.join('\n')}\n`));
+      writeAll(this.heads.fd, Buffer.from(`${heads.join('\n')}\n`), null);
       if (this.o.fsync) await this.heads.datasync();
     }
+  }
+
+  /**
+   * Keeps zero bytes written ahead of the records (PREALLOCATE_BYTES), so
+   * that their syncs need not record a new file size. Written in the same
+   * batch, before its sync: a batch that extends the tail syncs the zeros too.
+   */
+  private preallocate(recordsEnd: number): void {
+    if (recordsEnd + PREALLOCATE_HEADROOM <= this.allocated) return;
+    const from = Math.max(this.allocated, recordsEnd);
+    writeAll(this.fh.fd, Buffer.alloc(recordsEnd + PREALLOCATE_BYTES - from), from);
+    this.allocated = recordsEnd + PREALLOCATE_BYTES;
+  }
+
+  /** A file that is closed holds its records only: the zero bytes ahead of them are cut off (and the cut synced). */
+  private async cutPreallocatedTail(): Promise<void> {
+    if (this.allocated === this.size) return;
+    await this.fh.truncate(this.size);
+    if (this.o.fsync) await this.fh.datasync();
+    this.allocated = this.size;
   }
 
   private signedCheckpoint(seq: number, prev: string, final: boolean) {
@@ -391,11 +440,13 @@ export class AuditLog {
     if (this.size < this.o.rotateBytes && !(this.o.rotateDaily && today !== this.day)) return;
     const previousFile = basename(this.file);
     await this.writeChained([{ entry: undefined, final: false, durable: true }]);
+    await this.cutPreallocatedTail();
     await this.fh.close();
     this.index += 1;
     this.file = join(this.o.dir, auditFileName(this.index));
-    this.fh = await open(this.file, 'a', 0o600);
+    this.fh = await open(this.file, WRITE_FLAGS, 0o600);
     this.size = 0;
+    this.allocated = 0;
     this.day = today;
     await this.writeChained([{ entry: { type: 'rotation', previousFile }, final: false, durable: true }]);
   }
@@ -408,9 +459,27 @@ export class AuditLog {
  * one append at a time: 1.2 ms → 0.5 ms with fdatasync, 0.3 → 0.03 ms without). The fdatasync, which waits
  * for the disk, runs where FsyncPlacement says.
  */
-function writeAll(fd: number, bytes: Buffer): void {
+function writeAll(fd: number, bytes: Buffer, position: number | null): void {
   let offset = 0;
-  while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+  while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset, position === null ? null : position + offset);
+}
+
+/**
+ * An audit file's text: its bytes up to the first zero byte. The file being
+ * written ends in zero bytes written ahead of its records (PREALLOCATE_BYTES);
+ * JSON text never holds a zero byte, so the first one is where the records
+ * end. After a crash (a power cut during a write of records, which was not
+ * acknowledged), the zero bytes can begin inside the last records written;
+ * what follows the first zero byte is then `beyondEnd` (its non-zero bytes
+ * counted) and the line it cut short is incomplete, as an interrupted append's.
+ */
+export function readAuditText(file: string): { text: string; beyondEnd: number; fileBytes: number } {
+  const bytes = readFileSync(file);
+  const end = bytes.indexOf(0);
+  if (end === -1) return { text: bytes.toString('utf8'), beyondEnd: 0, fileBytes: bytes.length };
+  let beyondEnd = 0;
+  for (let i = end + 1; i < bytes.length; i++) if (bytes[i] !== 0) beyondEnd++;
+  return { text: bytes.subarray(0, end).toString('utf8'), beyondEnd, fileBytes: bytes.length };
 }
 
 /**
@@ -437,14 +506,19 @@ function recoverHeads(file: string, log: Logger): void {
   if (discarded > 0) log.warn({ file, discardedBytes: discarded }, 'removed an incomplete final signed head');
 }
 
-/** Cuts a line without its newline off the end of a JSON Lines file (what a write interrupted by a crash leaves). */
+/**
+ * Cuts a line without its newline off the end of a JSON Lines file (what a
+ * write interrupted by a crash leaves), and an audit file's preallocated
+ * tail with it (readAuditText): `discarded` counts the bytes of records cut,
+ * not the zero bytes.
+ */
 function cutIncompleteLastLine(file: string): { kept: string; discarded: number } {
-  const text = readFileSync(file, 'utf8');
+  const { text, beyondEnd, fileBytes } = readAuditText(file);
   const end = text.lastIndexOf('\n') + 1;
-  if (end === text.length) return { kept: text, discarded: 0 };
   const kept = text.slice(0, end);
-  truncateSync(file, Buffer.byteLength(kept));
-  return { kept, discarded: Buffer.byteLength(text.slice(end)) };
+  const keptBytes = Buffer.byteLength(kept);
+  if (keptBytes !== fileBytes) truncateSync(file, keptBytes);
+  return { kept, discarded: Buffer.byteLength(text.slice(end)) + beyondEnd };
 }
 
 interface TailState { file: string; index: number; size: number; lastSeq: number; lastHash: string; discardedBytes: number; cleanShutdown: boolean }

@@ -11,6 +11,7 @@ import { DEV_EHR_ALG, devEhrFiles, generateDevIssuer, mintDevToken, type DevIssu
 import { devGatewayConfig, devNodeConfig } from '../../src/cli/dev-config.js';
 import { generateDevSecrets, type DevSecrets } from '../../src/cli/dev-material.js';
 import { InferenceServiceClient } from '../../src/kserve/service.js';
+import { readAuditText } from '../../src/audit/log.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
@@ -230,7 +231,7 @@ export function runCli(args: string[]): { code: number; stdout: string; stderr: 
 /** The records of an audit directory (complete lines only). */
 export function auditRecords(dir: string): Array<Record<string, any>> {
   return readdirSync(dir).filter((f) => /^audit-\d{6}\.jsonl$/.test(f)).sort()
-    .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n'))
+    .flatMap((f) => readAuditText(join(dir, f)).text.split('\n'))
     .flatMap((line) => {
       try {
         return line ? [JSON.parse(line) as Record<string, any>] : [];
@@ -246,7 +247,7 @@ export function requestRecords(dir: string): Array<Record<string, any>> {
 }
 
 export function auditText(dir: string): string {
-  return readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+  return readdirSync(dir).map((f) => (/^audit-\d{6}\.jsonl$/.test(f) ? readAuditText(join(dir, f)).text : readFileSync(join(dir, f), 'utf8'))).join('\n');
 }
 
 /**

@@ -1,11 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync, readdirSync, unlinkSync } from 'node:fs';
+import { cpSync, mkdtempSync, openSync, readFileSync, writeFileSync, writeSync, closeSync, statSync, appendFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execFileSync, spawn } from 'node:child_process';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { AuditLog, auditFiles } from '../../src/audit/log.js';
+import { AuditLog, auditFiles, readAuditText } from '../../src/audit/log.js';
 import { FsyncPlacement } from '../../src/audit/fsync-placement.js';
 import { verifyAuditLog } from '../../src/audit/verify.js';
 import { lineHash } from '../../src/audit/chain.js';
@@ -42,10 +42,15 @@ async function writeLog(records: number, checkpointEvery = 5): Promise<string> {
 /** A placement that has just seen a slow sync: every batch that is not quiet goes to the thread pool. */
 const pinnedToPool = () => { const p = new FsyncPlacement(0, Infinity); p.tookOnLoop(1, 0); return p; };
 
-const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
+/** An audit file's complete records (a file being written ends in zero bytes, which readers stop at). */
+const lines = (file: string) => readAuditText(file).text.split('\n').filter(Boolean);
 const seqAt = (file: string, seq: number) => lines(file).findIndex((l) => JSON.parse(l).seq === seq);
 const copy = (dir: string) => { const d = mkdtempSync(join(tmpdir(), 'cdsgate-audit-copy-')); cpSync(dir, d, { recursive: true }); return d; };
 const verify = (dir: string) => verifyAuditLog(auditFiles(dir), { publicKey });
+/** Writes `text` into a file at `position` (inside its preallocated tail, where the log's next write would go). */
+const writeAt = (file: string, text: string | Buffer, position: number) => { const fd = openSync(file, 'r+'); writeSync(fd, typeof text === 'string' ? Buffer.from(text) : text, 0, Buffer.byteLength(text), position); closeSync(fd); };
+/** Where a file's records end: its first zero byte (the preallocated tail), or its length. */
+const recordsEnd = (file: string) => { const bytes = readFileSync(file); const end = bytes.indexOf(0); return end === -1 ? bytes.length : end; };
 
 describe('audit log', () => {
   it('writes a chain that verifies, ending in a signed final checkpoint', async () => {
@@ -111,9 +116,11 @@ describe('audit log', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
     const log = await openLog(dir);
     for (let i = 0; i < 5; i++) await log.append(entry(i));
-    // No close(): the process died. Then a torn write at the end.
+    // No close(): the process died during a write, which got as far as this, where the records end (in the
+    // zero bytes written ahead of them).
     const torn = '{"seq":6,"time":"2026-';
-    appendFileSync(auditFiles(dir)[0]!, torn);
+    const file = auditFiles(dir)[0]!;
+    writeAt(file, torn, recordsEnd(file));
     expect(verify(dir)).toMatchObject({ ok: true });
     expect(verify(dir).warnings.join()).toMatch(/incomplete line/);
     const reopened = await openLog(dir);
@@ -122,6 +129,98 @@ describe('audit log', () => {
     const records = lines(auditFiles(dir)[0]!).map((l) => JSON.parse(l));
     expect(records.find((r) => r.type === 'recovered')).toMatchObject({ discardedBytes: Buffer.byteLength(torn) });
     expect(verify(dir)).toMatchObject({ ok: true, unsignedTail: 0 });
+  });
+
+  it('keeps zero bytes written ahead of its records while open, which readers stop at, and cuts them off when it closes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir);
+    for (let i = 0; i < 5; i++) await log.append(entry(i));
+    const file = auditFiles(dir)[0]!;
+    const end = recordsEnd(file);
+    // The syncs of these records wrote into bytes the file already had: a sync that need not record a new size.
+    expect(statSync(file).size).toBeGreaterThanOrEqual(end + 256 * 1024);
+    expect(readFileSync(file).subarray(end).every((b) => b === 0)).toBe(true);
+    expect(readAuditText(file)).toMatchObject({ beyondEnd: 0 });
+    expect(readAuditText(file).text.split('\n').filter(Boolean).map((l) => JSON.parse(l).type)).toEqual(['genesis', 'request', 'request', 'request', 'request', 'request']);
+    // Only the warning of any log still being written: its newest records follow the last signed checkpoint.
+    expect(verify(dir)).toMatchObject({ ok: true, unsignedTail: 6 });
+    expect(verify(dir).warnings.join()).not.toMatch(/incomplete|zero byte/);
+    expect([...exportAuditEvents(auditFiles(dir))]).toHaveLength(5);
+    await log.close();
+    expect(readFileSync(file).includes(0)).toBe(false);
+    expect(statSync(file).size).toBe(recordsEnd(file));
+    expect(verify(dir)).toMatchObject({ ok: true, unsignedTail: 0 });
+  });
+
+  it('extends the zero bytes ahead as records come, and a rotated file keeps its records only', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir, { rotateBytes: 3 << 20 });
+    // A batch large enough to reach past the first megabyte ahead, several times over.
+    const big = (i: number): AuditEntry => ({ ...entry(i), request: { note: 'x'.repeat(64 * 1024) } } as AuditEntry);
+    for (let i = 0; i < 60; i++) await log.append(big(i));
+    const [first, second] = auditFiles(dir);
+    expect(second).toBeDefined();
+    expect(readFileSync(first!).includes(0)).toBe(false);
+    expect(statSync(second!).size).toBeGreaterThan(recordsEnd(second!));
+    await log.close();
+    expect(auditFiles(dir).every((f) => !readFileSync(f).includes(0))).toBe(true);
+    expect(verify(dir)).toMatchObject({ ok: true, unsignedTail: 0 });
+  });
+
+  it('a crash with zero bytes still ahead of the records: the next start cuts them off, loses no record, and records the recovery', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir);
+    for (let i = 0; i < 3; i++) await log.append(entry(i));
+    // No close(): the process died between writes.
+    const crashed = copy(dir);
+    const reopened = await openLog(crashed);
+    await reopened.append(entry(99));
+    await reopened.close();
+    const records = lines(auditFiles(crashed)[0]!).map((l) => JSON.parse(l));
+    expect(records.filter((r) => r.type === 'request').map((r) => r.requestId)).toEqual(['req-0', 'req-1', 'req-2', 'req-99']);
+    expect(records.find((r) => r.type === 'recovered')).toMatchObject({ discardedBytes: 0 });
+    expect(verify(crashed)).toMatchObject({ ok: true, unsignedTail: 0 });
+    await log.close();
+  });
+
+  it('a power cut during a write: bytes after the first zero byte are an unfinished write, warned about, then cut at the next start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir);
+    for (let i = 0; i < 3; i++) await log.append(entry(i));
+    const crashed = copy(dir);
+    await log.close();
+    // The write of a batch of two records reached the disk in part: its first bytes, then a lost block (still
+    // zero), then the rest. No such batch was acknowledged: its sync never returned.
+    const file = auditFiles(crashed)[0]!;
+    const end = recordsEnd(file);
+    const head = '{"seq":5,"time":"2026-12-07T00:00:00.000Z","prev":"';
+    const tail = 'ab"}\n{"seq":6,"type":"request"}\n';
+    writeAt(file, head, end);
+    writeAt(file, tail, end + head.length + 512);
+    const before = verify(crashed);
+    expect(before.ok).toBe(true);
+    expect(before.warnings.join()).toMatch(/incomplete line/);
+    expect(before.warnings.join()).toMatch(new RegExp(`${Buffer.byteLength(tail)} bytes after a zero byte`));
+    const reopened = await openLog(crashed);
+    await reopened.append(entry(99));
+    await reopened.close();
+    const records = lines(file).map((l) => JSON.parse(l));
+    expect(records.find((r) => r.type === 'recovered')).toMatchObject({ discardedBytes: head.length + Buffer.byteLength(tail) });
+    expect(records.filter((r) => r.type === 'request').map((r) => r.requestId)).toEqual(['req-0', 'req-1', 'req-2', 'req-99']);
+    expect(verify(crashed)).toMatchObject({ ok: true, unsignedTail: 0, warnings: [] });
+  });
+
+  it('an earlier file with bytes hidden after a zero byte does not verify', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir, { rotateBytes: 1500 });
+    for (let i = 0; i < 20; i++) await log.append(entry(i));
+    await log.close();
+    const tampered = copy(dir);
+    const first = auditFiles(tampered)[0]!;
+    const text = readFileSync(first, 'utf8').split('\n');
+    // A zero byte put in at the start of the second line hides it and everything after it from a reader.
+    writeFileSync(first, `${text[0]}\n\u0000${text.slice(1).join('\n')}`);
+    expect(verify(tampered).ok).toBe(false);
   });
 
   it('fails closed: after a write error every append is refused', async () => {
