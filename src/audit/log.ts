@@ -73,8 +73,8 @@ const LAZY_SYNC_MS = 10;
  * bytes the file already has does not, and a sync is then the data alone:
  * on the development VM's ext4, 120 µs at p50 against 173 for an append of
  * the same record (`node` loop of write + fdatasync, 2,000 records, three
- * runs each), and at one connection the gateway's p50 0.919 → 0.880 ms
- * (A/B of two builds, 4 rounds each). A journal does the same for the same
+ * runs each), and at one connection the gateway's p50 0.936 → 0.881 ms
+ * (two builds, 6 interleaved rounds). A journal does the same for the same
  * reason (PostgreSQL zero-fills its WAL segments, etcd preallocates its
  * WAL). A batch that extends the tail writes 1 MiB of zeros more and its
  * sync takes about 1 ms longer: once per 1 MiB of records. The tail is cut
@@ -209,7 +209,8 @@ export class AuditLog {
     if (!this.broken) await this.checkpoint(true).catch(() => undefined);
     this.closed = true;
     await this.flushing;
-    await this.cutPreallocatedTail();
+    // A log that failed may fail this too; its file then keeps the zero bytes, which every reader stops at.
+    await this.cutPreallocatedTail().catch(() => undefined);
     await this.fh.close();
     await this.heads.close();
   }
@@ -468,18 +469,19 @@ function writeAll(fd: number, bytes: Buffer, position: number | null): void {
  * An audit file's text: its bytes up to the first zero byte. The file being
  * written ends in zero bytes written ahead of its records (PREALLOCATE_BYTES);
  * JSON text never holds a zero byte, so the first one is where the records
- * end. After a crash (a power cut during a write of records, which was not
- * acknowledged), the zero bytes can begin inside the last records written;
- * what follows the first zero byte is then `beyondEnd` (its non-zero bytes
- * counted) and the line it cut short is incomplete, as an interrupted append's.
+ * end. After a power cut during a write of records (which was not
+ * acknowledged) a block of it can be lost, still zero, with later bytes of
+ * the write kept: `beyondEnd` then counts the bytes from the first zero byte
+ * to the last non-zero byte, both included (0: no non-zero byte follows), and the line the zero bytes cut short is
+ * incomplete, as an interrupted append's.
  */
 export function readAuditText(file: string): { text: string; beyondEnd: number; fileBytes: number } {
   const bytes = readFileSync(file);
   const end = bytes.indexOf(0);
   if (end === -1) return { text: bytes.toString('utf8'), beyondEnd: 0, fileBytes: bytes.length };
-  let beyondEnd = 0;
-  for (let i = end + 1; i < bytes.length; i++) if (bytes[i] !== 0) beyondEnd++;
-  return { text: bytes.subarray(0, end).toString('utf8'), beyondEnd, fileBytes: bytes.length };
+  let last = bytes.length - 1;
+  while (last > end && bytes[last] === 0) last--;
+  return { text: bytes.subarray(0, end).toString('utf8'), beyondEnd: last === end ? 0 : last - end + 1, fileBytes: bytes.length };
 }
 
 /**
@@ -502,18 +504,25 @@ const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
  */
 function recoverHeads(file: string, log: Logger): void {
   if (!existsSync(file)) return;
-  const { discarded } = cutIncompleteLastLine(file);
+  const { discarded } = cutIncompleteLastLine(file, 0);
   if (discarded > 0) log.warn({ file, discardedBytes: discarded }, 'removed an incomplete final signed head');
 }
 
 /**
  * Cuts a line without its newline off the end of a JSON Lines file (what a
  * write interrupted by a crash leaves), and an audit file's preallocated
- * tail with it (readAuditText): `discarded` counts the bytes of records cut,
- * not the zero bytes.
+ * tail with it (readAuditText): `discarded` counts the bytes cut from the
+ * incomplete line to the last non-zero byte. Bytes beyond the first zero byte
+ * are cut only within `beyondLimit` of it, as far as one unfinished write
+ * could reach: a zero byte further from the end is damage (or an edit), and
+ * cutting there would remove acknowledged records, so the file is left as it
+ * is and the gateway does not start.
  */
-function cutIncompleteLastLine(file: string): { kept: string; discarded: number } {
+function cutIncompleteLastLine(file: string, beyondLimit: number): { kept: string; discarded: number } {
   const { text, beyondEnd, fileBytes } = readAuditText(file);
+  if (beyondEnd > beyondLimit) {
+    throw new Error(`audit log ${file} has a zero byte ${beyondEnd} bytes before the end of its records, more than an unfinished write leaves; run "cdsgate audit verify" before starting`);
+  }
   const end = text.lastIndexOf('\n') + 1;
   const kept = text.slice(0, end);
   const keptBytes = Buffer.byteLength(kept);
@@ -533,7 +542,7 @@ function recoverTail(dir: string, log: Logger): TailState | undefined {
   let discardedBytes = 0;
   while (files.length > 0) {
     const file = files[files.length - 1]!;
-    const { kept, discarded } = cutIncompleteLastLine(file);
+    const { kept, discarded } = cutIncompleteLastLine(file, PREALLOCATE_BYTES);
     if (discarded > 0) {
       discardedBytes += discarded;
       log.warn({ file, discardedBytes }, 'removed an incomplete final audit line');

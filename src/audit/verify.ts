@@ -70,8 +70,8 @@ export function verifyAuditLog(files: string[], options: {
     // Only the newest file can end inside a write a crash interrupted; in an earlier one, bytes after a zero byte
     // are records that no reader would see, so the log does not verify (the chain's next line names the gap).
     if (beyondEnd > 0) {
-      if (last) report.warnings.push(`${basename(file)} has ${beyondEnd} bytes after a zero byte: a write the gateway did not finish (a power cut), never acknowledged; the gateway removes them when it starts`);
-      else lines.push({ file, line: parts.length + (torn ? 2 : 1), text: `(${beyondEnd} bytes after a zero byte)` });
+      if (last) report.warnings.push(`${basename(file)} has ${beyondEnd} bytes from a zero byte to its last record byte: a write the gateway did not finish (a power cut), never acknowledged; the gateway removes them when it starts, if they end within 1 MiB of it`);
+      else lines.push({ file, line: parts.length + (torn ? 2 : 1), text: `(${beyondEnd} bytes from a zero byte to the last record byte)` });
     }
   });
   const where = (l: Located) => `${basename(l.file)}:${l.line}`;

@@ -200,14 +200,30 @@ describe('audit log', () => {
     const before = verify(crashed);
     expect(before.ok).toBe(true);
     expect(before.warnings.join()).toMatch(/incomplete line/);
-    expect(before.warnings.join()).toMatch(new RegExp(`${Buffer.byteLength(tail)} bytes after a zero byte`));
+    expect(before.warnings.join()).toMatch(new RegExp(`${512 + Buffer.byteLength(tail)} bytes from a zero byte`));
     const reopened = await openLog(crashed);
     await reopened.append(entry(99));
     await reopened.close();
     const records = lines(file).map((l) => JSON.parse(l));
-    expect(records.find((r) => r.type === 'recovered')).toMatchObject({ discardedBytes: head.length + Buffer.byteLength(tail) });
+    expect(records.find((r) => r.type === 'recovered')).toMatchObject({ discardedBytes: head.length + 512 + Buffer.byteLength(tail) });
     expect(records.filter((r) => r.type === 'request').map((r) => r.requestId)).toEqual(['req-0', 'req-1', 'req-2', 'req-99']);
     expect(verify(crashed)).toMatchObject({ ok: true, unsignedTail: 0, warnings: [] });
+  });
+
+  it('a zero byte further from the end than an unfinished write reaches: the log is left as it is and does not open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir);
+    // More than a megabyte of acknowledged records after the line the zero byte will be put in.
+    const big = (i: number): AuditEntry => ({ ...entry(i), request: { note: 'x'.repeat(64 * 1024) } } as AuditEntry);
+    for (let i = 0; i < 20; i++) await log.append(big(i));
+    await log.close();
+    const file = auditFiles(dir)[0]!;
+    const before = readFileSync(file);
+    writeAt(file, Buffer.from([0]), before.indexOf('\n') + 5);
+    const damaged = readFileSync(file);
+    await expect(openLog(dir)).rejects.toThrow(/zero byte .* more than an unfinished write leaves; run "cdsgate audit verify"/);
+    expect(readFileSync(file).equals(damaged)).toBe(true);
+    expect(verify(dir).ok).toBe(false);
   });
 
   it('an earlier file with bytes hidden after a zero byte does not verify', async () => {
