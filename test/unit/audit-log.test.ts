@@ -5,6 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import fc from 'fast-check';
 import { AuditLog, auditFiles, readAuditText } from '../../src/audit/log.js';
 import { FsyncPlacement } from '../../src/audit/fsync-placement.js';
 import { verifyAuditLog } from '../../src/audit/verify.js';
@@ -208,6 +209,43 @@ describe('audit log', () => {
     expect(records.find((r) => r.type === 'recovered')).toMatchObject({ discardedBytes: head.length + 512 + Buffer.byteLength(tail) });
     expect(records.filter((r) => r.type === 'request').map((r) => r.requestId)).toEqual(['req-0', 'req-1', 'req-2', 'req-99']);
     expect(verify(crashed)).toMatchObject({ ok: true, unsignedTail: 0, warnings: [] });
+  });
+
+  it('a power cut anywhere in an unfinished write, any of its blocks lost: the next start keeps every acknowledged record and the chain verifies', async () => {
+    // The acknowledged records, then the gateway "died" (no close): this is the state every case starts from.
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir, { fsync: false });
+    for (let i = 0; i < 4; i++) await log.append(entry(i));
+    const base = copy(dir);
+    const file = auditFiles(dir)[0]!;
+    const acknowledgedEnd = recordsEnd(file);
+    // The write that the power cut interrupted: the bytes the same log writes next (several records, one batch each).
+    await Promise.all(Array.from({ length: 8 }, (_, i) => log.append(entry(100 + i))));
+    const unfinished = readFileSync(file).subarray(acknowledgedEnd, recordsEnd(file));
+    await log.close();
+    const SECTOR = 512;
+    await fc.assert(fc.asyncProperty(
+      fc.integer({ min: 0, max: unfinished.length }),
+      fc.array(fc.boolean(), { minLength: Math.ceil((acknowledgedEnd % SECTOR + unfinished.length) / SECTOR) + 1, maxLength: Math.ceil((acknowledgedEnd % SECTOR + unfinished.length) / SECTOR) + 1 }),
+      async (reached, kept) => {
+        const crashed = copy(base);
+        const target = auditFiles(crashed)[0]!;
+        // The write reached `reached` bytes; of those, each disk block (512 bytes, at file offsets) was kept or lost (still zero).
+        const part = Buffer.from(unfinished.subarray(0, reached));
+        for (let at = 0; at < part.length; at++) if (!kept[Math.floor((acknowledgedEnd + at) / SECTOR) - Math.floor(acknowledgedEnd / SECTOR)]) part[at] = 0;
+        writeAt(target, part, acknowledgedEnd);
+        const reopened = await openLog(crashed, { fsync: false });
+        await reopened.append(entry(999));
+        await reopened.close();
+        const ids = lines(target).map((l) => JSON.parse(l)).filter((r) => r.type === 'request').map((r) => r.requestId);
+        // Every acknowledged record, then whichever unfinished ones were whole before the first lost block, then the new one.
+        expect(ids.slice(0, 4)).toEqual(['req-0', 'req-1', 'req-2', 'req-3']);
+        expect(ids.at(-1)).toBe('req-999');
+        expect(ids.slice(4, -1)).toEqual(Array.from({ length: ids.length - 5 }, (_, i) => `req-${100 + i}`));
+        expect(readFileSync(target).includes(0)).toBe(false);
+        expect(verify(crashed)).toMatchObject({ ok: true, unsignedTail: 0 });
+      },
+    ), { seed: 4242, numRuns: 60 });
   });
 
   it('a zero byte further from the end than an unfinished write reaches: the log is left as it is and does not open', async () => {
