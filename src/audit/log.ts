@@ -472,8 +472,9 @@ function writeAll(fd: number, bytes: Buffer, position: number | null): void {
  * end. After a power cut during a write of records (which was not
  * acknowledged) a block of it can be lost, still zero, with later bytes of
  * the write kept: `beyondEnd` then counts the bytes from the first zero byte
- * to the last non-zero byte, both included (0: no non-zero byte follows), and the line the zero bytes cut short is
- * incomplete, as an interrupted append's.
+ * to the last non-zero byte, both included (0: no non-zero byte follows),
+ * and the line the zero bytes cut short is incomplete, as an interrupted
+ * append's.
  */
 export function readAuditText(file: string): { text: string; beyondEnd: number; fileBytes: number } {
   const bytes = readFileSync(file);
