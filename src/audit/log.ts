@@ -7,6 +7,7 @@ import type { Logger } from '../phi/logger.js';
 import { GENESIS_PREV, keyIdOf, lineHash, signCheckpoint } from './chain.js';
 import type { AuditEntry, AuditLine, ChainEntry, DispatchEntry } from './record.js';
 import { FsyncPlacement } from './fsync-placement.js';
+import { WriterLock } from './writer-lock.js';
 
 export interface AuditLogOptions {
   dir: string;
@@ -134,6 +135,8 @@ export class AuditLog {
   private gathering: { done: () => void; timer: NodeJS.Timeout } | undefined;
   /** The file's length: its records (`size`) and the zero bytes written ahead of them. */
   private allocated: number;
+  /** This process's claim to the directory, released when the log closes. */
+  private lock: WriterLock | undefined;
 
   private constructor(
     private readonly o: AuditLogOptions,
@@ -152,6 +155,19 @@ export class AuditLog {
 
   static async open(o: AuditLogOptions): Promise<AuditLog> {
     mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    // One writer per directory (writer-lock.ts): records are written at offsets this process knows, not appended.
+    const lock = WriterLock.take(o.dir);
+    try {
+      const log = await AuditLog.openLocked(o);
+      log.lock = lock;
+      return log;
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  private static async openLocked(o: AuditLogOptions): Promise<AuditLog> {
     recoverHeads(join(o.dir, HEADS_FILE), o.log);
     const heads = await open(join(o.dir, HEADS_FILE), 'a', 0o600);
     const state = recoverTail(o.dir, o.log);
@@ -211,8 +227,12 @@ export class AuditLog {
     await this.flushing;
     // A log that failed may fail this too; its file then keeps the zero bytes, which every reader stops at.
     await this.cutPreallocatedTail().catch(() => undefined);
-    await this.fh.close();
-    await this.heads.close();
+    try {
+      await this.fh.close();
+      await this.heads.close();
+    } finally {
+      this.lock?.release();
+    }
   }
 
   /** Written records wait at most LAZY_SYNC_MS for a sync: the next durable batch's, or this one. */
