@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import {
-  auditRecords, requestRecords, auditText, grpcCall, grpcClient, httpsCall, jsonLogs, rid, runCliAsync, scrapeMetrics, startCluster, startProcess, stopProcess, waitFor, type Cluster,
+  CLI, auditRecords, requestRecords, auditText, grpcCall, grpcClient, httpsCall, jsonLogs, rid, runCliAsync, scrapeMetrics, startCluster, startProcess, stopProcess, waitFor, type Cluster,
 } from '../helpers/cluster.js';
 
 const VITALS = { inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] };
@@ -161,6 +161,29 @@ describe('audit: one record per request, durable, verifiable', () => {
     const tampered = await runCliAsync(['audit', 'verify', '--public-key', cluster.secrets.auditPublicKey, dir]);
     expect(tampered.code).toBe(1);
     expect(tampered.stderr).toMatch(new RegExp(`record ${JSON.parse(lines[i]!).seq} \\(audit-000001\\.jsonl:${i + 1}\\) was modified`));
+  });
+});
+
+describe('audit: one gateway per audit directory', () => {
+  it('a second gateway given a running one\'s audit directory does not start, and says which gateway holds it; the first goes on serving', async () => {
+    const cluster = await startCluster({ nodes: 1 });
+    try {
+      const { readFileSync, writeFileSync } = await import('node:fs');
+      const { spawnCdsgate } = await import('../../src/cli/processes.js');
+      const config = JSON.parse(readFileSync(join(cluster.dir, 'gateway.json'), 'utf8'));
+      const lines: string[] = [];
+      writeFileSync(join(cluster.dir, 'gateway-second.json'), JSON.stringify(config));
+      const second = spawnCdsgate('gateway', join(cluster.dir, 'gateway-second.json'), (line) => lines.push(line), CLI);
+      await expect(second.ready).rejects.toThrow(/exited with code [1-9]/);
+      expect(lines.join('\n')).toMatch(new RegExp(`being written by another gateway \\(pid ${cluster.gateway.child.pid} `));
+      const token = await cluster.token(['clinician']);
+      const res = await httpsCall(cluster.gateway.ports.rest!, '/v2/models/news2/infer', { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, body: VITALS });
+      expect(res.status).toBe(200);
+      const verify = await runCliAsync(['audit', 'verify', '--public-key', cluster.secrets.auditPublicKey, config.audit.dir]);
+      expect(verify.code, verify.stderr).toBe(0);
+    } finally {
+      await cluster.stop();
+    }
   });
 });
 
