@@ -376,6 +376,8 @@ export class AuditLog {
    * append resolves (else syncWrittenLater); records signed heads.
    */
   private async writeChained(items: Item[]): Promise<void> {
+    // Writing after another gateway took the directory over would overwrite its records (writer-lock.ts).
+    if (this.lock && !this.lock.stillHeld()) throw new Error('another gateway took over this audit directory while this one was held up');
     let text = '';
     let seq = this.seq, prev = this.prev, sinceCheckpoint = this.sinceCheckpoint;
     const heads: string[] = [];

@@ -23,13 +23,23 @@ interface Holder { pid: number; host: string; since: string }
  * the directory is refused, naming the holder. Two gateways taking over the
  * same stale lock at the same instant could both succeed; that needs a crash
  * and two starts within microseconds of each other.
+ *
+ * A holder whose event loop was held for longer than the stale time (a disk
+ * that hung in a sync) may have been taken over meanwhile, so each heartbeat
+ * also reads the file back, and so does the writer before a write when no
+ * heartbeat has confirmed the lock for two periods (`stillHeld`, a clock
+ * comparison otherwise): a lock that names someone else is lost for good.
  */
 export class WriterLock {
   private readonly heartbeat: NodeJS.Timeout;
   private released = false;
+  private lost = false;
+  /** When (Date.now()) the file last named this process. */
+  private confirmedAt = Date.now();
 
-  private constructor(private readonly file: string) {
+  private constructor(private readonly file: string, private readonly claim: string) {
     this.heartbeat = setInterval(() => {
+      if (!this.confirm()) return;
       try {
         const now = new Date();
         utimesSync(this.file, now, now);
@@ -40,42 +50,68 @@ export class WriterLock {
 
   static take(dir: string, now = Date.now()): WriterLock {
     const file = join(dir, WRITER_LOCK_FILE);
-    if (create(file)) return new WriterLock(file);
+    const claim = create(file);
+    if (claim !== undefined) return new WriterLock(file, claim);
     const holder = readHolder(file);
     const age = now - statSync(file).mtimeMs;
     if (holder && !holderGone(holder, age)) {
       throw new Error(`audit directory ${dir} is being written by another gateway (pid ${holder.pid} on ${holder.host}, since ${holder.since}): two writers would overwrite each other's records. Give each gateway its own audit.dir; if that gateway is not running, remove ${file}`);
     }
     unlinkSync(file);
-    if (!create(file)) throw new Error(`audit directory ${dir}: another gateway took its writer lock at the same moment; start one gateway per audit.dir`);
-    return new WriterLock(file);
+    const taken = create(file);
+    if (taken === undefined) throw new Error(`audit directory ${dir}: another gateway took its writer lock at the same moment; start one gateway per audit.dir`);
+    return new WriterLock(file, taken);
   }
 
+  /** False once the lock file names another holder: this process must not write to the directory again. */
+  stillHeld(now = Date.now()): boolean {
+    if (this.lost) return false;
+    return now - this.confirmedAt <= 2 * WRITER_LOCK_HEARTBEAT_MS || this.confirm(now);
+  }
+
+  /** Reads the lock file back: it must still be this process's claim. */
+  private confirm(now = Date.now()): boolean {
+    if (this.lost || this.released) return !this.lost;
+    let text: string | undefined;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch { /* removed by hand: the claim is made again below, if no one else made one first */ }
+    if (text === undefined && create(this.file, this.claim) !== undefined) text = this.claim;
+    if (text !== this.claim) {
+      this.lost = true;
+      clearInterval(this.heartbeat);
+      return false;
+    }
+    this.confirmedAt = now;
+    return true;
+  }
+
+  /** Removes the lock file, unless it names another holder now (a lost lock is that holder's to remove). */
   release(): void {
     if (this.released) return;
     this.released = true;
     clearInterval(this.heartbeat);
     try {
-      unlinkSync(this.file);
+      if (!this.lost && readFileSync(this.file, 'utf8') === this.claim) unlinkSync(this.file);
     } catch { /* already gone */ }
   }
 }
 
-/** Creates the lock file naming this process; false when one exists. */
-function create(file: string): boolean {
+/** Creates the lock file naming this process, and answers the claim written; undefined when one exists. */
+function create(file: string, claim = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies Holder)): string | undefined {
   let fd: number;
   try {
     fd = openSync(file, 'wx', 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
     throw err;
   }
   try {
-    writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies Holder));
+    writeSync(fd, claim);
   } finally {
     closeSync(fd);
   }
-  return true;
+  return claim;
 }
 
 /** The holder a lock file names; undefined when it names none (a crash while it was created: a dead holder's). */

@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -72,6 +72,42 @@ describe('one writer per audit directory', () => {
     await log.close();
     expect(existsSync(join(dir, WRITER_LOCK_FILE))).toBe(false);
     await (await openLog(dir)).close();
+  });
+
+  it('a holder whose lock was taken over while it was held up stops writing: its next batch fails and the log refuses requests', async () => {
+    const dir = freshDir();
+    const log = await openLog(dir);
+    await log.append({ type: 'request', requestId: 'before', door: 'rest', route: 'infer', client: null, outcome: 'success', status: 'ok', code: 200, latencyMs: 1, principal: null, purposeOfUse: [], emergency: false, model: null, patients: [] });
+    // Held up past the stale time (its heartbeats could not run), and meanwhile another gateway took the directory.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + WRITER_LOCK_STALE_MS + 1_000);
+    writeFileSync(join(dir, WRITER_LOCK_FILE), JSON.stringify({ pid: 4242, host: 'other-host.example', since: new Date().toISOString() }));
+    const file = join(dir, 'audit-000001.jsonl');
+    const before = readFileSync(file);
+    await expect(log.append({ type: 'request', requestId: 'after', door: 'rest', route: 'infer', client: null, outcome: 'success', status: 'ok', code: 200, latencyMs: 1, principal: null, purposeOfUse: [], emergency: false, model: null, patients: [] })).rejects.toThrow(/audit log unavailable: another gateway took over/);
+    expect(log.healthy).toBe(false);
+    expect(readFileSync(file).equals(before)).toBe(true);
+    vi.useRealTimers();
+    await log.close();
+    // Its close leaves the new holder's lock in place.
+    expect(JSON.parse(readFileSync(join(dir, WRITER_LOCK_FILE), 'utf8'))).toMatchObject({ pid: 4242 });
+  });
+
+  it('a heartbeat that finds the lock naming someone else marks it lost; a lock removed by hand is claimed again', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    const taken = freshDir();
+    const lock = WriterLock.take(taken);
+    writeFileSync(join(taken, WRITER_LOCK_FILE), JSON.stringify({ pid: 4242, host: 'other-host.example', since: 'x' }));
+    vi.advanceTimersByTime(WRITER_LOCK_HEARTBEAT_MS);
+    expect(lock.stillHeld()).toBe(false);
+    const removed = freshDir();
+    const kept = WriterLock.take(removed);
+    const claim = readFileSync(join(removed, WRITER_LOCK_FILE), 'utf8');
+    unlinkSync(join(removed, WRITER_LOCK_FILE));
+    vi.advanceTimersByTime(WRITER_LOCK_HEARTBEAT_MS);
+    expect(kept.stillHeld()).toBe(true);
+    expect(readFileSync(join(removed, WRITER_LOCK_FILE), 'utf8')).toBe(claim);
+    kept.release();
   });
 
   it('while held, the lock is marked alive every heartbeat, so no other host takes it as stale', () => {
