@@ -48,12 +48,12 @@ export class WriterLock {
     this.heartbeat.unref();
   }
 
-  static take(dir: string, now = Date.now()): WriterLock {
+  static take(dir: string): WriterLock {
     const file = join(dir, WRITER_LOCK_FILE);
     const claim = create(file);
     if (claim !== undefined) return new WriterLock(file, claim);
     const holder = readHolder(file);
-    const age = now - statSync(file).mtimeMs;
+    const age = Date.now() - statSync(file).mtimeMs;
     if (holder && !holderGone(holder, age)) {
       throw new Error(`audit directory ${dir} is being written by another gateway (pid ${holder.pid} on ${holder.host}, since ${holder.since}): two writers would overwrite each other's records. Give each gateway its own audit.dir; if that gateway is not running, remove ${file}`);
     }
@@ -71,7 +71,8 @@ export class WriterLock {
 
   /** Reads the lock file back: it must still be this process's claim. */
   private confirm(now = Date.now()): boolean {
-    if (this.lost || this.released) return !this.lost;
+    if (this.lost) return false;
+    if (this.released) return true;
     let text: string | undefined;
     try {
       text = readFileSync(this.file, 'utf8');

@@ -5,12 +5,15 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AuditLog } from '../../src/audit/log.js';
+import type { AuditEntry } from '../../src/audit/record.js';
 import { WRITER_LOCK_FILE, WRITER_LOCK_HEARTBEAT_MS, WRITER_LOCK_STALE_MS, WriterLock } from '../../src/audit/writer-lock.js';
 import { createLogger } from '../../src/phi/logger.js';
 
 const { privateKey } = generateKeyPairSync('ed25519');
 const openLog = (dir: string) => AuditLog.open({ dir, signingKey: privateKey, gateway: 'test', checkpointIntervalMs: 60_000, rotateBytes: 64 << 20, rotateDaily: false, fsync: false, log: createLogger('test', 'silent') });
 const freshDir = () => mkdtempSync(join(tmpdir(), 'cdsgate-lock-'));
+/** A request's audit record, as the gateway appends one. */
+const record = (requestId: string): AuditEntry => ({ type: 'request', requestId, door: 'rest', route: 'infer', client: null, outcome: 'success', status: 'ok', code: 200, latencyMs: 1, principal: null, purposeOfUse: [], emergency: false, model: null, patients: [] });
 /** A lock file as another gateway would leave it. */
 const lockedBy = (dir: string, pid: number, host = hostname(), ageMs = 0) => {
   const file = join(dir, WRITER_LOCK_FILE);
@@ -54,7 +57,7 @@ describe('one writer per audit directory', () => {
       const dir = freshDir();
       lockedBy(dir, pid);
       const log = await openLog(dir);
-      await log.append({ type: 'request', requestId: 'r', door: 'rest', route: 'infer', client: null, outcome: 'success', status: 'ok', code: 200, latencyMs: 1, principal: null, purposeOfUse: [], emergency: false, model: null, patients: [] });
+      await log.append(record('r'));
       await log.close();
     }
   });
@@ -77,14 +80,14 @@ describe('one writer per audit directory', () => {
   it('a holder whose lock was taken over while it was held up stops writing: its next batch fails and the log refuses requests', async () => {
     const dir = freshDir();
     const log = await openLog(dir);
-    await log.append({ type: 'request', requestId: 'before', door: 'rest', route: 'infer', client: null, outcome: 'success', status: 'ok', code: 200, latencyMs: 1, principal: null, purposeOfUse: [], emergency: false, model: null, patients: [] });
+    await log.append(record('before'));
     // Held up past the stale time (its heartbeats could not run), and meanwhile another gateway took the directory.
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(Date.now() + WRITER_LOCK_STALE_MS + 1_000);
     writeFileSync(join(dir, WRITER_LOCK_FILE), JSON.stringify({ pid: 4242, host: 'other-host.example', since: new Date().toISOString() }));
     const file = join(dir, 'audit-000001.jsonl');
     const before = readFileSync(file);
-    await expect(log.append({ type: 'request', requestId: 'after', door: 'rest', route: 'infer', client: null, outcome: 'success', status: 'ok', code: 200, latencyMs: 1, principal: null, purposeOfUse: [], emergency: false, model: null, patients: [] })).rejects.toThrow(/audit log unavailable: another gateway took over/);
+    await expect(log.append(record('after'))).rejects.toThrow(/audit log unavailable: another gateway took over/);
     expect(log.healthy).toBe(false);
     expect(readFileSync(file).equals(before)).toBe(true);
     vi.useRealTimers();
