@@ -4,7 +4,7 @@
  * change (run to run, this VM's speed moves by 10–20%, so only
  * neighbouring runs of two builds are compared).
  *
- *   npm run bench:ab -- --base REV [--rounds 10 --seconds 5 --connections 32 --warmup 3 --tokens 1 --token-cache N --door rest|grpc]
+ *   npm run bench:ab -- --base REV [--rounds 10 --seconds 5 --connections 32 --warmup 3 --tokens 1 --token-cache N --door rest|grpc --slow-sync-us N]
  *
  * REV's `src/` is built into a temporary directory (git archive and tsc,
  * with this checkout's node_modules); this tree is built by the npm script.
@@ -30,6 +30,7 @@ import { grpcLoad, type GrpcTarget } from './lib/grpc-load.js';
 import { wholeOption } from './lib/options.js';
 import { gatewayTotals } from './lib/gateway-metrics.js';
 import { NEWS2_GRPC_REQUEST, NEWS2_REST_BODY } from './lib/news2-request.js';
+import { slowDownSyncs } from './lib/slow-sync.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +38,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '10' }, seconds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '32' }, warmup: { type: 'string', default: '3' },
     tokens: { type: 'string', default: '1' }, 'token-cache': { type: 'string' }, door: { type: 'string', default: 'rest' },
+    /** Every audit sync of both gateways waits this many microseconds more, one at a time: a disk that syncs slowly (lib/slow-sync.ts). */
+    'slow-sync-us': { type: 'string' },
   },
 });
 const whole = (option: string, text: string, min: number): number => wholeOption('bench:ab', option, text, min);
@@ -53,6 +56,8 @@ if (values.door !== 'rest' && values.door !== 'grpc') {
 }
 const door = values.door;
 const tokenCacheEntries = values['token-cache'] === undefined ? undefined : whole('token-cache', values['token-cache'], 0);
+const slowSyncMicros = values['slow-sync-us'] === undefined ? undefined : whole('slow-sync-us', values['slow-sync-us'], 1);
+if (slowSyncMicros !== undefined) slowDownSyncs('bench:ab', slowSyncMicros);
 
 let baseCommit: string;
 try {
@@ -117,14 +122,14 @@ try {
   const cpuRatios = cpu.current!.map((x, i) => x / cpu.base![i]!);
   const basePer99 = p99s('base'), basePer50 = p50s('base');
   const summary = {
-    base: values.base, baseCommit, rounds, seconds, connections, door, tokens: tokenCount, tokenCacheEntries,
+    base: values.base, baseCommit, rounds, seconds, connections, door, tokens: tokenCount, tokenCacheEntries, slowSyncMicros,
     cpuRatio: median(cpuRatios), rpsRatio: median(rpsRatios), p99Ratio: median(p99s('current').map((x, i) => x / basePer99[i]!)),
     p50Ratio: median(p50s('current').map((x, i) => x / basePer50[i]!)),
   };
   writeReport('ab', { summary, figures, cpu, syncs }, [
     `## This working tree against ${values.base} (${baseCommit.slice(0, 12)})`,
     '',
-    `${new Date().toISOString()}; one node, two gateways, ${warmupWaves} warm-up waves each, then ${rounds} interleaved pairs of ${seconds} s runs at ${connections} connections to the ${door === 'grpc' ? 'gRPC' : 'REST'} door, ${tokenCount === 1 ? 'one token' : `${tokenCount} distinct tokens`}${tokenCacheEntries === undefined ? '' : `, token cache ${tokenCacheEntries} entries`}; medians over rounds.`,
+    `${new Date().toISOString()}; one node, two gateways, ${warmupWaves} warm-up waves each, then ${rounds} interleaved pairs of ${seconds} s runs at ${connections} connections to the ${door === 'grpc' ? 'gRPC' : 'REST'} door, ${tokenCount === 1 ? 'one token' : `${tokenCount} distinct tokens`}${tokenCacheEntries === undefined ? '' : `, token cache ${tokenCacheEntries} entries`}${slowSyncMicros === undefined ? '' : `, every audit sync ${slowSyncMicros} µs slower`}; medians over rounds.`,
     '',
     '| gateway | req/s | p50 ms | p99 ms | CPU µs/req | audit syncs per request | non-2xx + errors |',
     '| --- | --- | --- | --- | --- | --- | --- |',

@@ -5,7 +5,7 @@
  * door over TLS with the gateway's client certificate — and cdsgate doing all
  * that and more (audit, redaction, policy, routing) in front of the same node.
  *
- *   npm run bench:peers [-- --rounds 3 --seconds 10 --connections 1,32 --tokens 1 --token-cache N --only rest --warmup 4 --prewarm 2]
+ *   npm run bench:peers [-- --rounds 3 --seconds 10 --connections 1,32 --tokens 1 --token-cache N --only rest --warmup 4 --prewarm 2 --slow-sync-us N]
  *
  * Rows: node direct (REST and gRPC), HAProxy → node REST (without and with
  * its standard per-request log line, as cdsgate writes one), the Node floor
@@ -46,6 +46,7 @@ import { grpcLoad } from './lib/grpc-load.js';
 import { measure, median, processCpuMicros, writeReport, type Figures, type Target } from './lib/measure.js';
 import { wholeOption } from './lib/options.js';
 import { NEWS2_GRPC_REQUEST, NEWS2_REST_BODY } from './lib/news2-request.js';
+import { slowDownSyncs } from './lib/slow-sync.js';
 
 const { values } = parseArgs({
   options: {
@@ -69,6 +70,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
     /** Gateway worker processes for the extra "N workers" row (0: no such row). */
     workers: { type: 'string', default: String(availableParallelism()) },
+    /** Every audit sync waits this many microseconds more, one at a time: a disk that syncs slowly (lib/slow-sync.ts). */
+    'slow-sync-us': { type: 'string' },
   },
 });
 const whole = (option: string, text: string, min: number): number => wholeOption('bench:peers', option, text, min);
@@ -78,6 +81,9 @@ const prewarmSeconds = whole('prewarm', values.prewarm!, 0);
 const tokenCacheEntries = values['token-cache'] === undefined ? undefined : whole('token-cache', values['token-cache'], 0);
 const connectionCounts = values.connections!.split(',').map((c) => whole('connections', c, 1));
 const workerCount = whole('workers', values.workers!, 0);
+const slowSyncMicros = values['slow-sync-us'] === undefined ? undefined : whole('slow-sync-us', values['slow-sync-us'], 1);
+if (slowSyncMicros !== undefined) slowDownSyncs('bench:peers', slowSyncMicros);
+
 
 try {
   execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
@@ -352,12 +358,14 @@ try {
 
   const svg = plot(summary.filter((x) => typeof x.rps === 'number' && x.path !== undefined) as Array<{ path: string; connections: number; rps: number; p99: number }>);
   // One report per token count, so the one-token and the many-token runs can both be kept.
-  const reportName = (tokenCount === 1 ? 'peers' : `peers-${tokenCount}-tokens`) + (tokenCacheEntries === undefined ? '' : `-token-cache-${tokenCacheEntries}`);
+  const reportName = (tokenCount === 1 ? 'peers' : `peers-${tokenCount}-tokens`) + (tokenCacheEntries === undefined ? '' : `-token-cache-${tokenCacheEntries}`)
+    + (slowSyncMicros === undefined ? '' : `-slow-sync-${slowSyncMicros}us`);
   writeFileSync(join(process.cwd(), 'load-tests', 'reports', `${reportName}.svg`), svg);
-  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), warmupWaves, warmupSeconds, prewarmSeconds, rounds, seconds, connections: connectionCounts, tokens: tokenCount, tokenCacheEntries: tokenCacheEntries ?? 'configuration default', machine: { cpus: cpus().length, node: process.version }, haproxyLogLines, summary, samples }, [
+  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), warmupWaves, warmupSeconds, prewarmSeconds, rounds, seconds, connections: connectionCounts, tokens: tokenCount, tokenCacheEntries: tokenCacheEntries ?? 'configuration default', slowSyncMicros, machine: { cpus: cpus().length, node: process.version }, haproxyLogLines, summary, samples }, [
     '# cdsgate against HAProxy, in front of the same node (news2)', '',
     `${new Date().toISOString()}; ${warmupWaves} warm-up waves × ${warmupSeconds} s, then ${rounds} interleaved rounds × ${seconds} s per row${prewarmSeconds > 0 ? `, each run after ${prewarmSeconds} s of the same load, discarded` : ''}; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}${tokenCacheEntries === undefined ? '' : tokenCacheEntries === 0 ? ', cdsgate\'s verified-token cache off (every token verified on every request, as HAProxy does)' : `, cdsgate's verified-token cache ${tokenCacheEntries} tokens`}; ${cpus().length} cores, everything on 127.0.0.1; `
-    + 'HAProxy checks mTLS, the ES256 signature, iss, aud, exp and the role; cdsgate also writes the audit record, redacts, applies policy and routes.',
+    + 'HAProxy checks mTLS, the ES256 signature, iss, aud, exp and the role; cdsgate also writes the audit record, redacts, applies policy and routes.'
+    + (slowSyncMicros === undefined ? '' : ` Every audit sync waited ${slowSyncMicros} µs more, one at a time (--slow-sync-us: a disk that syncs slowly).`),
     ...table, '', `HAProxy's request log (the "${HAPROXY_LOGGED}" row) wrote ${haproxyLogLines} lines.`, '', `![req/s and p99 per path](${reportName}.svg)`, '',
   ].join('\n'));
 } finally {
