@@ -84,7 +84,6 @@ const workerCount = whole('workers', values.workers!, 0);
 const slowSyncMicros = values['slow-sync-us'] === undefined ? undefined : whole('slow-sync-us', values['slow-sync-us'], 1);
 if (slowSyncMicros !== undefined) slowDownSyncs('bench:peers', slowSyncMicros);
 
-
 try {
   execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
 } catch {

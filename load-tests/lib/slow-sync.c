@@ -5,8 +5,8 @@
  * time (a device flushes one request at a time, so concurrent syncs queue
  * as they would behind a slow disk). Only the gateways sync; the node,
  * HAProxy and the load generator never call either, so only the audit
- * log's syncs slow down. What it models: an hour in which this VM's disk
- * took 1.38 ms per sync on average, or audit logs on network storage.
+ * log's syncs slow down. What it models: audit logs on network storage, or
+ * a busy or failing device.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -21,7 +21,7 @@ export function spawnCdsgate(command: 'gateway' | 'node', configFile: string, on
   // CDSGATE_PROFILE_INTERVAL_US samples more often than V8's default 1 ms (a one-connection request lasts about 1 ms).
   const interval = process.env.CDSGATE_PROFILE_INTERVAL_US;
   const profile = process.env.CDSGATE_PROFILE_DIR
-    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CDSGATE_PROFILE_DIR}`, ...(interval && /^\d{1,7}$/.test(interval) ? [`--cpu-prof-interval=${interval}`] : [])]
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CDSGATE_PROFILE_DIR}`, ...(interval && /^[1-9]\d{0,6}$/.test(interval) ? [`--cpu-prof-interval=${interval}`] : [])]
     : [];
   const child = spawn(process.execPath, [...profile, entry, command, '--config', configFile], {
     stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, CDSGATE_SUPERVISED: '1' },
