@@ -11,7 +11,7 @@ import { DEV_EHR_ALG, devEhrFiles, generateDevIssuer, mintDevToken, type DevIssu
 import { devGatewayConfig, devNodeConfig } from '../../src/cli/dev-config.js';
 import { generateDevSecrets, type DevSecrets } from '../../src/cli/dev-material.js';
 import { InferenceServiceClient } from '../../src/kserve/service.js';
-import { readAuditText } from '../../src/audit/log.js';
+import { auditFiles, readAuditText } from '../../src/audit/log.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
@@ -230,8 +230,8 @@ export function runCli(args: string[]): { code: number; stdout: string; stderr: 
 
 /** The records of an audit directory (complete lines only). */
 export function auditRecords(dir: string): Array<Record<string, any>> {
-  return readdirSync(dir).filter((f) => /^audit-\d{6}\.jsonl$/.test(f)).sort()
-    .flatMap((f) => readAuditText(join(dir, f)).text.split('\n'))
+  return auditFiles(dir)
+    .flatMap((file) => readAuditText(file).text.split('\n'))
     .flatMap((line) => {
       try {
         return line ? [JSON.parse(line) as Record<string, any>] : [];
@@ -246,8 +246,10 @@ export function requestRecords(dir: string): Array<Record<string, any>> {
   return auditRecords(dir).filter((r) => r.type === 'request');
 }
 
+/** Every file of an audit directory as text (an audit file's up to its preallocated tail), for checks that no PHI is anywhere in it. */
 export function auditText(dir: string): string {
-  return readdirSync(dir).map((f) => (/^audit-\d{6}\.jsonl$/.test(f) ? readAuditText(join(dir, f)).text : readFileSync(join(dir, f), 'utf8'))).join('\n');
+  const audit = new Set(auditFiles(dir));
+  return readdirSync(dir).map((f) => join(dir, f)).map((file) => (audit.has(file) ? readAuditText(file).text : readFileSync(file, 'utf8'))).join('\n');
 }
 
 /**
