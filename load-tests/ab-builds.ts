@@ -12,7 +12,10 @@
  * directory), both warmed up, then `--rounds` pairs of runs. Reported per
  * round and as medians: req/s, p50, p99 and gateway CPU µs per request (from
  * /proc), audit syncs per request (from each gateway's metrics), with the
- * median of the per-round ratios (this tree ÷ REV).
+ * median of the per-round ratios (this tree ÷ REV). Each round's pair runs
+ * in turn, the order alternating round by round. Run it first with `--base
+ * HEAD` on a clean tree: two gateways of one build show the machine's noise
+ * (on the development VM up to 9% either way in 6–8 rounds).
  * `--tokens N` sends N distinct tokens in turn and `--token-cache N` sets
  * both gateways' verified-token cache (0: every token verified on every
  * request), as in bench:peers. `--door grpc` loads the gateways' gRPC door

@@ -144,7 +144,14 @@ export function writeReport(name: string, json: unknown, markdown: string): void
 /**
  * Warm-up of both targets (discarded: the first seconds measure the JIT), then
  * `runs` alternating pairs, so each A/B ratio comes from neighbouring runs on
- * the same noisy machine.
+ * the same noisy machine. The pair's order alternates too (a then b, then b
+ * then a): a target measured first in every pair would meet the machine
+ * always in the state the other left it, and the ratio would carry that.
+ * That removes a bias, not the noise: on the development VM two gateways of
+ * one build (`npm run bench:ab -- --base HEAD` on a clean tree, five runs of
+ * 6–8 rounds, fixed order and alternating) came out 0.93–1.09 in p50,
+ * 0.94–1.09 in CPU per request and 0.93–1.00 in req/s. Only a difference
+ * beyond the spread of such a run is a finding.
  */
 export async function alternatingRuns<T = Target>(
   a: { name: string; target: T }, b: { name: string; target: T }, runs: number, seconds: number, connections: number,
@@ -159,8 +166,16 @@ export async function alternatingRuns<T = Target>(
   const figures: Figures[] = [];
   const ratios: number[] = [];
   for (let run = 1; run <= runs; run++) {
-    const fa = await around(a.name, () => measureOne(a.name, run, a.target, seconds, connections));
-    const fb = await around(b.name, () => measureOne(b.name, run, b.target, seconds, connections));
+    const measureA = () => around(a.name, () => measureOne(a.name, run, a.target, seconds, connections));
+    const measureB = () => around(b.name, () => measureOne(b.name, run, b.target, seconds, connections));
+    let fa: Figures, fb: Figures;
+    if (run % 2 === 1) {
+      fa = await measureA();
+      fb = await measureB();
+    } else {
+      fb = await measureB();
+      fa = await measureA();
+    }
     figures.push(fa, fb);
     ratios.push(fa.rps / fb.rps);
     onRun(run, fa, fb);
