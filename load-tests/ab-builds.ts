@@ -33,7 +33,7 @@ import { grpcLoad, type GrpcTarget } from './lib/grpc-load.js';
 import { wholeOption } from './lib/options.js';
 import { gatewayTotals } from './lib/gateway-metrics.js';
 import { NEWS2_GRPC_REQUEST, NEWS2_REST_BODY } from './lib/news2-request.js';
-import { slowDownSyncs } from './lib/slow-sync.js';
+import { slowSyncOption } from './lib/slow-sync.js';
 
 const { values } = parseArgs({
   options: {
@@ -59,8 +59,7 @@ if (values.door !== 'rest' && values.door !== 'grpc') {
 }
 const door = values.door;
 const tokenCacheEntries = values['token-cache'] === undefined ? undefined : whole('token-cache', values['token-cache'], 0);
-const slowSyncMicros = values['slow-sync-us'] === undefined ? undefined : whole('slow-sync-us', values['slow-sync-us'], 1);
-if (slowSyncMicros !== undefined) slowDownSyncs('bench:ab', slowSyncMicros);
+const slowSyncMicros = slowSyncOption('bench:ab', values['slow-sync-us']);
 
 let baseCommit: string;
 try {

@@ -46,7 +46,7 @@ import { grpcLoad } from './lib/grpc-load.js';
 import { measure, median, processCpuMicros, writeReport, type Figures, type Target } from './lib/measure.js';
 import { wholeOption } from './lib/options.js';
 import { NEWS2_GRPC_REQUEST, NEWS2_REST_BODY } from './lib/news2-request.js';
-import { slowDownSyncs } from './lib/slow-sync.js';
+import { slowSyncOption } from './lib/slow-sync.js';
 
 const { values } = parseArgs({
   options: {
@@ -81,8 +81,7 @@ const prewarmSeconds = whole('prewarm', values.prewarm!, 0);
 const tokenCacheEntries = values['token-cache'] === undefined ? undefined : whole('token-cache', values['token-cache'], 0);
 const connectionCounts = values.connections!.split(',').map((c) => whole('connections', c, 1));
 const workerCount = whole('workers', values.workers!, 0);
-const slowSyncMicros = values['slow-sync-us'] === undefined ? undefined : whole('slow-sync-us', values['slow-sync-us'], 1);
-if (slowSyncMicros !== undefined) slowDownSyncs('bench:peers', slowSyncMicros);
+const slowSyncMicros = slowSyncOption('bench:peers', values['slow-sync-us']);
 
 try {
   execFileSync('haproxy', ['-v'], { stdio: 'ignore' });

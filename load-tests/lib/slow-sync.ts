@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { wholeOption } from './options.js';
 
 /**
  * A disk that syncs slowly, for the benchmarks' `--slow-sync-us N`: compiles
@@ -20,4 +21,15 @@ export function slowDownSyncs(benchmark: string, micros: number): void {
   }
   process.env.LD_PRELOAD = library;
   process.env.CDSGATE_SLOW_SYNC_US = String(micros);
+}
+
+/**
+ * A benchmark's `--slow-sync-us` option: absent, nothing; else a whole number
+ * of microseconds (at least 1), applied to every process started from here.
+ */
+export function slowSyncOption(benchmark: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const micros = wholeOption(benchmark, 'slow-sync-us', text, 1);
+  slowDownSyncs(benchmark, micros);
+  return micros;
 }
