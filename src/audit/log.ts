@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Logger } from '../phi/logger.js';
 import { GENESIS_PREV, keyIdOf, lineHash, signCheckpoint } from './chain.js';
-import type { AuditEntry, AuditLine, ChainEntry, DispatchEntry } from './record.js';
+import type { AuditEntry, AuditLine, ChainEntry, DispatchEntry, SplitEntry } from './record.js';
 import { FsyncPlacement } from './fsync-placement.js';
 import { WriterLock } from './writer-lock.js';
 
@@ -44,7 +44,7 @@ export interface AuditLogOptions {
  */
 interface Item {
   /** A record; undefined: a signed checkpoint; null: no record, only a sync of what was written before (syncWrittenLater()). */
-  entry: AuditEntry | DispatchEntry | Exclude<ChainEntry, { type: 'checkpoint' }> | undefined | null;
+  entry: AuditEntry | SplitEntry | DispatchEntry | Exclude<ChainEntry, { type: 'checkpoint' }> | undefined | null;
   final: boolean;
   /** Its append resolves only once it is on disk (false: once it is written, the next sync making it durable). */
   durable: boolean;
@@ -137,6 +137,14 @@ export class AuditLog {
   private allocated: number;
   /** This process's claim to the directory, released when the log closes. */
   private lock: WriterLock | undefined;
+  /**
+   * The chain's last line, when its hash is not yet taken (`prev` is then the
+   * hash of the line before it). The hash is needed only by the next record,
+   * so it is taken when that record is chained (headHash()), not while the
+   * last one's request waits for its answer: at one connection that is the
+   * next request's dispatch record, written while its node works.
+   */
+  private unhashed: string | undefined;
 
   private constructor(
     private readonly o: AuditLogOptions,
@@ -198,7 +206,7 @@ export class AuditLog {
   }
 
   /** Resolves when the record is durably written; rejects if the log cannot record it. */
-  append(entry: AuditEntry | DispatchEntry): Promise<void> {
+  append(entry: AuditEntry | SplitEntry | DispatchEntry): Promise<void> {
     return this.enqueue({ entry, final: false, durable: true });
   }
 
@@ -209,7 +217,7 @@ export class AuditLog {
    * later. For a request's own record once its dispatch record is on disk
    * (see the pipeline).
    */
-  appendWritten(entry: AuditEntry): Promise<void> {
+  appendWritten(entry: AuditEntry | SplitEntry): Promise<void> {
     return this.enqueue({ entry, final: false, durable: false });
   }
 
@@ -379,12 +387,15 @@ export class AuditLog {
     // Writing after another gateway took the directory over would overwrite its records (writer-lock.ts).
     if (this.lock && !this.lock.stillHeld()) throw new Error('another gateway took over this audit directory while this one was held up');
     let text = '';
-    let seq = this.seq, prev = this.prev, sinceCheckpoint = this.sinceCheckpoint;
+    let seq = this.seq, prev = this.headHash(), sinceCheckpoint = this.sinceCheckpoint;
     const heads: string[] = [];
     let durable = false;
+    /** The batch's latest line, hashed only once a record after it needs the hash (see `unhashed`). */
+    let unhashed: string | undefined;
     for (const item of items) {
       if (item.durable) durable = true;
       if (item.entry === null) continue;
+      if (unhashed !== undefined) prev = lineHash(unhashed);
       seq += 1;
       let line: string;
       if (item.entry === undefined) {
@@ -396,7 +407,7 @@ export class AuditLog {
         line = chainedLine(seq, prev, item.entry);
         sinceCheckpoint += 1;
       }
-      prev = lineHash(line);
+      unhashed = line;
       text += `${line}\n`;
     }
     const bytes = Buffer.from(text);
@@ -423,13 +434,25 @@ export class AuditLog {
     }
     // Only once the lines are written (and, for a batch that waits for the disk, synced) does the in-memory head move.
     this.seq = seq;
-    this.prev = prev;
+    if (unhashed !== undefined) {
+      this.prev = prev;
+      this.unhashed = unhashed;
+    }
     this.sinceCheckpoint = sinceCheckpoint;
     this.size += bytes.length;
     if (heads.length > 0) {
       writeAll(this.heads.fd, Buffer.from(`${heads.join('\n')}\n`), null);
       if (this.o.fsync) await this.heads.datasync();
     }
+  }
+
+  /** The hash of the chain's last line, which the next record carries as `prev`. */
+  private headHash(): string {
+    if (this.unhashed !== undefined) {
+      this.prev = lineHash(this.unhashed);
+      this.unhashed = undefined;
+    }
+    return this.prev;
   }
 
   /**
@@ -511,10 +534,13 @@ export function readAuditText(file: string): { text: string; beyondEnd: number; 
  * The record as one JSON line with the chain fields first: the same text as
  * JSON.stringify({ seq, time, prev, ...entry }), without copying the entry
  * into a new object on every request (entries never carry these three keys).
+ * A split entry's early fields come already serialised, then its outcome's.
  */
-function chainedLine(seq: number, prev: string, entry: object): string {
+function chainedLine(seq: number, prev: string, entry: object | SplitEntry): string {
+  const chain = `{"seq":${seq},"time":"${new Date().toISOString()}","prev":${JSON.stringify(prev)}`;
+  if ('early' in entry) return `${chain},${entry.early.members},${JSON.stringify(entry.outcome).slice(1)}`;
   const fields = JSON.stringify(entry);
-  return `{"seq":${seq},"time":"${new Date().toISOString()}","prev":${JSON.stringify(prev)}${fields === '{}' ? '}' : `,${fields.slice(1)}`}`;
+  return `${chain}${fields === '{}' ? '}' : `,${fields.slice(1)}`}`;
 }
 
 const dayOf = (d: Date): string => d.toISOString().slice(0, 10);

@@ -76,6 +76,28 @@ export interface DispatchEntry {
   inputDigest?: string;
 }
 
+/** The fields of a request record that its outcome decides: the last in its line. */
+export type OutcomeKey = 'outcome' | 'status' | 'code' | 'latencyMs' | 'model' | 'node' | 'sentTo';
+/** The fields known once a request is authorized and described: who, whose data, what it carried. */
+export type EarlyFields = Omit<AuditEntry, OutcomeKey | 'cds'>;
+/** `EarlyFields` as JSON: the members of an object, without its braces. */
+export interface SerialisedEarlyFields { readonly members: string }
+
+/**
+ * A request record in two parts, so that the larger part can be serialised
+ * while the request's node works rather than after it answers (the pipeline
+ * does so for infer). Its line holds the early fields first, then the
+ * outcome's: the same fields as an AuditEntry, in that order.
+ */
+export interface SplitEntry {
+  early: SerialisedEarlyFields;
+  outcome: Pick<AuditEntry, OutcomeKey>;
+}
+
+export function serialiseEarlyFields(fields: EarlyFields): SerialisedEarlyFields {
+  return { members: JSON.stringify(fields).slice(1, -1) };
+}
+
 /** Records the log itself writes. */
 export type ChainEntry =
   | { type: 'genesis'; keyId: string; gateway: string; publicKey: string }

@@ -12,7 +12,7 @@ import { redactFhir } from '../phi/fhir-redactor.js';
 import type { Router } from '../routing/router.js';
 import type { InferRequest } from '../kserve/types.js';
 import { grantedAlternative, parseScope, type ClinicalScope } from '../auth/smart-scopes.js';
-import { recordBase, recorded } from '../gateway/pipeline.js';
+import { recordIdentity, recordOutcome, recorded } from '../gateway/pipeline.js';
 import { CdsClientAuthenticator, type CdsCaller } from './client-jwt.js';
 import type { ReplayStore } from '../auth/replay-cache.js';
 import { parseFeedback, parseHookRequest, type HookRequest } from './hook-request.js';
@@ -207,16 +207,14 @@ export class CdsHooksDoor {
   private entry(ctx: CallContext, route: string, draft: Draft, error: CdsError | undefined): AuditEntry {
     const caller = draft.caller;
     return {
-      ...recordBase(this.d.pseudonymizer, ctx, 'cds-hooks', route, error),
+      ...recordIdentity(this.d.pseudonymizer, ctx, 'cds-hooks', route),
       principal: caller ? { sub: draft.user ?? '(none)', issuer: caller.issuer, ...(caller.tenant ? { clientId: caller.tenant } : {}), roles: [], tokenId: caller.tokenId } : null,
       purposeOfUse: ['TREAT'],
       emergency: false,
-      model: draft.model ?? null,
-      ...(draft.node ? { node: draft.node } : {}),
-      ...(draft.sentTo.some((n) => n !== draft.node) ? { sentTo: draft.sentTo } : {}),
       patients: draft.patient ? [draft.patient] : [],
       ...(draft.inputDigest ? { inputDigest: draft.inputDigest } : {}),
       ...(draft.request ? { request: draft.request } : {}),
+      ...recordOutcome(ctx, error, draft.model ?? null, draft.node, draft.sentTo),
       cds: draft.cds,
     };
   }

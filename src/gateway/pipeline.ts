@@ -5,7 +5,7 @@ import { authorize, checkLaunchPatient, type Decision } from '../auth/policy.js'
 import type { CompiledRoutes } from '../config/routes.js';
 import type { Principal } from '../auth/principal.js';
 import type { AuditLog } from '../audit/log.js';
-import type { AuditEntry, DispatchEntry } from '../audit/record.js';
+import { serialiseEarlyFields, type AuditEntry, type DispatchEntry, type EarlyFields, type SerialisedEarlyFields, type SplitEntry } from '../audit/record.js';
 import type { CallContext } from '../kserve/context.js';
 import type { KServeHandlers } from '../kserve/handlers.js';
 import type { InferRequest, InferResult, ModelMetadata, ServerMetadata } from '../kserve/types.js';
@@ -57,12 +57,16 @@ interface Draft {
   request?: unknown;
   /** Its dispatch record is on disk (dispatchEntry): the request's own record need only be written before the answer. */
   dispatched?: boolean;
+  /** Its record's early fields, serialised while the node worked (infer); else they are serialised with the outcome. */
+  early?: SerialisedEarlyFields;
 }
 
-/** What every audit record says about the call itself, whichever door it came through: who connected, and how it ended. */
-export function recordBase(psn: Pseudonymizer, ctx: CallContext, door: string, route: string, error: CdsError | undefined) {
-  // One object literal, no spreads: an optional field left undefined is absent from the JSON line. The record
-  // is built on every request, and spreading conditional objects allocated several temporaries each time.
+/**
+ * What every request record says first, whichever door the call came
+ * through: which call, and who connected. An optional field left undefined is
+ * absent from the JSON line.
+ */
+export function recordIdentity(psn: Pseudonymizer, ctx: CallContext, door: string, route: string) {
   return {
     type: 'request' as const,
     requestId: ctx.requestId,
@@ -71,10 +75,25 @@ export function recordBase(psn: Pseudonymizer, ctx: CallContext, door: string, r
     route,
     client: clientView(ctx),
     remoteAddress: ctx.remoteAddress || undefined,
-    outcome: error ? 'failure' as const : 'success' as const,
+  };
+}
+
+/**
+ * What every request record says last: how the call ended, which model
+ * answered from which node, and every node the data went to when that is more
+ * than the one that answered (a retry, a hedge, or no answer at all). One
+ * object literal, no spreads: it is built after the node's answer, on the
+ * caller's path.
+ */
+export function recordOutcome(ctx: CallContext, error: CdsError | undefined, model: AuditEntry['model'], node: string | undefined, sentTo: string[]): SplitEntry['outcome'] {
+  return {
+    outcome: error ? 'failure' : 'success',
     status: error ? error.kind : 'ok',
     code: error ? httpStatusOf(error.kind) : 200,
     latencyMs: Math.round((Date.now() - ctx.startedAt) * 10) / 10,
+    model,
+    node: node || undefined,
+    sentTo: sentTo.some((n) => n !== node) ? sentTo : undefined,
   };
 }
 
@@ -89,7 +108,7 @@ const principalView = (p: Principal): NonNullable<AuditEntry['principal']> =>
  * `durable` false: the record is written, not yet synced, which is enough
  * only when the request's dispatch record is already on disk (see infer).
  */
-export async function appendOrRefuse(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, entry: AuditEntry, durable = true): Promise<void> {
+export async function appendOrRefuse(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, entry: AuditEntry | SplitEntry, durable = true): Promise<void> {
   try {
     await (durable ? d.audit.append(entry) : d.audit.appendWritten(entry));
   } catch (auditError) {
@@ -105,7 +124,7 @@ export async function appendOrRefuse(d: Pick<PipelineDeps, 'audit' | 'metrics' |
  * When `dispatched()` says the work put the request's dispatch record on disk,
  * its own record is written before the answer and synced with the next batch.
  */
-export async function recorded<T>(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, work: () => Promise<T>, entry: (error: CdsError | undefined) => AuditEntry, dispatched?: () => boolean): Promise<T> {
+export async function recorded<T>(d: Pick<PipelineDeps, 'audit' | 'metrics' | 'log'>, requestId: string, work: () => Promise<T>, entry: (error: CdsError | undefined) => AuditEntry | SplitEntry, dispatched?: () => boolean): Promise<T> {
   let result: T | undefined;
   let error: CdsError | undefined;
   try {
@@ -212,6 +231,9 @@ export class Pipeline implements KServeHandlers {
       const onDisk = this.d.audit.syncsAlone
         ? this.d.audit.append(this.dispatchEntry(ctx, draft)).then(() => { draft.dispatched = true; }, () => undefined)
         : undefined;
+      // Everything the request's own record says but its outcome is known now: serialised while the node works,
+      // not after it answers (at one connection the event loop waits for the node here).
+      draft.early = serialiseEarlyFields(this.earlyFields(ctx, 'infer', draft));
       const { result, node } = await answer;
       await onDisk;
       ctx.trace.node = draft.node = node;
@@ -372,22 +394,27 @@ export class Pipeline implements KServeHandlers {
     };
   }
 
-  private entry(ctx: CallContext, route: string, draft: Draft, error: CdsError | undefined): AuditEntry {
+  /** The request record: its early fields as serialised while the node worked (or now, when the request got no further), then its outcome. */
+  private entry(ctx: CallContext, route: string, draft: Draft, error: CdsError | undefined): SplitEntry {
+    return {
+      early: draft.early ?? serialiseEarlyFields(this.earlyFields(ctx, route, draft)),
+      outcome: recordOutcome(ctx, error, draft.model ?? null, draft.node, draft.sentTo),
+    };
+  }
+
+  /** Who called, under which decision, about which patients, and what the request carried (redacted). */
+  private earlyFields(ctx: CallContext, route: string, draft: Draft): EarlyFields {
     const p = draft.principal;
-    // Fields are added to the base in the record's order; undefined ones are left out of the line (see recordBase).
-    const entry: AuditEntry = recordBase(this.d.pseudonymizer, ctx, ctx.door, route, error) as AuditEntry;
-    entry.principal = p ? principalView(p) : null;
-    entry.purposeOfUse = draft.decision?.purposes ?? p?.purposeOfUse ?? [];
-    entry.emergency = draft.decision?.emergency ?? false;
-    entry.breakTheGlass = draft.decision?.breakTheGlass || undefined;
-    entry.model = draft.model ?? null;
-    entry.node = draft.node || undefined;
-    // Named when the data reached a node other than the one that answered (a retry, a hedge, or no answer at all).
-    entry.sentTo = draft.sentTo.some((n) => n !== draft.node) ? draft.sentTo : undefined;
-    entry.patients = draft.patients;
-    entry.inputDigest = draft.inputDigest || undefined;
-    entry.request = draft.request || undefined;
-    return entry;
+    return {
+      ...recordIdentity(this.d.pseudonymizer, ctx, ctx.door, route),
+      principal: p ? principalView(p) : null,
+      purposeOfUse: draft.decision?.purposes ?? p?.purposeOfUse ?? [],
+      emergency: draft.decision?.emergency ?? false,
+      breakTheGlass: draft.decision?.breakTheGlass || undefined,
+      patients: draft.patients,
+      inputDigest: draft.inputDigest || undefined,
+      request: draft.request || undefined,
+    };
   }
 
 }

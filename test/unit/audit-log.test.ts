@@ -10,7 +10,7 @@ import { AuditLog, auditFiles, readAuditText } from '../../src/audit/log.js';
 import { FsyncPlacement } from '../../src/audit/fsync-placement.js';
 import { verifyAuditLog } from '../../src/audit/verify.js';
 import { lineHash } from '../../src/audit/chain.js';
-import type { AuditEntry, DispatchEntry } from '../../src/audit/record.js';
+import { serialiseEarlyFields, type AuditEntry, type DispatchEntry, type OutcomeKey, type SplitEntry } from '../../src/audit/record.js';
 import { exportAuditEvents } from '../../src/audit/fhir-export.js';
 import { createLogger } from '../../src/phi/logger.js';
 
@@ -658,6 +658,49 @@ describe('a record written before the answer once its dispatch record is on disk
     expect(events.map((e) => [e.id, e.outcome])).toEqual([['req-1', '0'], ['req-2', undefined]]);
     expect(events[1]!.outcomeDesc).toMatch(/^unknown/);
     expect(events[1]!.entity).toEqual(expect.arrayContaining([expect.objectContaining({ what: { identifier: expect.objectContaining({ value: 'psn:abc' }) } })]));
+  });
+});
+
+describe('a request record serialised in two parts (early fields while the node works, then the outcome)', () => {
+  const OUTCOME: readonly OutcomeKey[] = ['outcome', 'status', 'code', 'latencyMs', 'model', 'node', 'sentTo'];
+  /** `e` split as the pipeline splits it. */
+  const split = (e: AuditEntry): SplitEntry => {
+    const early: Record<string, unknown> = {};
+    const outcome: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(e)) ((OUTCOME as readonly string[]).includes(k) ? outcome : early)[k] = v;
+    return { early: serialiseEarlyFields(early as Parameters<typeof serialiseEarlyFields>[0]), outcome: outcome as SplitEntry['outcome'] };
+  };
+
+  it('holds the same fields as the whole record, early ones first, and the chain verifies across batches of either kind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir, { inProgress: () => 1 });
+    const whole = (i: number): AuditEntry => ({ ...entry(i), sentTo: ['node-1', 'node-0'], request: { inputs: [{ name: 'vitals', phi: 'none' }] }, inputDigest: 'hmac-sha256:k:01' });
+    for (let i = 1; i <= 6; i++) {
+      // Split and whole records, durable and written-only, one batch each: each batch's last hash is carried to the next.
+      if (i % 2) await log.append(split(whole(i)));
+      else await log.appendWritten(whole(i));
+    }
+    await log.close();
+    const records = lines(auditFiles(dir)[0]!).map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.type === 'request');
+    expect(records).toHaveLength(6);
+    for (const [i, r] of records.entries()) {
+      const { seq: _seq, time: _time, prev: _prev, ...fields } = r;
+      expect(fields).toEqual(JSON.parse(JSON.stringify(whole(i + 1))));
+    }
+    const splitKeys = Object.keys(records[0]!).slice(3);
+    expect(new Set(splitKeys.slice(-OUTCOME.length))).toEqual(new Set(OUTCOME));
+    expect(verify(dir)).toMatchObject({ ok: true });
+  });
+
+  it('an outcome field left undefined is absent from the line, as in a whole record', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdsgate-audit-'));
+    const log = await openLog(dir);
+    await log.append(split({ ...entry(1), node: undefined, model: null, outcome: 'failure', status: 'unavailable', code: 503 }));
+    await log.close();
+    const record = lines(auditFiles(dir)[0]!).map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.type === 'request')!;
+    expect(record).not.toHaveProperty('node');
+    expect(record).toMatchObject({ model: null, outcome: 'failure', code: 503 });
+    expect(verify(dir)).toMatchObject({ ok: true });
   });
 });
 
