@@ -7,6 +7,7 @@ import type { Logger } from '../phi/logger.js';
 import { GENESIS_PREV, keyIdOf, lineHash, signCheckpoint } from './chain.js';
 import type { AuditEntry, AuditLine, ChainEntry, DispatchEntry, SplitEntry } from './record.js';
 import { FsyncPlacement } from './fsync-placement.js';
+import { isoNow } from '../iso-time.js';
 import { WriterLock } from './writer-lock.js';
 
 export interface AuditLogOptions {
@@ -179,7 +180,7 @@ export class AuditLog {
     recoverHeads(join(o.dir, HEADS_FILE), o.log);
     const heads = await open(join(o.dir, HEADS_FILE), 'a', 0o600);
     const state = recoverTail(o.dir, o.log);
-    const today = dayOf(new Date());
+    const today = dayNow();
     if (!state) {
       const file = join(o.dir, auditFileName(1));
       const fh = await open(file, WRITE_FLAGS, 0o600);
@@ -481,7 +482,7 @@ export class AuditLog {
 
   /** By size or by day: close the file with a signed head, continue the chain in the next one. */
   private async rotateIfDue(): Promise<void> {
-    const today = dayOf(new Date());
+    const today = dayNow();
     if (this.closed || this.broken) return;
     if (this.size < this.o.rotateBytes && !(this.o.rotateDaily && today !== this.day)) return;
     const previousFile = basename(this.file);
@@ -537,13 +538,14 @@ export function readAuditText(file: string): { text: string; beyondEnd: number; 
  * A split entry's early fields come already serialised, then its outcome's.
  */
 function chainedLine(seq: number, prev: string, entry: object | SplitEntry): string {
-  const chain = `{"seq":${seq},"time":"${new Date().toISOString()}","prev":${JSON.stringify(prev)}`;
+  const chain = `{"seq":${seq},"time":"${isoNow()}","prev":${JSON.stringify(prev)}`;
   if ('early' in entry) return `${chain},${entry.early.members},${JSON.stringify(entry.outcome).slice(1)}`;
   const fields = JSON.stringify(entry);
   return `${chain}${fields === '{}' ? '}' : `,${fields.slice(1)}`}`;
 }
 
-const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
+/** Today's date (UTC), for daily rotation: checked after every batch. */
+const dayNow = (): string => isoNow().slice(0, 10);
 
 /**
  * A crash (or a power cut before its sync) can leave part of a signed head at
