@@ -228,12 +228,14 @@ export class Pipeline implements KServeHandlers {
       // (audit/log.ts syncsAlone). A dispatch record that could not be written leaves `dispatched` unset, so the
       // request's own record must be synced before the answer; the log fails for good on a write error, so that
       // append fails too and refuses the request (503), counted and logged once, there.
+      // Everything the request's own record says but its outcome is known now, and the dispatch record is made
+      // of the same fields: serialised while the node works, not after it answers (at one connection the event
+      // loop waits for the node here).
+      const early = this.earlyFields(ctx, 'infer', draft);
       const onDisk = this.d.audit.syncsAlone
-        ? this.d.audit.append(this.dispatchEntry(ctx, draft)).then(() => { draft.dispatched = true; }, () => undefined)
+        ? this.d.audit.append(this.dispatchEntry(early, draft)).then(() => { draft.dispatched = true; }, () => undefined)
         : undefined;
-      // Everything the request's own record says but its outcome is known now: serialised while the node works,
-      // not after it answers (at one connection the event loop waits for the node here).
-      draft.early = serialiseEarlyFields(this.earlyFields(ctx, 'infer', draft));
+      draft.early = serialiseEarlyFields(early);
       const { result, node } = await answer;
       await onDisk;
       ctx.trace.node = draft.node = node;
@@ -377,23 +379,26 @@ export class Pipeline implements KServeHandlers {
     }
   }
 
-  /** What an infer request's dispatch record says: made once the request is authorized, decoded, described and sent. */
-  private dispatchEntry(ctx: CallContext, draft: Draft): DispatchEntry {
-    const p = draft.principal!;
+  /**
+   * What an infer request's dispatch record says: made once the request is
+   * authorized, decoded, described and sent, from its own record's early
+   * fields (the same views of the caller, decision and data) and where it went.
+   */
+  private dispatchEntry(early: EarlyFields, draft: Draft): DispatchEntry {
     return {
       type: 'dispatch',
-      requestId: ctx.requestId,
-      door: ctx.door,
-      route: 'infer',
-      client: clientView(ctx),
-      principal: principalView(p),
-      purposeOfUse: draft.decision?.purposes ?? p.purposeOfUse,
-      emergency: draft.decision?.emergency ?? false,
-      breakTheGlass: draft.decision?.breakTheGlass || undefined,
+      requestId: early.requestId,
+      door: early.door,
+      route: early.route,
+      client: early.client,
+      principal: early.principal,
+      purposeOfUse: early.purposeOfUse,
+      emergency: early.emergency,
+      breakTheGlass: early.breakTheGlass,
       model: { name: draft.model!.name },
       sentTo: draft.sentTo.slice(),
-      patients: draft.patients,
-      inputDigest: draft.inputDigest || undefined,
+      patients: early.patients,
+      inputDigest: early.inputDigest,
     };
   }
 
