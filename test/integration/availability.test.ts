@@ -1,8 +1,9 @@
 
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditRecords, httpsCall, runCliAsync, startCluster, startProcess, stopProcess, waitFor, type Cluster } from '../helpers/cluster.js';
+import { auditRecords, httpsCall, jsonLogs, runCliAsync, startCluster, startProcess, stopProcess, waitFor, type Cluster } from '../helpers/cluster.js';
 import { startLoad } from '../helpers/load.js';
 
 const statusOf = async (cluster: Cluster, node: string) =>
@@ -143,4 +144,73 @@ describe('gateway drain', () => {
       await cluster.stop();
     }
   });
+  it('SIGTERM: a request arriving during the drain on a kept-alive connection gets 503, Retry-After and Connection: close, in our error form', async () => {
+    // The drain closes idle connections at once; a request can still arrive on a connection that is busy.
+    // Here the connection carries a first request the node holds (fault injection) until the node is
+    // killed, and the second request is written on it only once the gateway has logged that it is
+    // draining: so it is read during the drain whatever this machine's speed.
+    const cluster = await startCluster({
+      nodes: 1,
+      gatewayPatch: (c) => { c.pools.default.breaker = { timeoutMs: 60_000 }; c.gateway.defaultTimeoutMs = 60_000; },
+      nodeConfigPatch: (c) => { c.node.faultInjection = true; },
+    });
+    try {
+      const token = await cluster.token(['clinician']);
+      await fetch(`http://127.0.0.1:${cluster.nodes[0]!.ports.admin}/fault?delayMs=600000`, { method: 'POST' });
+      const body = JSON.stringify({ inputs: [{ name: 'vitals', datatype: 'FP32', shape: [1, 7], data: [24, 93, 1, 105, 115, 0, 38.5] }] });
+      const request = [
+        'POST /v2/models/news2/infer HTTP/1.1', 'host: localhost', `authorization: Bearer ${token}`,
+        'content-type: application/json', `content-length: ${Buffer.byteLength(body)}`, '', body,
+      ].join('\r\n');
+      const socket = connect({
+        host: '127.0.0.1', port: cluster.gateway.ports.rest!, servername: 'localhost', ca: readFileSync(cluster.pki.ca),
+        cert: readFileSync(cluster.pki.apps.ehr.cert), key: readFileSync(cluster.pki.apps.ehr.key),
+      });
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject); });
+      socket.write(request);
+      // On a quiet gateway the request's dispatch record is on disk while the node works: the request is on the node.
+      await waitFor(() => auditRecords(join(cluster.dir, 'audit')).some((r) => r.type === 'dispatch'), 10_000, 'the first request on the node');
+      cluster.gateway.child.kill('SIGTERM');
+      await waitFor(() => jsonLogs(cluster.gateway).some((l) => /^draining/.test(String(l.msg))), 10_000, 'the drain to begin');
+      socket.write(request);
+      // The held request now fails (its node is gone) and the drain can end.
+      await stopProcess(cluster.nodes[0]!, 'SIGKILL');
+      await closed;
+      const answers = httpResponses(Buffer.concat(chunks));
+      expect(answers.length, JSON.stringify(answers)).toBe(2);
+      expect(answers[0]!.status).toBeGreaterThanOrEqual(500); // the held request: its node died
+      const shed = answers[1]!;
+      expect(shed.status).toBe(503);
+      expect(shed.headers['retry-after']).toBe('1');
+      expect(shed.headers.connection).toBe('close');
+      expect(JSON.parse(shed.body)).toEqual({ error: expect.stringMatching(/shutting down/) });
+      await new Promise<void>((resolve) => (cluster.gateway.child.exitCode !== null ? resolve() : cluster.gateway.child.once('exit', () => resolve())));
+      expect(cluster.gateway.child.exitCode).toBe(0);
+      const requests = auditRecords(join(cluster.dir, 'audit')).filter((r) => r.type === 'request');
+      // The refused request reached no model: only the held one has a request record.
+      expect(requests.length).toBe(1);
+    } finally {
+      await cluster.stop();
+    }
+  });
 });
+
+/** The HTTP/1.1 responses, one after another, in `bytes` (each with a Content-Length body). */
+function httpResponses(bytes: Buffer): Array<{ status: number; headers: Record<string, string>; body: string }> {
+  const answers: Array<{ status: number; headers: Record<string, string>; body: string }> = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const end = bytes.indexOf('\r\n\r\n', at);
+    if (end < 0) throw new Error(`an incomplete response head: ${bytes.subarray(at).toString('latin1')}`);
+    const [statusLine, ...lines] = bytes.subarray(at, end).toString('latin1').split('\r\n');
+    const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    const length = Number(headers['content-length']);
+    if (!Number.isSafeInteger(length)) throw new Error(`a response without a Content-Length: ${statusLine}`);
+    answers.push({ status: Number(statusLine!.split(' ')[1]), headers, body: bytes.subarray(end + 4, end + 4 + length).toString('utf8') });
+    at = end + 4 + length;
+  }
+  return answers;
+}
