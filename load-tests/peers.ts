@@ -11,7 +11,8 @@
  * its standard per-request log line, as cdsgate writes one), the Node floor
  * (lib/node-floor.ts: fastify and undici passing bytes through with mTLS on
  * both sides and no other work, what any Node proxy pays), cdsgate REST and
- * gRPC with durable audit, cdsgate REST and gRPC without fsync, cdsgate
+ * gRPC with durable audit, cdsgate REST and gRPC without fsync (each door on
+ * a gateway of its own, as each serves in its steady state), cdsgate
  * calling the node's gRPC door instead of its REST door (the earlier default),
  * cdsgate without coalescing (one node call per request), and cdsgate with N
  * worker processes. At one connection, two more rows call the node directly
@@ -119,6 +120,8 @@ let noFsync: Proc | undefined;
 let multi: Proc | undefined;
 let viaGrpc: Proc | undefined;
 let uncoalesced: Proc | undefined;
+let grpcDoor: Proc | undefined;
+let grpcDoorNoFsync: Proc | undefined;
 try {
   if (workerCount > 1) {
     // cdsgate with several worker processes on one port (gateway.workers), over the same node.
@@ -141,6 +144,21 @@ try {
   for (const route of Object.values(oneByOne.models) as Array<Record<string, unknown>>) delete route.coalesce;
   oneByOne.audit = { ...oneByOne.audit, dir: join(d, 'audit-uncoalesced') };
   uncoalesced = await startProcess('gateway', oneByOne, d, 'gateway-uncoalesced', false);
+  // The gRPC door's rows get gateways of their own, so that every cdsgate row is measured on a gateway that serves
+  // one door, as it does in its steady state. A gateway that served a burst of gRPC calls serves REST more slowly for
+  // the next several seconds at one connection (V8 deoptimises the code the two doors share when the other door's
+  // objects reach it, and reoptimises it only as REST calls come): measured with two gateways of one build, REST at
+  // one connection right after 3 s of gRPC load against right after REST load, 6 interleaved rounds: p50 1.357
+  // against 1.178 ms; with 10 s of REST before each measured run instead of 2, or gRPC load only once before the
+  // rounds, no difference (docs/PERFORMANCE.md). Sharing one gateway made the REST row pay that in every round.
+  if (values.only !== 'rest') {
+    const durable = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
+    durable.audit = { ...durable.audit, dir: join(d, 'audit-grpc-door') };
+    grpcDoor = await startProcess('gateway', durable, d, 'gateway-grpc-door', false);
+    const noSync = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
+    noSync.audit = { ...noSync.audit, dir: join(d, 'audit-grpc-door-nofsync'), fsync: false };
+    grpcDoorNoFsync = await startProcess('gateway', noSync, d, 'gateway-grpc-door-nofsync', false);
+  }
 
   // HAProxy with the equivalent checks. jwt_payload_query reads no arrays, so the role is looked for in roles[0..3].
   const jwks = JSON.parse(readFileSync(cluster.issuer.jwks, 'utf8')) as { keys: Array<Record<string, unknown>> };
@@ -248,8 +266,10 @@ try {
     paced(PACED_HAPROXY, 'HAProxy → node REST'),
     paced(PACED_CDSGATE, 'cdsgate REST (audit fsync)'),
     ...(multi ? [{ name: `cdsgate REST (${workerCount} workers, audit fsync)`, kind: 'rest' as const, pids: [multi.child.pid, node.child.pid], proxyPid: multi.child.pid, admin: multi.ports.admin, run: (r: number, c: number, s: number) => measure(`cdsgate REST (${workerCount} workers, audit fsync)`, r, rest(multi!.ports.rest!, cluster.pki.apps.ehr, true), s, c) }] : []),
-    { name: 'cdsgate gRPC (audit fsync)', kind: 'grpc', pids: [cluster.gateway.child.pid, node.child.pid], proxyPid: cluster.gateway.child.pid, admin: cluster.gateway.ports.admin, run: (r, c, s) => grpcLoad('cdsgate gRPC (audit fsync)', r, grpcTarget(cluster.gateway.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), s, c) },
-    { name: 'cdsgate gRPC (no fsync)', kind: 'grpc', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c, s) => grpcLoad('cdsgate gRPC (no fsync)', r, grpcTarget(noFsync!.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), s, c) },
+    ...(grpcDoor && grpcDoorNoFsync ? [
+      { name: 'cdsgate gRPC (audit fsync)', kind: 'grpc' as const, pids: [grpcDoor.child.pid, node.child.pid], proxyPid: grpcDoor.child.pid, admin: grpcDoor.ports.admin, run: (r: number, c: number, s: number) => grpcLoad('cdsgate gRPC (audit fsync)', r, grpcTarget(grpcDoor!.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), s, c) },
+      { name: 'cdsgate gRPC (no fsync)', kind: 'grpc' as const, pids: [grpcDoorNoFsync.child.pid, node.child.pid], proxyPid: grpcDoorNoFsync.child.pid, run: (r: number, c: number, s: number) => grpcLoad('cdsgate gRPC (no fsync)', r, grpcTarget(grpcDoorNoFsync!.ports.grpc!, cluster.pki.apps.ehr, 'localhost', true), s, c) },
+    ] : []),
   ];
   const rows = allRows.filter((row) => !values.only || row.kind === values.only || row.name.startsWith('HAProxy'));
 
@@ -374,6 +394,8 @@ try {
   if (multi) await stopProcess(multi);
   if (viaGrpc) await stopProcess(viaGrpc);
   if (uncoalesced) await stopProcess(uncoalesced);
+  if (grpcDoor) await stopProcess(grpcDoor);
+  if (grpcDoorNoFsync) await stopProcess(grpcDoorNoFsync);
   await cluster.stop();
 }
 
