@@ -1,7 +1,7 @@
 
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:tls';
+import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditRecords, httpsCall, jsonLogs, runCliAsync, startCluster, startProcess, stopProcess, waitFor, type Cluster } from '../helpers/cluster.js';
 import { startLoad } from '../helpers/load.js';
@@ -144,6 +144,7 @@ describe('gateway drain', () => {
       await cluster.stop();
     }
   });
+
   it('SIGTERM: a request arriving during the drain on a kept-alive connection gets 503, Retry-After and Connection: close, in our error form', async () => {
     // The drain closes idle connections at once; a request can still arrive on a connection that is busy.
     // Here the connection carries a first request the node holds (fault injection) until the node is
@@ -154,6 +155,7 @@ describe('gateway drain', () => {
       gatewayPatch: (c) => { c.pools.default.breaker = { timeoutMs: 60_000 }; c.gateway.defaultTimeoutMs = 60_000; },
       nodeConfigPatch: (c) => { c.node.faultInjection = true; },
     });
+    let socket: TLSSocket | undefined;
     try {
       const token = await cluster.token(['clinician']);
       await fetch(`http://127.0.0.1:${cluster.nodes[0]!.ports.admin}/fault?delayMs=600000`, { method: 'POST' });
@@ -162,14 +164,14 @@ describe('gateway drain', () => {
         'POST /v2/models/news2/infer HTTP/1.1', 'host: localhost', `authorization: Bearer ${token}`,
         'content-type: application/json', `content-length: ${Buffer.byteLength(body)}`, '', body,
       ].join('\r\n');
-      const socket = connect({
+      socket = connect({
         host: '127.0.0.1', port: cluster.gateway.ports.rest!, servername: 'localhost', ca: readFileSync(cluster.pki.ca),
         cert: readFileSync(cluster.pki.apps.ehr.cert), key: readFileSync(cluster.pki.apps.ehr.key),
       });
       const chunks: Buffer[] = [];
       socket.on('data', (c: Buffer) => chunks.push(c));
-      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-      await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject); });
+      const closed = new Promise<void>((resolve) => socket!.once('close', () => resolve()));
+      await new Promise<void>((resolve, reject) => { socket!.once('secureConnect', resolve); socket!.once('error', reject); });
       socket.write(request);
       // On a quiet gateway the request's dispatch record is on disk while the node works: the request is on the node.
       await waitFor(() => auditRecords(join(cluster.dir, 'audit')).some((r) => r.type === 'dispatch'), 10_000, 'the first request on the node');
@@ -193,6 +195,7 @@ describe('gateway drain', () => {
       // The refused request reached no model: only the held one has a request record.
       expect(requests.length).toBe(1);
     } finally {
+      socket?.destroy();
       await cluster.stop();
     }
   });
