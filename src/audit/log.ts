@@ -140,10 +140,11 @@ export class AuditLog {
   private lock: WriterLock | undefined;
   /**
    * The chain's last line, when its hash is not yet taken (`prev` is then the
-   * hash of the line before it). The hash is needed only by the next record,
-   * so it is taken when that record is chained (headHash()), not while the
-   * last one's request waits for its answer: at one connection that is the
-   * next request's dispatch record, written while its node works.
+   * hash of the line before it). The hash is needed only by the next record:
+   * a batch that is only written leaves it to be taken when that record is
+   * chained (headHash()), not while the last one's request waits for its
+   * answer; at one connection that is the next request's dispatch record,
+   * written while its node works. A batch that syncs takes it at once.
    */
   private unhashed: string | undefined;
 
@@ -391,7 +392,7 @@ export class AuditLog {
     let seq = this.seq, prev = this.headHash(), sinceCheckpoint = this.sinceCheckpoint;
     const heads: string[] = [];
     let durable = false;
-    /** The batch's latest line, hashed only once a record after it needs the hash (see `unhashed`). */
+    /** The batch's latest line, hashed once a record after it needs the hash (see `unhashed`) or the batch syncs. */
     let unhashed: string | undefined;
     for (const item of items) {
       if (item.durable) durable = true;
@@ -410,6 +411,14 @@ export class AuditLog {
       }
       unhashed = line;
       text += `${line}\n`;
+    }
+    // A batch that waits for its sync takes its last line's hash now: its records wait for the disk anyway. One that
+    // is only written (a request's own record once its dispatch record is on disk, just before its answer) leaves the
+    // hash to the next record, at one connection the next request's dispatch record, made while its node works. So
+    // neither line of a quiet gateway's request is hashed between the node's answer and the caller's.
+    if (durable && this.o.fsync && unhashed !== undefined) {
+      prev = lineHash(unhashed);
+      unhashed = undefined;
     }
     const bytes = Buffer.from(text);
     if (bytes.length > 0) {
@@ -435,7 +444,7 @@ export class AuditLog {
     }
     // Only once the lines are written (and, for a batch that waits for the disk, synced) does the in-memory head move.
     this.seq = seq;
-    if (unhashed !== undefined) {
+    if (text !== '') {
       this.prev = prev;
       this.unhashed = unhashed;
     }
