@@ -23,8 +23,10 @@
  * own pace too. Every other cdsgate row coalesces news2 as the development
  * configuration does, and the report gives the requests per node call it
  * measured. Rounds are
- * interleaved (every row once per round, in turn; each measured run follows
- * `--prewarm` seconds of the same load, discarded), figures are medians over
+ * interleaved (every row once per round: the node's rows first, the paced
+ * rows last, the others in a different order each round, lib/round-order.ts;
+ * each measured run follows `--prewarm` seconds of the same load, discarded),
+ * figures are medians over
  * rounds, and each cdsgate/HAProxy ratio is the median of per-round ratios.
  * CPU µs per request is read from /proc for each process in the path. For
  * each gateway that syncs its audit log, the run's syncs are read from its
@@ -47,6 +49,7 @@ import { grpcLoad } from './lib/grpc-load.js';
 import { measure, median, processCpuMicros, writeReport, type Figures, type Target } from './lib/measure.js';
 import { wholeOption } from './lib/options.js';
 import { NEWS2_GRPC_REQUEST, NEWS2_REST_BODY } from './lib/news2-request.js';
+import { roundOrder, type Placed } from './lib/round-order.js';
 import { slowSyncOption } from './lib/slow-sync.js';
 
 const { values } = parseArgs({
@@ -234,7 +237,7 @@ try {
   }
 
   /** `admin`: the admin port of a gateway that syncs its audit log, whose sync figures the report gives for the row. */
-  interface Row {
+  interface Row extends Placed {
     name: string; kind: 'rest' | 'grpc'; pids: Array<number | undefined>; proxyPid?: number; admin?: number;
     /** Only at one connection (the paced rows). */
     oneConnectionOnly?: boolean;
@@ -249,12 +252,12 @@ try {
     return last && last.rps > 0 ? 1000 / last.rps : 2;
   };
   const paced = (name: string, proxy: string): Row => ({
-    name, kind: 'rest', pids: [node.child.pid], oneConnectionOnly: true,
+    name, kind: 'rest', pids: [node.child.pid], oneConnectionOnly: true, place: 'last',
     run: (r, c, s) => measure(name, r, { ...rest(node.ports.rest!, cluster.pki.gatewayClient, false), intervalMs: paceBehind(proxy) }, s, c),
   });
   const allRows: Row[] = [
-    { name: 'node REST directly', kind: 'rest', pids: [node.child.pid], run: (r, c, s) => measure('node REST directly', r, rest(node.ports.rest!, cluster.pki.gatewayClient, false), s, c) },
-    { name: 'node gRPC directly', kind: 'grpc', pids: [node.child.pid], run: (r, c, s) => grpcLoad('node gRPC directly', r, grpcTarget(node.ports.grpc!, cluster.pki.gatewayClient, 'node-0.cdsgate.local', false), s, c) },
+    { name: 'node REST directly', kind: 'rest', pids: [node.child.pid], place: 'first', run: (r, c, s) => measure('node REST directly', r, rest(node.ports.rest!, cluster.pki.gatewayClient, false), s, c) },
+    { name: 'node gRPC directly', kind: 'grpc', pids: [node.child.pid], place: 'first', run: (r, c, s) => grpcLoad('node gRPC directly', r, grpcTarget(node.ports.grpc!, cluster.pki.gatewayClient, 'node-0.cdsgate.local', false), s, c) },
     { name: 'HAProxy → node REST', kind: 'rest', pids: [haproxy.pid, node.child.pid], proxyPid: haproxy.pid, run: (r, c, s) => measure('HAProxy → node REST', r, rest(haproxyPort, cluster.pki.apps.ehr, true), s, c) },
     { name: HAPROXY_LOGGED, kind: 'rest', pids: [haproxyLogged.pid, node.child.pid], proxyPid: haproxyLogged.pid, run: (r, c, s) => measure(HAPROXY_LOGGED, r, rest(haproxyLoggedPort, cluster.pki.apps.ehr, true), s, c) },
     { name: FLOOR, kind: 'rest', pids: [floor.pid, node.child.pid], proxyPid: floor.pid, run: (r, c, s) => measure(FLOOR, r, rest(floorPort, cluster.pki.apps.ehr, false), s, c) },
@@ -262,7 +265,7 @@ try {
     { name: UNCOALESCED, kind: 'rest', pids: [uncoalesced.child.pid, node.child.pid], proxyPid: uncoalesced.child.pid, admin: uncoalesced.ports.admin, run: (r, c, s) => measure(UNCOALESCED, r, rest(uncoalesced!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
     { name: 'cdsgate REST, node via gRPC (audit fsync)', kind: 'rest', pids: [viaGrpc.child.pid, node.child.pid], proxyPid: viaGrpc.child.pid, admin: viaGrpc.ports.admin, run: (r, c, s) => measure('cdsgate REST, node via gRPC (audit fsync)', r, rest(viaGrpc!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
     { name: 'cdsgate REST (no fsync)', kind: 'rest', pids: [noFsync.child.pid, node.child.pid], proxyPid: noFsync.child.pid, run: (r, c, s) => measure('cdsgate REST (no fsync)', r, rest(noFsync!.ports.rest!, cluster.pki.apps.ehr, true), s, c) },
-    // After the rows whose pace they take, so each round's pace comes from that round.
+    // Last in every round (roundOrder), after the rows whose pace they take, so each round's pace comes from that round.
     paced(PACED_HAPROXY, 'HAProxy → node REST'),
     paced(PACED_CDSGATE, 'cdsgate REST (audit fsync)'),
     ...(multi ? [{ name: `cdsgate REST (${workerCount} workers, audit fsync)`, kind: 'rest' as const, pids: [multi.child.pid, node.child.pid], proxyPid: multi.child.pid, admin: multi.ports.admin, run: (r: number, c: number, s: number) => measure(`cdsgate REST (${workerCount} workers, audit fsync)`, r, rest(multi!.ports.rest!, cluster.pki.apps.ehr, true), s, c) }] : []),
@@ -283,9 +286,14 @@ try {
   // and a long-running gateway or node has long since seen them. HAProxy, compiled ahead of time, is warmed the same.
   const rowsAt = (c: number) => rows.filter((row) => c === 1 || !row.oneConnectionOnly);
   for (let wave = 0; wave < warmupWaves; wave++) for (const c of connectionCounts) for (const row of rowsAt(c)) await row.run(0, c, warmupSeconds);
+  /** The order the rows ran in, per round and connection count (the report's JSON keeps it). */
+  const orders: Array<{ round: number; connections: number; rows: string[] }> = [];
   for (let round = 1; round <= rounds; round++) {
     for (const c of connectionCounts) {
-      for (const row of rowsAt(c)) {
+      // A different order of the proxy rows every round (lib/round-order.ts says why), so none always follows the same row.
+      const order = roundOrder(rowsAt(c), round);
+      orders.push({ round, connections: c, rows: order.map((row) => row.name) });
+      for (const row of order) {
         if (prewarmSeconds > 0) await row.run(0, c, prewarmSeconds);
         const totalsBefore = row.admin ? await gatewayTotals(row.admin) : undefined;
         const proxyBefore = processCpuMicros(row.proxyPid), nodeBefore = processCpuMicros(node.child.pid);
@@ -379,9 +387,9 @@ try {
   const reportName = (tokenCount === 1 ? 'peers' : `peers-${tokenCount}-tokens`) + (tokenCacheEntries === undefined ? '' : `-token-cache-${tokenCacheEntries}`)
     + (slowSyncMicros === undefined ? '' : `-slow-sync-${slowSyncMicros}us`);
   writeFileSync(join(process.cwd(), 'load-tests', 'reports', `${reportName}.svg`), svg);
-  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), warmupWaves, warmupSeconds, prewarmSeconds, rounds, seconds, connections: connectionCounts, tokens: tokenCount, tokenCacheEntries: tokenCacheEntries ?? 'configuration default', slowSyncMicros, machine: { cpus: cpus().length, node: process.version }, haproxyLogLines, summary, samples }, [
+  writeReport(reportName, { benchmark: 'peers', date: new Date().toISOString(), warmupWaves, warmupSeconds, prewarmSeconds, rounds, seconds, connections: connectionCounts, tokens: tokenCount, tokenCacheEntries: tokenCacheEntries ?? 'configuration default', slowSyncMicros, machine: { cpus: cpus().length, node: process.version }, haproxyLogLines, orders, summary, samples }, [
     '# cdsgate against HAProxy, in front of the same node (news2)', '',
-    `${new Date().toISOString()}; ${warmupWaves} warm-up waves × ${warmupSeconds} s, then ${rounds} interleaved rounds × ${seconds} s per row${prewarmSeconds > 0 ? `, each run after ${prewarmSeconds} s of the same load, discarded` : ''}; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}${tokenCacheEntries === undefined ? '' : tokenCacheEntries === 0 ? ', cdsgate\'s verified-token cache off (every token verified on every request, as HAProxy does)' : `, cdsgate's verified-token cache ${tokenCacheEntries} tokens`}; ${cpus().length} cores, everything on 127.0.0.1; `
+    `${new Date().toISOString()}; ${warmupWaves} warm-up waves × ${warmupSeconds} s, then ${rounds} interleaved rounds × ${seconds} s per row (the node's rows first, the paced rows last, the others in a different order each round)${prewarmSeconds > 0 ? `, each run after ${prewarmSeconds} s of the same load, discarded` : ''}; ${tokenCount} distinct token${tokenCount === 1 ? '' : 's'}${tokenCacheEntries === undefined ? '' : tokenCacheEntries === 0 ? ', cdsgate\'s verified-token cache off (every token verified on every request, as HAProxy does)' : `, cdsgate's verified-token cache ${tokenCacheEntries} tokens`}; ${cpus().length} cores, everything on 127.0.0.1; `
     + 'HAProxy checks mTLS, the ES256 signature, iss, aud, exp and the role; cdsgate also writes the audit record, redacts, applies policy and routes.'
     + (slowSyncMicros === undefined ? '' : ` Every audit sync waited ${slowSyncMicros} µs more, one at a time (--slow-sync-us: a disk that syncs slowly).`),
     ...table, '', `HAProxy's request log (the "${HAPROXY_LOGGED}" row) wrote ${haproxyLogLines} lines.`, '', `![req/s and p99 per path](${reportName}.svg)`, '',
