@@ -125,6 +125,24 @@ describe('coalescing node client', () => {
     expect(inner.calls).toHaveLength(3);
   });
 
+  it('while a lone call is out, a request of another kind leaves at once and one of its kind gathers behind it', async () => {
+    const { inner, client, joined } = setup();
+    const deadline = inAMinute();
+    const first = client.infer(request([[1, 2]]), deadline, 'req-a');
+    const other = client.infer(request([[1, 2, 3]]), deadline, 'req-b');
+    expect(inner.calls).toHaveLength(2);
+    const same = client.infer(request([[5, 6]]), deadline, 'req-c');
+    expect(inner.calls).toHaveLength(2);
+    expect((await Promise.all([first, other, same])).map(sumsOf)).toEqual([[3], [6], [11]]);
+    expect(inner.calls).toHaveLength(3);
+    expect(joined).toEqual([['m', 1, 1], ['m', 1, 1], ['m', 1, 1]]);
+    // Both kinds are free again (once the calls' own endings have run): each next request leaves at once.
+    await new Promise((r) => setImmediate(r));
+    void client.infer(request([[7, 8]]), deadline, 'req-d');
+    void client.infer(request([[1, 2, 3]]), deadline, 'req-e');
+    expect(inner.calls).toHaveLength(5);
+  });
+
   it('never joins requests that differ in model, version, outputs, parameters, input shape or datatype', async () => {
     const { client, busy } = setup({ m: 64, other: 64 });
     const f16: InferRequest = { ...request([[1, 2]]), inputs: [{ name: 'x', datatype: 'FP16', shape: [1, 2], data: Uint16Array.of(1, 2) }] };
