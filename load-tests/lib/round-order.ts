@@ -1,3 +1,5 @@
+import { mulberry32 } from '../../src/seeded-random.js';
+
 /**
  * The order in which a benchmark's rows run in one round of interleaved
  * rounds. Rows that every other row is compared with (the node called
@@ -8,13 +10,11 @@
  *
  * Why: on a shared 2-core machine a run carries something of the run before
  * it (a process that just went idle, the node's state after another proxy's
- * load), and in a fixed order a row always follows the same row and carries
- * the same thing in every round: the medians over rounds keep it as a bias of
- * that row. In six full runs of bench:peers in a fixed order, the main
- * cdsgate row (always right after the Node floor's) was slower at one
- * connection than the same gateway without coalescing (which a lone request
- * bypasses) in every round of four of them, and no A/B of the two
- * configurations alone showed that gap (docs/PERFORMANCE.md).
+ * load), and in a fixed order a row follows the same row in every round, so
+ * whatever that one leaves behind becomes a bias of the row that more rounds
+ * do not remove. (It was suspected of the main cdsgate row's gap to the
+ * uncoalescing one at one connection; with the order shuffled the gap
+ * stayed, docs/PERFORMANCE.md.)
  */
 export interface Placed { place?: 'first' | 'last' }
 
@@ -30,16 +30,4 @@ export function roundOrder<T extends Placed>(rows: readonly T[], round: number):
     }
   }
   return [...first, ...middle, ...last];
-}
-
-/** A small seeded generator of numbers in [0, 1) (Mulberry32): reproducible orders, no cryptographic use. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
