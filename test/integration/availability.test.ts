@@ -1,10 +1,11 @@
 
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { connect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditRecords, httpsCall, jsonLogs, runCliAsync, startCluster, startProcess, stopProcess, waitFor, type Cluster } from '../helpers/cluster.js';
 import { startLoad } from '../helpers/load.js';
+import { bytesUntilClosed, rawTls } from '../helpers/raw-tls.js';
 
 const statusOf = async (cluster: Cluster, node: string) =>
   ((await fetch(`http://127.0.0.1:${cluster.gateway.ports.admin}/status`).then((r) => r.json())) as { nodes: Array<{ node: string; state: string; ready: boolean }> })
@@ -164,14 +165,8 @@ describe('gateway drain', () => {
         'POST /v2/models/news2/infer HTTP/1.1', 'host: localhost', `authorization: Bearer ${token}`,
         'content-type: application/json', `content-length: ${Buffer.byteLength(body)}`, '', body,
       ].join('\r\n');
-      socket = connect({
-        host: '127.0.0.1', port: cluster.gateway.ports.rest!, servername: 'localhost', ca: readFileSync(cluster.pki.ca),
-        cert: readFileSync(cluster.pki.apps.ehr.cert), key: readFileSync(cluster.pki.apps.ehr.key),
-      });
-      const chunks: Buffer[] = [];
-      socket.on('data', (c: Buffer) => chunks.push(c));
-      const closed = new Promise<void>((resolve) => socket!.once('close', () => resolve()));
-      await new Promise<void>((resolve, reject) => { socket!.once('secureConnect', resolve); socket!.once('error', reject); });
+      socket = await rawTls(cluster.gateway.ports.rest!, cluster.pki.ca, cluster.pki.apps.ehr);
+      const received = bytesUntilClosed(socket);
       socket.write(request);
       // On a quiet gateway the request's dispatch record is on disk while the node works: the request is on the node.
       await waitFor(() => auditRecords(join(cluster.dir, 'audit')).some((r) => r.type === 'dispatch'), 10_000, 'the first request on the node');
@@ -180,8 +175,7 @@ describe('gateway drain', () => {
       socket.write(request);
       // The held request now fails (its node is gone) and the drain can end.
       await stopProcess(cluster.nodes[0]!, 'SIGKILL');
-      await closed;
-      const answers = httpResponses(Buffer.concat(chunks));
+      const answers = httpResponses(await received);
       expect(answers.length, JSON.stringify(answers)).toBe(2);
       expect(answers[0]!.status).toBeGreaterThanOrEqual(500); // the held request: its node died
       const shed = answers[1]!;

@@ -1,4 +1,4 @@
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { connect as http2Connect, constants as h2 } from 'node:http2';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import {
   auditRecords, requestRecords, grpcCall, grpcClient, httpsCall, renewGatewayClientAndRevokeOld, rid, runCliAsync, scrapeMetrics, startCluster, waitFor, type Cluster, type GrpcClient, type Identity,
 } from '../helpers/cluster.js';
+import { rawTls as rawTlsTo, untilClosed } from '../helpers/raw-tls.js';
 
 /**
  * Attacks and careless clients against real processes over real mTLS: every
@@ -44,25 +45,8 @@ const rest = (path: string, o: Parameters<typeof httpsCall>[2] extends infer T ?
   httpsCall(cluster.gateway.ports.rest!, path, { ca: cluster.pki.ca, identity: cluster.pki.apps.ehr, token, ...o });
 
 /** A raw mTLS connection to the REST door, to send exactly the bytes an attacker would. */
-function rawTls(identity: Identity = cluster.pki.apps.ehr, extra: Record<string, unknown> = {}): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const socket = tlsConnect({
-      host: '127.0.0.1', port: cluster.gateway.ports.rest!, servername: 'localhost', ca: readFileSync(cluster.pki.ca),
-      cert: readFileSync(identity.cert), key: readFileSync(identity.key), ...extra,
-    }, () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
-
-/** Everything the server says until it closes the connection. */
-function untilClosed(socket: TLSSocket | import('node:net').Socket): Promise<string> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', () => undefined);
-    socket.once('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
-  });
-}
+const rawTls = (identity: Identity = cluster.pki.apps.ehr, extra: Record<string, unknown> = {}): Promise<TLSSocket> =>
+  rawTlsTo(cluster.gateway.ports.rest!, cluster.pki.ca, identity, extra);
 
 /**
  * One ModelInfer over a bare HTTP/2 stream, to send what grpc-js clients will
