@@ -125,28 +125,31 @@ let viaGrpc: Proc | undefined;
 let uncoalesced: Proc | undefined;
 let grpcDoor: Proc | undefined;
 let grpcDoorNoFsync: Proc | undefined;
-try {
-  if (workerCount > 1) {
-    // cdsgate with several worker processes on one port (gateway.workers), over the same node.
-    const config = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
-    config.gateway = { ...config.gateway, workers: workerCount };
-    config.audit = { ...config.audit, dir: join(d, 'audit-workers') };
-    multi = await startProcess('gateway', config, d, 'gateway-workers', false);
-  }
-  // cdsgate calling the node's gRPC door (the gateway → node path before REST with binary tensors was the default).
-  const grpcConfig = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
-  grpcConfig.nodes = grpcConfig.nodes.map((n: Record<string, unknown>) => ({ ...n, protocol: 'grpc', address: `127.0.0.1:${node.ports.grpc}` }));
-  grpcConfig.audit = { ...grpcConfig.audit, dir: join(d, 'audit-via-grpc') };
-  viaGrpc = await startProcess('gateway', grpcConfig, d, 'gateway-via-grpc', false);
-  // cdsgate without fsync: a second gateway over the same node.
+/** Every gateway started here besides the cluster's own, stopped at the end. */
+const extraGateways: Proc[] = [];
+/**
+ * Another gateway over the same node: the cluster gateway's configuration, with an audit directory of its own
+ * (`audit-NAME`), changed by `patch`.
+ */
+const startGateway = async (name: string, patch: (config: Record<string, any>) => void = () => undefined): Promise<Proc> => {
   const config = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
-  config.audit = { ...config.audit, dir: join(d, 'audit-nofsync'), fsync: false };
-  noFsync = await startProcess('gateway', config, d, 'gateway-nofsync', false);
+  config.audit = { ...config.audit, dir: join(d, `audit-${name}`) };
+  patch(config);
+  const gateway = await startProcess('gateway', config, d, `gateway-${name}`, false);
+  extraGateways.push(gateway);
+  return gateway;
+};
+try {
+  // cdsgate with several worker processes on one port (gateway.workers), over the same node.
+  if (workerCount > 1) multi = await startGateway('workers', (c) => { c.gateway = { ...c.gateway, workers: workerCount }; });
+  // cdsgate calling the node's gRPC door (the gateway → node path before REST with binary tensors was the default).
+  viaGrpc = await startGateway('via-grpc', (c) => {
+    c.nodes = c.nodes.map((n: Record<string, unknown>) => ({ ...n, protocol: 'grpc', address: `127.0.0.1:${node.ports.grpc}` }));
+  });
+  // cdsgate without fsync.
+  noFsync = await startGateway('nofsync', (c) => { c.audit.fsync = false; });
   // cdsgate without coalescing (the development configuration coalesces news2): one node call per request, as before it.
-  const oneByOne = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
-  for (const route of Object.values(oneByOne.models) as Array<Record<string, unknown>>) delete route.coalesce;
-  oneByOne.audit = { ...oneByOne.audit, dir: join(d, 'audit-uncoalesced') };
-  uncoalesced = await startProcess('gateway', oneByOne, d, 'gateway-uncoalesced', false);
+  uncoalesced = await startGateway('uncoalesced', (c) => { for (const route of Object.values(c.models) as Array<Record<string, unknown>>) delete route.coalesce; });
   // The gRPC door's rows get gateways of their own, so that every cdsgate row is measured on a gateway that serves
   // one door, as it does in its steady state. A gateway that served a burst of gRPC calls serves REST more slowly for
   // the next several seconds at one connection (V8 deoptimises the code the two doors share when the other door's
@@ -155,12 +158,8 @@ try {
   // against 1.178 ms; with 10 s of REST before each measured run instead of 2, or gRPC load only once before the
   // rounds, no difference (docs/PERFORMANCE.md). Sharing one gateway made the REST row pay that in every round.
   if (values.only !== 'rest') {
-    const durable = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
-    durable.audit = { ...durable.audit, dir: join(d, 'audit-grpc-door') };
-    grpcDoor = await startProcess('gateway', durable, d, 'gateway-grpc-door', false);
-    const noSync = JSON.parse(readFileSync(join(d, 'gateway.json'), 'utf8'));
-    noSync.audit = { ...noSync.audit, dir: join(d, 'audit-grpc-door-nofsync'), fsync: false };
-    grpcDoorNoFsync = await startProcess('gateway', noSync, d, 'gateway-grpc-door-nofsync', false);
+    grpcDoor = await startGateway('grpc-door');
+    grpcDoorNoFsync = await startGateway('grpc-door-nofsync', (c) => { c.audit.fsync = false; });
   }
 
   // HAProxy with the equivalent checks. jwt_payload_query reads no arrays, so the role is looked for in roles[0..3].
@@ -398,12 +397,7 @@ try {
   haproxy?.kill();
   haproxyLogged?.kill();
   floor?.kill();
-  if (noFsync) await stopProcess(noFsync);
-  if (multi) await stopProcess(multi);
-  if (viaGrpc) await stopProcess(viaGrpc);
-  if (uncoalesced) await stopProcess(uncoalesced);
-  if (grpcDoor) await stopProcess(grpcDoor);
-  if (grpcDoorNoFsync) await stopProcess(grpcDoorNoFsync);
+  for (const gateway of extraGateways) await stopProcess(gateway);
   await cluster.stop();
 }
 
