@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CdsError, quote, shapeText } from '../../src/errors.js';
-import { DATATYPES, DEFAULT_TENSOR_LIMITS, type Datatype } from '../../src/tensor/datatypes.js';
+import { DATATYPES, type Datatype } from '../../src/tensor/datatypes.js';
 import { tensorFromJson } from '../../src/tensor/json.js';
 import { tensorFromRaw } from '../../src/tensor/raw.js';
 import { tensorFromContents } from '../../src/tensor/contents.js';
