@@ -26,7 +26,8 @@ export class LatencyWindow {
     if (this.count < SIZE) this.count++;
     if (++this.sinceRefresh >= REFRESH_EVERY) {
       this.sinceRefresh = 0;
-      this.cached.clear();
+      // Replaced, not cleared: a cleared Map's table points at its successor, which can keep a chain of them alive past scavenges (coalescer.ts, flush).
+      this.cached = new Map();
     }
   }
 
