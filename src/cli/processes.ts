@@ -11,28 +11,6 @@ export interface Spawned {
 }
 
 /**
- * V8 flags a gateway process starts with. A larger young generation: under
- * load each request leaves about 57 KB of short-lived garbage, so with V8's
- * default 16 MB semi-space the gateway scavenges every 60–90 ms at 32
- * connections. With 64 MB it scavenges about a quarter as often, each pause
- * longer, the total less: in interleaved A/Bs at 32 connections, req/s
- * 1.03×, 1.12× and 1.10×, CPU per request 1.01×, 0.90× and 0.94×; and
- * after the coalescer's Map fix (scavenges of 1.9 against 4.2 ms) req/s
- * 1.05×, CPU 0.96×, p99 0.96× (docs/PERFORMANCE.md). The young generation
- * grows to it only under load.
- * V8 reads the size once, when the heap is set up, so it must be on the
- * command line; a size the operator set in NODE_OPTIONS is left as it is.
- */
-export const GATEWAY_V8_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
-
-/** The V8 flags a child running `command` gets: the gateway's, less any the operator already set in NODE_OPTIONS. */
-export function v8FlagsFor(command: 'gateway' | 'node', nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
-  if (command !== 'gateway') return [];
-  const set = new Set(nodeOptions.split(/\s+/).filter(Boolean).map((flag) => flag.split('=')[0]!.replace(/_/g, '-')));
-  return GATEWAY_V8_FLAGS.filter((flag) => !set.has(flag.split('=')[0]!));
-}
-
-/**
  * Starts `cdsgate <command> --config FILE` as a child process, forwards its
  * log lines, and resolves when it logs that it is ready.
  */
@@ -45,7 +23,11 @@ export function spawnCdsgate(command: 'gateway' | 'node', configFile: string, on
   const profile = process.env.CDSGATE_PROFILE_DIR
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CDSGATE_PROFILE_DIR}`, ...(interval && /^[1-9]\d{0,6}$/.test(interval) ? [`--cpu-prof-interval=${interval}`] : [])]
     : [];
-  const child = spawn(process.execPath, [...v8FlagsFor(command), ...profile, entry, command, '--config', configFile], {
+  // V8's default young generation (16 MB semi-spaces). A 64 MB one scavenged a quarter as often, but once coalesced
+  // requests no longer outlived their scavenges (coalescer.ts, flush) it bought nothing measurable (CPU per request
+  // 0.96–1.03×, req/s 0.95–1.05× in four interleaved A/Bs at 32 connections) for 75–100 MB more resident memory per
+  // gateway process (docs/PERFORMANCE.md, 8 December).
+  const child = spawn(process.execPath, [...profile, entry, command, '--config', configFile], {
     stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, CDSGATE_SUPERVISED: '1' },
   });
   const ready = new Promise<Record<string, number>>((resolve, reject) => {

@@ -1,8 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintCdsClientToken } from '../../src/auth/dev-issuer.js';
-import { GATEWAY_V8_FLAGS } from '../../src/cli/processes.js';
 import { exampleHookRequest } from '../../src/cli/start.js';
 import { auditRecords, requestRecords, httpsCall, rid, runCliAsync, scrapeMetrics, startCluster, stopProcess, type Cluster } from '../helpers/cluster.js';
 
@@ -36,19 +35,6 @@ describe('gateway.workers: 2', () => {
     expect(requests(0).length + requests(1).length).toBe(12);
     expect(auditRecords(segment(0))[0]).toMatchObject({ type: 'genesis', gateway: 'cdsgate#0' });
     expect(auditRecords(segment(1))[0]).toMatchObject({ type: 'genesis', gateway: 'cdsgate#1' });
-  });
-
-  // V8 takes the young generation's size from the command line only; cluster.fork passes the primary's flags on.
-  it.runIf(process.platform === 'linux')('the primary and both workers run with the gateway\'s V8 flags', () => {
-    const primary = String(cluster.gateway.child.pid);
-    const parentOf = (pid: string) => { try { return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]; } catch { return undefined; } };
-    const workers = readdirSync('/proc').filter((d) => /^\d+$/.test(d) && parentOf(d) === primary);
-    expect(workers).toHaveLength(2);
-    for (const pid of [primary, ...workers]) {
-      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      expect(args).toEqual(expect.arrayContaining([...GATEWAY_V8_FLAGS]));
-      expect(args.some((arg) => /^--max-semi-space-size=\d+$/.test(arg))).toBe(true);
-    }
   });
 
   it('the admin port sums both workers\' metrics and reports each worker', async () => {
